@@ -1,0 +1,1 @@
+"""signalpy_lab: a reactive, multi-tenant component microkernel and a notebook lab over it."""

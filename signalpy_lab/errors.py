@@ -1,0 +1,164 @@
+"""Every error signalpy_lab raises on purpose.
+
+One base class, and each error also inherits the builtin that fits, so callers can catch
+``LookupError`` or ``ValueError`` without knowing about us. Messages are one line: what was
+expected, what was given, and the valid choices (closest first).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = [
+    "AmbiguousServiceError",
+    "ComponentDefinitionError",
+    "ConfigKeyError",
+    "CycleError",
+    "DependencyCycleError",
+    "DependencyError",
+    "DisposedError",
+    "DuplicateInstanceError",
+    "EffectLoopError",
+    "InvalidNameError",
+    "InvalidPropertiesError",
+    "InvalidParamsError",
+    "InvokeTimeoutError",
+    "KernelStateError",
+    "RouteConflictError",
+    "RoutingError",
+    "ServiceNotFoundError",
+    "SignalpyLabError",
+    "StorageKeyError",
+    "TenantIsolationError",
+    "UnknownFactoryError",
+    "UnknownHandlerError",
+    "UnknownInstanceError",
+    "UnknownTargetError",
+    "choices",
+]
+
+
+def choices(given: str, options: Iterable[str], *, limit: int = 8) -> str:
+    """Describe valid ``options`` for an error message, closest matches to ``given`` first.
+
+    >>> choices("tenant-db.qeury", ["tenant-db.query", "tenant-db.status"])
+    "Did you mean 'tenant-db.query'? Valid names: 'tenant-db.query', 'tenant-db.status'."
+    """
+    names = sorted(set(options))
+    if not names:
+        return "There are none."
+    close = difflib.get_close_matches(given, names, n=3, cutoff=0.6)
+    shown = ", ".join(repr(n) for n in names[:limit])
+    if len(names) > limit:
+        shown += f", ... ({len(names) - limit} more)"
+    hint = f"Did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+    return f"{hint}Valid names: {shown}."
+
+
+class SignalpyLabError(Exception):
+    """Base class of every error raised by signalpy_lab on purpose."""
+
+
+# --- reactive engine ------------------------------------------------------------------
+
+
+class CycleError(SignalpyLabError, RuntimeError):
+    """A computed read itself, directly or through a chain of other computeds."""
+
+
+class DisposedError(SignalpyLabError, RuntimeError):
+    """A computed or effect was used after its owner (usually an instance) was disposed."""
+
+
+class EffectLoopError(SignalpyLabError, RuntimeError):
+    """Effects kept re-triggering each other past the flush limit."""
+
+
+# --- components and kernel ----------------------------------------------------------
+
+
+class ComponentDefinitionError(SignalpyLabError, TypeError):
+    """A decorator was applied to something it cannot describe (checked at class definition)."""
+
+
+class KernelStateError(SignalpyLabError, RuntimeError):
+    """The kernel is not in a state where this operation makes sense (e.g. boot twice)."""
+
+
+class InvalidNameError(SignalpyLabError, ValueError):
+    """An instance, target or handler name is not a plain name like ``'tenant-db-acme'``."""
+
+
+class InvalidPropertiesError(SignalpyLabError, TypeError):
+    """Instance properties are not a string-keyed mapping (or carry a malformed target)."""
+
+
+class UnknownFactoryError(SignalpyLabError, LookupError):
+    """No discovered component factory has this name."""
+
+
+class UnknownInstanceError(SignalpyLabError, LookupError):
+    """No instance has this name."""
+
+
+class DuplicateInstanceError(SignalpyLabError, ValueError):
+    """An instance with this name already exists."""
+
+
+class DependencyError(SignalpyLabError, LookupError):
+    """An instance depends on a component or contract nobody provides."""
+
+
+class DependencyCycleError(DependencyError):
+    """Instances depend on each other in a cycle, so no activation order exists."""
+
+
+class ServiceNotFoundError(SignalpyLabError, LookupError):
+    """No active instance provides the requested contract."""
+
+
+class AmbiguousServiceError(SignalpyLabError, LookupError):
+    """Several instances provide the contract and the request did not say which one."""
+
+
+# --- bus ------------------------------------------------------------------------------
+
+
+class RoutingError(SignalpyLabError, LookupError):
+    """The bus could not find where to deliver a call."""
+
+
+class UnknownHandlerError(RoutingError):
+    """No exact handler, target route or transport knows this handler name."""
+
+
+class UnknownTargetError(RoutingError):
+    """A routed call named a target that no instance serves (or named none)."""
+
+
+class RouteConflictError(SignalpyLabError, ValueError):
+    """A second instance tried to take a (route, target) pair another instance already serves."""
+
+
+class InvalidParamsError(SignalpyLabError, ValueError):
+    """Call parameters failed the handler's pydantic model."""
+
+
+class InvokeTimeoutError(SignalpyLabError, TimeoutError):
+    """A handler did not finish within the ``timeout`` given to ``invoke``."""
+
+
+# --- providers and isolation -----------------------------------------------------------
+
+
+class ConfigKeyError(SignalpyLabError, ValueError):
+    """A config key was not a non-empty dotted string like ``'tenants.acme.db_url'``."""
+
+
+class StorageKeyError(SignalpyLabError, ValueError):
+    """A storage key was not a relative path inside the instance's own prefix."""
+
+
+class TenantIsolationError(SignalpyLabError, PermissionError):
+    """A targeted instance reached for another tenant's data."""

@@ -1,0 +1,564 @@
+"""The reactive graph algorithm: nodes, dependency links, push-stale / pull-refresh.
+
+This module is the engine only; the user-facing ``Signal`` / ``Computed`` / ``Effect`` live in
+``reactive.py``. The algorithm is the push-pull scheme with per-node versions used by Preact
+signals and alien-signals:
+
+* a write bumps the source's ``version`` and walks downstream, marking direct subscribers
+  ``DIRTY`` and everything further down ``MAYBE`` (possibly stale); effects reached are queued;
+* a read of a non-clean derived node walks its recorded dependencies depth first and re-runs a
+  body only when some dependency's version moved since the last run. A body whose result equals
+  the previous value does not bump the version, so the cascade stops there.
+
+Both walks are iterative, so graph depth never turns into Python recursion. The one place
+recursion is unavoidable is a body that reads a computed which has never run (its dependencies
+are not known yet). Past ``MAX_NESTED_EVALUATIONS`` such nested first runs, the innermost read
+raises a private ``_Deferred`` signal that unwinds to the outermost read, which evaluates the
+deferred node first and then retries; a 10,000-deep chain therefore works at the default
+recursion limit, at the price of re-running the aborted bodies (bodies must be pure anyway).
+
+All mutation happens under one re-entrant lock, so signals set from another thread (a notebook
+cell while the kernel runs on its own loop thread) leave the graph consistent.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import CycleError, DisposedError, EffectLoopError
+
+__all__ = [
+    "CLEAN",
+    "DIRTY",
+    "MAX_EFFECT_ROUNDS",
+    "MAX_NESTED_EVALUATIONS",
+    "MAYBE",
+    "DerivedNode",
+    "GraphHooks",
+    "ReactiveNode",
+    "SourceNode",
+    "context",
+    "graph_stats",
+    "tracking",
+    "set_hooks",
+]
+
+CLEAN, MAYBE, DIRTY = 0, 1, 2
+
+#: Nested first evaluations allowed before the innermost read is deferred to the outermost one.
+MAX_NESTED_EVALUATIONS = 64
+#: Flush rounds (effects setting signals that re-trigger effects) before giving up.
+MAX_EFFECT_ROUNDS = 100
+
+_uids = itertools.count(1)
+_MISSING: Any = object()
+
+
+class GraphHooks:
+    """Observer of the engine; every method is a no-op here. Subclass and ``set_hooks`` it.
+
+    The engine calls hooks only while one is installed, so an unobserved graph pays a single
+    ``is None`` test per event site.
+    """
+
+    def on_set(self, node: SourceNode, old: Any, new: Any) -> Any:
+        """A source changed; the return value is stored as the cause of what it marks."""
+        return None
+
+    def on_stale(self, node: DerivedNode, cause: Any) -> None:
+        """A derived node went from clean to possibly stale."""
+
+    def on_run(
+        self, node: DerivedNode, seconds: float, changed: bool, error: BaseException | None
+    ) -> None:
+        """A computed recomputed or an effect ran."""
+
+    def on_verified(self, node: DerivedNode) -> None:
+        """A possibly-stale node proved clean without running (no input changed)."""
+
+    def on_edge(self, source: ReactiveNode, target: DerivedNode, added: bool) -> None:
+        """A dependency link was added or removed."""
+
+    def on_effect_error(self, node: DerivedNode, error: BaseException) -> None:
+        """An effect raised; the flush goes on with the others."""
+
+
+class _Context:
+    """Engine-wide mutable state, one object so both modules reach it cheaply."""
+
+    __slots__ = (
+        "depth", "batch_depth", "flushing", "pending", "hooks", "lock",
+        "eval_stack", "links", "nodes", "error_handler",
+    )
+
+    def __init__(self) -> None:
+        self.depth = 0  # nested computed evaluations in progress
+        self.batch_depth = 0
+        self.flushing = False
+        self.pending: list[DerivedNode] = []  # queued effects
+        self.hooks: GraphHooks | None = None
+        self.lock = threading.RLock()
+        self.eval_stack: list[DerivedNode] = []
+        self.links = 0  # live dependency links, for leak checks
+        self.nodes = 0  # live (undisposed) derived nodes
+        self.error_handler: Callable[[DerivedNode, BaseException], None] | None = None
+
+
+context = _Context()
+
+
+class _Tracking(threading.local):
+    """The node whose body is running in this thread: reads in it become dependencies.
+
+    Thread-local so a plain read from another thread is never recorded as a dependency.
+    """
+
+    observer: DerivedNode | None = None
+
+
+tracking = _Tracking()
+
+
+def set_hooks(hooks: GraphHooks | None) -> None:
+    """Install (or with ``None`` remove) the engine observer."""
+    context.hooks = hooks
+
+
+def graph_stats() -> dict[str, int]:
+    """Live derived nodes and dependency links in the whole process (for leak checks)."""
+    return {"derived_nodes": context.nodes, "links": context.links}
+
+
+class _Deferred(BaseException):
+    """Unwinds a too-deep first evaluation to the outermost read (see module docstring).
+
+    A ``BaseException`` so ``except Exception`` in user bodies does not swallow it.
+    """
+
+    def __init__(self, node: DerivedNode) -> None:
+        super().__init__(node)
+        self.node = node
+
+
+class ReactiveNode:
+    """Anything that can be depended on: it has subscribers and a version."""
+
+    __slots__ = ("subs", "version", "state", "label", "owner", "tenant", "uid", "__weakref__")
+
+    def __init__(self, label: str | None = None) -> None:
+        self.subs: dict[DerivedNode, None] = {}
+        self.version = 0
+        self.state = CLEAN  # sources are always clean
+        self.label = label
+        self.owner: Any = None  # the Scope that owns this node, if any
+        self.tenant: str | None = None
+        self.uid = next(_uids)
+
+    def describe(self) -> str:
+        return self.label or f"{type(self).__name__.lower()}#{self.uid}"
+
+
+class SourceNode(ReactiveNode):
+    """A writable value (the engine half of ``Signal``)."""
+
+    __slots__ = ("value", "equals")
+
+    def __init__(self, value: Any, label: str | None = None,
+                 equals: Callable[[Any, Any], bool] | None = None) -> None:
+        super().__init__(label)
+        self.value = value
+        self.equals = equals
+
+    def _read(self) -> Any:
+        observer = tracking.observer
+        if observer is not None:
+            observer.new_deps[self] = self.version  # type: ignore[index]
+        return self.value
+
+    def _write(self, value: Any) -> bool:
+        """Store ``value``; mark and flush dependents. Returns whether it changed."""
+        with context.lock:
+            old = self.value
+            if _same(old, value, self.equals):
+                return False
+            self.value = value
+            self.version += 1
+            hooks = context.hooks
+            cause = hooks.on_set(self, old, value) if hooks is not None else None
+            if self.subs:
+                _mark_downstream(self, cause)
+                if context.batch_depth == 0 and context.depth == 0:
+                    _flush()
+            return True
+
+
+class DerivedNode(ReactiveNode):
+    """A node with a body: a computed (cached value) or an effect (side effect)."""
+
+    __slots__ = (
+        "fn", "value", "error", "deps", "dep_versions", "new_deps", "running", "checking",
+        "runs", "cause", "disposed", "is_effect", "queued", "equals", "cleanup",
+    )
+
+    def __init__(self, fn: Callable[[], Any], label: str | None = None, *,
+                 is_effect: bool = False,
+                 equals: Callable[[Any, Any], bool] | None = None) -> None:
+        super().__init__(label)
+        self.fn = fn
+        self.value: Any = _MISSING
+        self.error: BaseException | None = None
+        self.deps: list[ReactiveNode] = []
+        self.dep_versions: list[int] = []
+        self.new_deps: dict[ReactiveNode, int] | None = None
+        self.running = False
+        self.checking = False
+        self.runs = 0
+        self.cause: Any = None
+        self.disposed = False
+        self.is_effect = is_effect
+        self.queued = False
+        self.equals = equals
+        self.cleanup: Callable[[], Any] | None = None
+        self.state = DIRTY  # never ran
+        context.nodes += 1
+
+    # -- reading ---------------------------------------------------------------------
+
+    def _read(self) -> Any:
+        """Return the current value, refreshing it first if it may be stale."""
+        if self.state or self.running:
+            if self.disposed:
+                raise DisposedError(
+                    f"{self.describe()!r} was disposed (its owner was removed); "
+                    "it can no longer be read."
+                )
+            if self.running:
+                observer = tracking.observer
+                if observer is not None:  # record the edge so a later change re-checks it
+                    observer.new_deps[self] = self.version  # type: ignore[index]
+                raise CycleError(_cycle_message(self))
+            with context.lock:
+                if context.depth == 0:
+                    _refresh_outermost(self)
+                    if context.pending and not context.batch_depth:
+                        _flush()  # a body wrote a signal (discouraged, but not lost)
+                elif context.depth >= MAX_NESTED_EVALUATIONS:
+                    raise _Deferred(self)
+                else:
+                    _refresh(self)
+        observer = tracking.observer
+        if observer is not None:
+            observer.new_deps[self] = self.version  # type: ignore[index]
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+    # -- disposal --------------------------------------------------------------------
+
+    def dispose(self) -> None:
+        """Unsubscribe from every dependency; the node can no longer run."""
+        with context.lock:
+            if self.disposed:
+                return
+            self.disposed = True
+            context.nodes -= 1
+            hooks = context.hooks
+            for dep in self.deps:
+                if dep.subs.pop(self, _MISSING) is not _MISSING:
+                    context.links -= 1
+                    if hooks is not None:
+                        hooks.on_edge(dep, self, False)
+            self.deps = []
+            self.dep_versions = []
+            self.state = CLEAN
+            self.value = _MISSING
+            cleanup, self.cleanup = self.cleanup, None
+        if cleanup is not None:
+            cleanup()
+
+
+def _same(old: Any, new: Any, equals: Callable[[Any, Any], bool] | None) -> bool:
+    if old is new:
+        return True
+    if old is _MISSING:
+        return False
+    try:
+        return bool(equals(old, new) if equals is not None else old == new)
+    except Exception:  # e.g. numpy arrays: ambiguous truth value means "changed"
+        return False
+
+
+def _cycle_message(node: DerivedNode) -> str:
+    stack = context.eval_stack
+    start = next((i for i, n in enumerate(stack) if n is node), 0)
+    chain = [n.describe() for n in stack[start:]] + [node.describe()]
+    return f"Cycle detected: {' -> '.join(chain)}. A computed cannot depend on itself."
+
+
+def _mark_downstream(source: ReactiveNode, cause: Any) -> None:
+    """Mark direct subscribers DIRTY and everything below them MAYBE; queue effects.
+
+    Invariant kept: a non-clean node's subscribers are all non-clean, so the walk stops at
+    nodes already marked.
+    """
+    hooks = context.hooks
+    stack: list[DerivedNode] = []
+    for sub in source.subs:
+        previous = sub.state
+        sub.state = DIRTY
+        if previous == CLEAN:
+            stack.append(sub)
+            if hooks is not None:
+                sub.cause = cause
+                hooks.on_stale(sub, cause)
+    while stack:
+        node = stack.pop()
+        if node.is_effect:
+            if not node.queued:
+                node.queued = True
+                context.pending.append(node)
+            continue
+        for sub in node.subs:
+            if sub.state == CLEAN:
+                sub.state = MAYBE
+                stack.append(sub)
+                if hooks is not None:
+                    sub.cause = cause
+                    hooks.on_stale(sub, cause)
+
+
+def _refresh_outermost(node: DerivedNode) -> None:
+    """Refresh ``node``, first evaluating any node whose nested first run was deferred."""
+    pending = [node]
+    while pending:
+        target = pending[-1]
+        try:
+            _refresh(target)
+        except _Deferred as deferred:
+            if any(p is deferred.node for p in pending):
+                # Each hop here spans up to MAX_NESTED_EVALUATIONS links, hence the "...".
+                chain = " -> ... -> ".join(p.describe() for p in [*pending, deferred.node])
+                raise CycleError(
+                    f"Cycle detected: {chain}. A computed cannot depend on itself."
+                ) from None
+            pending.append(deferred.node)
+        else:
+            pending.pop()
+
+
+def _refresh(node: DerivedNode) -> None:
+    """Bring ``node`` up to date, iteratively: verify MAYBE nodes, run DIRTY ones."""
+    if node.state == DIRTY:
+        _run(node)
+        return
+    nodes = [node]
+    positions = [0]
+    node.checking = True
+    try:
+        while nodes:
+            current = nodes[-1]
+            if current.state == DIRTY:
+                _run(current)  # popped even if its body re-marked it: no spinning here
+                current.checking = False
+                nodes.pop()
+                positions.pop()
+                continue
+            if current.state == CLEAN:
+                current.checking = False
+                nodes.pop()
+                positions.pop()
+                continue
+            deps = current.deps
+            versions = current.dep_versions
+            index = positions[-1]
+            descended = False
+            while index < len(deps):
+                dep = deps[index]
+                if dep.state:
+                    if dep.checking or getattr(dep, "running", False):
+                        current.state = DIRTY  # a recorded cycle; running reports it properly
+                        break
+                    positions[-1] = index
+                    dep.checking = True  # type: ignore[union-attr]
+                    nodes.append(dep)  # type: ignore[arg-type]
+                    positions.append(0)
+                    descended = True
+                    break
+                if dep.version != versions[index]:
+                    current.state = DIRTY
+                    break
+                index += 1
+            if descended or current.state == DIRTY:
+                continue
+            current.state = CLEAN
+            hooks = context.hooks
+            if hooks is not None:
+                hooks.on_verified(current)
+    finally:
+        for leftover in nodes:
+            leftover.checking = False
+
+
+def _run(node: DerivedNode) -> None:
+    """Run the body of ``node`` with dependency tracking; relink and version it."""
+    if node.disposed:
+        node.state = CLEAN
+        return
+    hooks = context.hooks
+    started = time.perf_counter() if hooks is not None else 0.0
+    cleanup = node.cleanup
+    if cleanup is not None:
+        node.cleanup = None
+        cleanup()
+    previous_observer = tracking.observer
+    node.new_deps = {}
+    node.running = True
+    node.state = CLEAN  # a write during the body re-marks it, and that mark survives
+    tracking.observer = node
+    context.eval_stack.append(node)
+    is_effect = node.is_effect
+    if is_effect:
+        # An effect body is an evaluation root: reads in it may defer and retry on their own.
+        saved_depth, context.depth = context.depth, 0
+    else:
+        context.depth += 1
+    error: BaseException | None = None
+    value: Any = None
+    try:
+        value = node.fn()
+    except _Deferred:
+        node.state = DIRTY
+        node.new_deps = None
+        raise
+    except Exception as exc:
+        error = exc
+    finally:
+        node.running = False
+        tracking.observer = previous_observer
+        context.eval_stack.pop()
+        if is_effect:
+            context.depth = saved_depth
+        else:
+            context.depth -= 1
+    _relink(node)
+    node.runs += 1
+    changed = True
+    if is_effect:
+        if callable(value):
+            node.cleanup = value
+        if error is not None:
+            _report_effect_error(node, error)
+    elif error is not None:
+        node.error = error
+        node.value = _MISSING
+        node.version += 1
+    else:
+        if node.error is None and _same(node.value, value, node.equals):
+            changed = False
+        else:
+            node.error = None
+            node.value = value
+            node.version += 1
+    if hooks is not None:
+        hooks.on_run(node, time.perf_counter() - started, changed, error)
+
+
+def _relink(node: DerivedNode) -> None:
+    """Replace the node's recorded dependencies with those tracked in this run."""
+    new = node.new_deps
+    node.new_deps = None
+    assert new is not None
+    old = node.deps
+    if len(old) == len(new) and all(a is b for a, b in zip(old, new)):
+        node.dep_versions = list(new.values())
+        return
+    hooks = context.hooks
+    if old:
+        for dep in old:
+            if dep not in new and dep.subs.pop(node, _MISSING) is not _MISSING:
+                context.links -= 1
+                if hooks is not None:
+                    hooks.on_edge(dep, node, False)
+    for dep in new:
+        if node not in dep.subs:
+            dep.subs[node] = None
+            context.links += 1
+            if hooks is not None:
+                hooks.on_edge(dep, node, True)
+    node.deps = list(new)
+    node.dep_versions = list(new.values())
+
+
+def _report_effect_error(node: DerivedNode, error: BaseException) -> None:
+    hooks = context.hooks
+    if hooks is not None:
+        hooks.on_effect_error(node, error)
+    handler = context.error_handler
+    owner_handler = getattr(node.owner, "on_effect_error", None)
+    if owner_handler is not None:
+        owner_handler(node, error)
+    elif handler is not None:
+        handler(node, error)
+    else:
+        import logging
+
+        logging.getLogger("signalpy_lab.reactive").error(
+            "effect %r failed: %s: %s", node.describe(), type(error).__name__, error
+        )
+
+
+def _flush() -> None:
+    """Run queued effects until none is pending (bounded by ``MAX_EFFECT_ROUNDS``)."""
+    if context.flushing:
+        return
+    context.flushing = True
+    try:
+        rounds = 0
+        while context.pending:
+            rounds += 1
+            if rounds > MAX_EFFECT_ROUNDS:
+                culprits = ", ".join(sorted({e.describe() for e in context.pending})[:5])
+                context.pending.clear()
+                raise EffectLoopError(
+                    f"Effects kept re-triggering each other for {MAX_EFFECT_ROUNDS} rounds "
+                    f"(still pending: {culprits}); an effect probably sets a signal it reads."
+                )
+            queue = context.pending
+            context.pending = []
+            for effect in queue:
+                effect.queued = False
+                if effect.state and not effect.disposed:
+                    _refresh_outermost(effect)
+    finally:
+        context.flushing = False
+
+
+def run_effect_now(node: DerivedNode) -> None:
+    """First run of a new effect (outside a batch), as an evaluation root."""
+    with context.lock:
+        if context.batch_depth or context.depth or context.flushing:
+            if not node.queued:
+                node.queued = True
+                context.pending.append(node)
+            return
+        _refresh_outermost(node)
+        if context.pending:
+            _flush()
+
+
+def begin_batch() -> None:
+    context.lock.acquire()
+    context.batch_depth += 1
+
+
+def end_batch() -> None:
+    try:
+        context.batch_depth -= 1
+        if context.batch_depth == 0 and context.depth == 0 and context.pending:
+            _flush()
+    finally:
+        context.lock.release()
