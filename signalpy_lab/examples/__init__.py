@@ -1,0 +1,1 @@
+"""Runnable examples: ``python -m signalpy_lab.examples.multi_tenant``."""

@@ -1,0 +1,113 @@
+"""The reactive component microkernel: reactivity, components, registry, bus, runtime.
+
+Importing this package never imports IPython, ipywidgets or the providers.
+"""
+
+from ..errors import (
+    CycleError,
+    DependencyError,
+    DisposedError,
+    InvalidParamsError,
+    RouteConflictError,
+    RoutingError,
+    SignalpyLabError,
+    TenantIsolationError,
+    UnknownHandlerError,
+    UnknownTargetError,
+)
+from .bus import Bus, BusEvent, Handler, InProcessTransport, ScopedBus, Transport
+from .events import (
+    Cause,
+    ComputedRecomputed,
+    ComputedStale,
+    ComputedVerified,
+    EdgeChanged,
+    EffectRun,
+    Event,
+    EventHub,
+    HandlerInvoked,
+    InstanceAdded,
+    InstanceRemoved,
+    InstanceStateChanged,
+    SignalSet,
+    caused_by,
+)
+from .graph import graph_stats
+from .introspection import FactoryInfo, GraphEdge, GraphNode, GraphSnapshot, InstanceInfo, RouteInfo
+from .kernel import Kernel, KernelState
+from .lifecycle import ComponentInstance, InstanceState
+from .metadata import (
+    component,
+    computed,
+    effect,
+    lifecycle,
+    provides,
+    requires,
+    runnable,
+    subscribe,
+)
+from .reactive import Computed, Effect, Scope, Signal, batch, untracked
+from .registry import Consumer, Registry
+from .runtime import FrozenProperties, Runtime
+
+__all__ = [
+    "Bus",
+    "BusEvent",
+    "Cause",
+    "ComponentInstance",
+    "Computed",
+    "ComputedRecomputed",
+    "ComputedStale",
+    "ComputedVerified",
+    "Consumer",
+    "CycleError",
+    "DependencyError",
+    "DisposedError",
+    "EdgeChanged",
+    "Effect",
+    "EffectRun",
+    "Event",
+    "EventHub",
+    "FactoryInfo",
+    "FrozenProperties",
+    "GraphEdge",
+    "GraphNode",
+    "GraphSnapshot",
+    "Handler",
+    "HandlerInvoked",
+    "InProcessTransport",
+    "InstanceAdded",
+    "InstanceInfo",
+    "InstanceRemoved",
+    "InstanceState",
+    "InstanceStateChanged",
+    "InvalidParamsError",
+    "Kernel",
+    "KernelState",
+    "Registry",
+    "RouteConflictError",
+    "RouteInfo",
+    "RoutingError",
+    "Runtime",
+    "Scope",
+    "ScopedBus",
+    "Signal",
+    "SignalSet",
+    "SignalpyLabError",
+    "TenantIsolationError",
+    "Transport",
+    "UnknownHandlerError",
+    "UnknownTargetError",
+    "batch",
+    "caused_by",
+    "component",
+    "computed",
+    "effect",
+    "graph_stats",
+    "lifecycle",
+    "provides",
+    "requires",
+    "runnable",
+    "subscribe",
+    "untracked",
+]

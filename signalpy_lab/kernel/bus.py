@@ -1,0 +1,436 @@
+"""The bus: named handlers, target routing, remote transports, and published events.
+
+``invoke(name, params)`` resolves, in order:
+
+1. **exact** - a handler registered under ``name`` (``tenant-db-acme.query``);
+2. **target** - ``name`` is a routed name (``tenant-db.query``) and ``params['target']``
+   picks the instance through the target-route map;
+3. **transport** - each registered ``Transport`` in turn (another process, another kernel).
+
+Routed names. The kernel registers an instance's runnables under ``<factory>.<runnable>`` and
+also under ``<contract>.<runnable>`` for every contract its factory provides. So tenants served
+by different factories (``postgres-db`` for acme, ``mysql-db`` for globex) that both
+``@provides("tenant-db")`` are reached by one routed name: ``tenant-db.query`` + target. A
+(routed name, target) pair has exactly one instance; a second claim is an error, never a
+silent takeover.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ValidationError
+
+from ..errors import (
+    InvalidParamsError,
+    InvokeTimeoutError,
+    RouteConflictError,
+    UnknownHandlerError,
+    UnknownTargetError,
+    choices,
+)
+from .events import EventHub, HandlerInvoked, current_command, short_repr
+from .loop import on_home_loop
+
+if TYPE_CHECKING:
+    from .kernel import Kernel
+
+__all__ = [
+    "Bus",
+    "BusEvent",
+    "Handler",
+    "InProcessTransport",
+    "Transport",
+    "format_validation_error",
+]
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """A way to reach handlers outside this kernel.
+
+    ``invoke`` raises ``RoutingError`` (``UnknownHandlerError`` / ``UnknownTargetError``) when
+    it cannot deliver, so the bus tries the next transport; any other exception is the
+    handler's own failure and reaches the caller.
+    """
+
+    name: str
+
+    async def invoke(self, handler: str, params: Mapping[str, Any] | None) -> Any: ...
+
+    def handler_names(self) -> Iterable[str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BusEvent:
+    """A published event. ``source`` and ``target`` are set by the kernel, never by callers."""
+
+    topic: str
+    payload: Any
+    source: str | None
+    target: str | None
+
+
+def format_validation_error(where: str, error: ValidationError) -> str:
+    """One line naming each failing field and its problem."""
+    problems = []
+    for item in error.errors()[:5]:
+        field = ".".join(str(p) for p in item["loc"]) or "(params)"
+        problems.append(f"{field}: {item['msg']} (got {short_repr(item.get('input'), 40)})")
+    more = f" (+{error.error_count() - 5} more)" if error.error_count() > 5 else ""
+    return f"{where}: invalid params: " + "; ".join(problems) + more
+
+
+class Handler:
+    """One callable bus endpoint with its statistics."""
+
+    __slots__ = (
+        "name", "instance", "factory", "runnable", "target", "fn", "model", "is_async",
+        "description", "calls", "errors", "last_latency", "last_result", "last_error",
+        "inflight",
+    )
+
+    def __init__(self, name: str, instance: str, factory: str, runnable: str,
+                 target: str | None, fn: Callable[[Any], Any], model: type[BaseModel],
+                 is_async: bool, description: str = "") -> None:
+        self.name = name
+        self.instance = instance
+        self.factory = factory
+        self.runnable = runnable
+        self.target = target
+        self.fn = fn
+        self.model = model
+        self.is_async = is_async
+        self.description = description
+        self.calls = 0
+        self.errors = 0
+        self.last_latency: float | None = None
+        self.last_result: str | None = None
+        self.last_error: str | None = None
+        self.inflight = 0
+
+    def validate(self, params: Any) -> BaseModel:
+        if isinstance(params, self.model):
+            return params
+        if params is None:
+            params = {}
+        elif isinstance(params, BaseModel):
+            params = params.model_dump()
+        elif not isinstance(params, Mapping):
+            raise InvalidParamsError(
+                f"{self.name}: params must be a mapping of field names to values, "
+                f"got {type(params).__name__} {short_repr(params, 40)}"
+            )
+        try:
+            return self.model.model_validate(params)
+        except ValidationError as exc:
+            raise InvalidParamsError(format_validation_error(self.name, exc)) from None
+
+    async def call(self, params: Any, timeout: float | None) -> Any:
+        validated = self.validate(params)
+        self.calls += 1
+        self.inflight += 1
+        started = time.perf_counter()
+        try:
+            result = self.fn(validated)
+            if self.is_async:
+                if timeout is None:
+                    result = await result
+                else:
+                    try:
+                        result = await asyncio.wait_for(result, timeout)
+                    except TimeoutError:
+                        raise InvokeTimeoutError(
+                            f"{self.name} did not finish within {timeout:g}s; it was cancelled."
+                        ) from None
+        except BaseException as exc:
+            self.errors += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            self.inflight -= 1
+            self.last_latency = time.perf_counter() - started
+        return result
+
+
+class Bus:
+    """Handlers by name, the target-route map, transports and event subscriptions."""
+
+    def __init__(self, kernel: Kernel | None = None, events: EventHub | None = None) -> None:
+        self._kernel = kernel
+        self._events = events if events is not None else EventHub()
+        self._handlers: dict[str, Handler] = {}
+        self._routes: dict[str, dict[str, str]] = {}  # routed name -> target -> handler name
+        self._transports: list[Transport] = []
+        self._subscriptions: list[tuple[str, Callable[[BusEvent], Any], str | None, str]] = []
+        self._tasks: set[asyncio.Future[Any]] = set()
+
+    def home_loop(self) -> asyncio.AbstractEventLoop | None:
+        return self._kernel.home_loop() if self._kernel is not None else None
+
+    # -- registration ----------------------------------------------------------------
+
+    def register(self, handler: Handler) -> None:
+        if handler.name in self._handlers:
+            raise RouteConflictError(
+                f"Handler {handler.name!r} is already registered by instance "
+                f"{self._handlers[handler.name].instance!r}."
+            )
+        self._handlers[handler.name] = handler
+
+    def unregister(self, name: str) -> None:
+        self._handlers.pop(name, None)
+
+    def register_target_route(self, routed_name: str, target: str, handler_name: str) -> None:
+        """Route ``routed_name`` + ``target`` to the handler ``handler_name``.
+
+        >>> bus.register_target_route("tenant-db.query", "acme", "tenant-db-acme.query")
+        """
+        targets = self._routes.setdefault(routed_name, {})
+        current = targets.get(target)
+        if current is not None and current != handler_name:
+            raise RouteConflictError(
+                f"{routed_name!r} for target {target!r} is already served by {current!r}; "
+                f"remove that instance first (no silent takeover)."
+            )
+        targets[target] = handler_name
+
+    def unregister_target_route(self, routed_name: str, target: str) -> None:
+        targets = self._routes.get(routed_name)
+        if targets is not None:
+            targets.pop(target, None)
+            if not targets:
+                del self._routes[routed_name]
+
+    def route_owner(self, routed_name: str, target: str) -> str | None:
+        """The handler serving ``routed_name`` for ``target``, if any."""
+        return self._routes.get(routed_name, {}).get(target)
+
+    def add_transport(self, transport: Transport) -> None:
+        """Try ``transport`` (after local handlers and routes) for calls nobody here serves."""
+        self._transports.append(transport)
+
+    def remove_transport(self, transport: Transport) -> None:
+        self._transports = [t for t in self._transports if t is not transport]
+
+    # -- introspection ---------------------------------------------------------------
+
+    def handler(self, name: str) -> Handler | None:
+        return self._handlers.get(name)
+
+    def handlers(self) -> dict[str, Handler]:
+        return dict(self._handlers)
+
+    def routes(self) -> dict[str, dict[str, str]]:
+        return {name: dict(targets) for name, targets in self._routes.items()}
+
+    def targets(self, routed_name: str) -> list[str]:
+        return sorted(self._routes.get(routed_name, {}))
+
+    def names(self) -> list[str]:
+        """Every name ``invoke`` accepts locally: exact handlers and routed names."""
+        return sorted({*self._handlers, *self._routes})
+
+    # -- calling ---------------------------------------------------------------------
+
+    def resolve(self, name: str, params: Mapping[str, Any] | None) -> tuple[Handler, str] | None:
+        """The local handler for a call and the route kind, or ``None`` to try transports.
+
+        Raises ``UnknownTargetError`` only when no transport could serve it either, so this
+        returns ``None`` for a routed name with an unknown target.
+        """
+        handler = self._handlers.get(name)
+        if handler is not None:
+            return handler, "exact"
+        targets = self._routes.get(name)
+        if targets is not None and isinstance(params, Mapping):
+            target = params.get("target")
+            handler_name = targets.get(target) if isinstance(target, str) else None
+            if handler_name is not None:
+                return self._handlers[handler_name], "target"
+        return None
+
+    @on_home_loop
+    async def invoke(self, handler: str, params: Mapping[str, Any] | BaseModel | None = None,
+                     *, timeout: float | None = None) -> Any:
+        """Call ``handler`` with ``params`` (validated by its pydantic model); see module doc."""
+        return await self._invoke(handler, params, timeout, local_only=False)
+
+    async def invoke_local(self, handler: str, params: Any = None, *,
+                           timeout: float | None = None) -> Any:
+        """Like ``invoke`` without transports (what a transport calls on the far side)."""
+        return await self._invoke(handler, params, timeout, local_only=True)
+
+    async def _invoke(self, name: str, params: Any, timeout: float | None,
+                      local_only: bool, allowed: Callable[[Handler], None] | None = None) -> Any:
+        if not isinstance(name, str):
+            raise UnknownHandlerError(f"A handler name is a string like 'tenant-db.query', "
+                                      f"got {type(name).__name__} {name!r}")
+        mapping = params if isinstance(params, Mapping) else None
+        if mapping is None and isinstance(params, BaseModel):
+            mapping = params.model_dump()
+        found = self.resolve(name, mapping)
+        if found is None:
+            if not local_only:
+                for transport in self._transports:
+                    try:
+                        return await self._via_transport(transport, name, mapping, timeout)
+                    except (UnknownHandlerError, UnknownTargetError):
+                        continue
+            raise self._not_found(name, mapping)
+        handler, route = found
+        if allowed is not None:
+            allowed(handler)
+        events = self._events
+        if not events.active:
+            return await handler.call(params, timeout)
+        started = time.perf_counter()
+        error: str | None = None
+        result: Any = None
+        try:
+            result = await handler.call(params, timeout)
+            return result
+        except BaseException as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            summary = short_repr(result) if error is None else ""
+            handler.last_result = summary if error is None else handler.last_result
+            events.emit(HandlerInvoked(
+                requested=name, handler=handler.name, route=route, instance=handler.instance,
+                target=handler.target, duration=time.perf_counter() - started, error=error,
+                result=summary, command=current_command(),
+            ))
+
+    async def _via_transport(self, transport: Transport, name: str,
+                             params: Mapping[str, Any] | None, timeout: float | None) -> Any:
+        started = time.perf_counter()
+        call: Awaitable[Any] = transport.invoke(name, params)
+        result = await (asyncio.wait_for(call, timeout) if timeout is not None else call)
+        if self._events.active:
+            self._events.emit(HandlerInvoked(
+                requested=name, handler=name, route="transport", instance=None,
+                target=(params or {}).get("target"), duration=time.perf_counter() - started,
+                error=None, result=short_repr(result), command=current_command(),
+            ))
+        return result
+
+    def _not_found(self, name: str, params: Mapping[str, Any] | None) -> Exception:
+        targets = self._routes.get(name)
+        if targets is not None:
+            target = (params or {}).get("target")
+            known = ", ".join(map(repr, sorted(targets))) or "none"
+            if target is None:
+                return UnknownTargetError(
+                    f"{name!r} is routed by target, but the call has no 'target' parameter. "
+                    f"Known targets: {known}."
+                )
+            return UnknownTargetError(
+                f"No instance serves {name!r} for target {target!r}. Known targets: {known}."
+            )
+        remote = [n for t in self._transports for n in t.handler_names()]
+        return UnknownHandlerError(
+            f"No handler {name!r}. {choices(name, [*self._handlers, *self._routes, *remote])}"
+        )
+
+    # -- events ----------------------------------------------------------------------
+
+    def subscribe(self, pattern: str, callback: Callable[[BusEvent], Any], *,
+                  tenant: str | None = None, owner: str = "") -> Callable[[], None]:
+        """Deliver events whose topic matches the glob ``pattern`` to ``callback``.
+
+        A subscriber with a ``tenant`` receives only events from that tenant's instances and
+        from untargeted sources.
+        """
+        entry = (pattern, callback, tenant, owner)
+        self._subscriptions.append(entry)
+
+        def unsubscribe() -> None:
+            self._subscriptions = [s for s in self._subscriptions if s is not entry]
+
+        return unsubscribe
+
+    def unsubscribe_owner(self, owner: str) -> None:
+        self._subscriptions = [s for s in self._subscriptions if s[3] != owner]
+
+    def publish(self, topic: str, payload: Any = None, *, source: str | None = None,
+                target: str | None = None) -> int:
+        """Deliver an event now; async callbacks are scheduled. Returns how many got it."""
+        event = BusEvent(topic, payload, source, target)
+        delivered = 0
+        for pattern, callback, tenant, _owner in list(self._subscriptions):
+            if target is not None and tenant is not None and tenant != target:
+                continue
+            if not fnmatch.fnmatchcase(topic, pattern):
+                continue
+            result = callback(event)
+            if asyncio.iscoroutine(result):
+                task = asyncio.ensure_future(result)
+                self._tasks.add(task)  # keep a reference until done (asyncio holds weak ones)
+                task.add_done_callback(self._tasks.discard)
+            delivered += 1
+        return delivered
+
+
+class InProcessTransport:
+    """A transport to another kernel in this process (the reference ``Transport``)."""
+
+    def __init__(self, remote: Kernel, name: str | None = None) -> None:
+        self.remote = remote
+        self.name = name or f"in-process:{remote.name}"
+
+    async def invoke(self, handler: str, params: Mapping[str, Any] | None) -> Any:
+        remote_bus = self.remote.bus
+        home = remote_bus.home_loop()
+        if home is not None and home.is_running() and home is not asyncio.get_running_loop():
+            future = asyncio.run_coroutine_threadsafe(
+                remote_bus.invoke_local(handler, params), home
+            )
+            return await asyncio.wrap_future(future)
+        return await remote_bus.invoke_local(handler, params)
+
+    def handler_names(self) -> Iterable[str]:
+        return self.remote.bus.names()
+
+
+class ScopedBus:
+    """``rt.bus``: call and publish *as* one instance.
+
+    A targeted instance may call untargeted handlers and its own tenant's, never another
+    tenant's (by exact name or by routed call). Events it publishes carry its name and target,
+    set here, and reach only its own tenant's subscribers and untargeted ones.
+    """
+
+    __slots__ = ("_bus", "_name", "_target")
+
+    def __init__(self, bus: Bus, name: str, target: str | None) -> None:
+        self._bus = bus
+        self._name = name
+        self._target = target
+
+    def _check(self, handler: Handler) -> None:
+        if self._target is not None and handler.target not in (None, self._target):
+            from ..errors import TenantIsolationError
+
+            raise TenantIsolationError(
+                f"Instance {self._name!r} (target {self._target!r}) may not call "
+                f"{handler.name!r}, which serves target {handler.target!r}."
+            )
+
+    async def invoke(self, handler: str, params: Any = None, *,
+                     timeout: float | None = None) -> Any:
+        """Call a handler on this kernel's bus, limited to this instance's tenant."""
+        return await self._bus._invoke(handler, params, timeout,
+                                       local_only=self._target is not None, allowed=self._check)
+
+    def publish(self, topic: str, payload: Any = None) -> int:
+        """Publish an event whose source is this instance."""
+        return self._bus.publish(topic, payload, source=self._name, target=self._target)
+
+    def __repr__(self) -> str:
+        return f"<bus handle of {self._name!r}>"

@@ -1,0 +1,307 @@
+"""Structured kernel events and the hub that delivers them to listeners.
+
+Observability is an API of the kernel, not a patch on it: the kernel and the reactive engine
+emit frozen dataclasses (each with a ``kind``) to whoever subscribed to ``kernel.events``.
+With no listener anywhere, the engine's hook is uninstalled and each emission site costs one
+``is None`` / boolean test.
+
+Causes: every signal write that happens while someone listens gets a ``Cause`` (a sequence
+number, the signal's label, and the *command* that was running, set with ``caused_by``). The
+nodes it marks stale remember it, so a later recompute reports which write it answers to.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import graph
+from .graph import DerivedNode, GraphHooks, ReactiveNode, SourceNode
+
+__all__ = [
+    "Cause",
+    "ComputedRecomputed",
+    "ComputedStale",
+    "ComputedVerified",
+    "EdgeChanged",
+    "EffectRun",
+    "Event",
+    "EventHub",
+    "HandlerInvoked",
+    "InstanceAdded",
+    "InstanceRemoved",
+    "InstanceStateChanged",
+    "SignalSet",
+    "caused_by",
+    "current_command",
+    "short_repr",
+]
+
+_log = logging.getLogger("signalpy_lab.events")
+_command: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "signalpy_lab_command", default=None
+)
+_cause_ids = itertools.count(1)
+
+
+def short_repr(value: Any, limit: int = 60) -> str:
+    """``repr`` cut to ``limit`` characters, for event logs and tables."""
+    try:
+        text = repr(value)
+    except Exception as exc:  # a broken __repr__ must not break observability
+        text = f"<unrepresentable {type(value).__name__}: {exc}>"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@contextmanager
+def caused_by(command: str) -> Iterator[None]:
+    """Label every write inside the block with ``command`` (e.g. ``'%config set ...'``)."""
+    token = _command.set(command)
+    try:
+        yield
+    finally:
+        _command.reset(token)
+
+
+def current_command() -> str | None:
+    """The command label set by the innermost ``caused_by``, if any."""
+    return _command.get()
+
+
+@dataclass(frozen=True, slots=True)
+class Cause:
+    """One signal write that started a cascade."""
+
+    id: int
+    signal_id: int
+    signal: str
+    command: str | None
+    old: str
+    new: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Base of every kernel event."""
+
+    kind: str = ""
+    ts: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _NodeEvent(Event):
+    node_id: int
+    label: str
+    instance: str | None
+    tenant: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignalSet(_NodeEvent):
+    kind: str = "signal.set"
+    cause: Cause
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ComputedStale(_NodeEvent):
+    kind: str = "computed.stale"
+    cause: Cause | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ComputedRecomputed(_NodeEvent):
+    """A computed ran. ``changed`` is False when it produced an equal value (cascade stops)."""
+
+    kind: str = "computed.recomputed"
+    duration: float
+    changed: bool
+    value: str
+    error: str | None
+    cause: Cause | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ComputedVerified(_NodeEvent):
+    """A possibly-stale computed proved clean without running: none of its inputs changed."""
+
+    kind: str = "computed.verified"
+    cause: Cause | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EffectRun(_NodeEvent):
+    kind: str = "effect.run"
+    duration: float
+    error: str | None
+    cause: Cause | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EdgeChanged(Event):
+    """``kind`` is ``edge.added`` or ``edge.removed``; ``source`` is read by ``target``."""
+
+    source_id: int
+    target_id: int
+    source: str
+    target: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HandlerInvoked(Event):
+    """A bus call finished. ``route`` is ``exact``, ``target`` or ``transport``."""
+
+    kind: str = "handler.invoked"
+    requested: str
+    handler: str
+    route: str
+    instance: str | None
+    target: str | None
+    duration: float
+    error: str | None
+    result: str
+    command: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstanceAdded(Event):
+    kind: str = "instance.added"
+    name: str
+    factory: str
+    target: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstanceStateChanged(Event):
+    kind: str = "instance.state"
+    name: str
+    old: str
+    new: str
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstanceRemoved(Event):
+    kind: str = "instance.removed"
+    name: str
+
+
+Listener = Callable[[Event], None]
+
+
+class EventHub:
+    """Delivers events to listeners; a listener that raises is logged and skipped.
+
+    ``active`` is the cheap test emitters use before building an event at all.
+    """
+
+    def __init__(self) -> None:
+        self._listeners: list[Listener] = []
+        self.active = False
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener(event)`` for every event; returns the function that unsubscribes."""
+        self._listeners = [*self._listeners, listener]
+        self._set_active()
+
+        def unsubscribe() -> None:
+            self._listeners = [fn for fn in self._listeners if fn is not listener]
+            self._set_active()
+
+        return unsubscribe
+
+    def emit(self, event: Event) -> None:
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:
+                _log.exception("event listener %r failed on %s", listener, event.kind)
+
+    def _set_active(self) -> None:
+        was, self.active = self.active, bool(self._listeners)
+        if was != self.active:
+            _dispatcher.hub_toggled(self.active)
+
+
+def _hub_of(node: ReactiveNode) -> EventHub | None:
+    hub = getattr(node.owner, "hub", None)
+    return hub if hub is not None and hub.active else None
+
+
+def _where(node: ReactiveNode) -> tuple[str | None, str | None]:
+    owner = node.owner
+    return (owner.name if owner is not None else None), node.tenant
+
+
+class _Dispatcher(GraphHooks):
+    """The engine hook: turns engine callbacks into events on the owning scope's hub."""
+
+    def __init__(self) -> None:
+        self._active_hubs = 0
+        self._lock = threading.Lock()
+
+    def hub_toggled(self, active: bool) -> None:
+        with self._lock:
+            self._active_hubs += 1 if active else -1
+            graph.set_hooks(self if self._active_hubs > 0 else None)
+
+    def on_set(self, node: SourceNode, old: Any, new: Any) -> Any:
+        cause = Cause(
+            id=next(_cause_ids), signal_id=node.uid, signal=node.describe(),
+            command=_command.get(), old=short_repr(old), new=short_repr(new),
+        )
+        hub = _hub_of(node)
+        if hub is not None:
+            instance, tenant = _where(node)
+            hub.emit(SignalSet(node_id=node.uid, label=node.describe(), instance=instance,
+                               tenant=tenant, cause=cause))
+        return cause
+
+    def on_stale(self, node: DerivedNode, cause: Any) -> None:
+        hub = _hub_of(node)
+        if hub is not None and not node.is_effect:
+            instance, tenant = _where(node)
+            hub.emit(ComputedStale(node_id=node.uid, label=node.describe(), instance=instance,
+                                   tenant=tenant, cause=cause))
+
+    def on_run(self, node: DerivedNode, seconds: float, changed: bool,
+               error: BaseException | None) -> None:
+        hub = _hub_of(node)
+        if hub is None:
+            return
+        instance, tenant = _where(node)
+        error_text = f"{type(error).__name__}: {error}" if error is not None else None
+        if node.is_effect:
+            hub.emit(EffectRun(node_id=node.uid, label=node.describe(), instance=instance,
+                               tenant=tenant, duration=seconds, error=error_text,
+                               cause=node.cause))
+        else:
+            hub.emit(ComputedRecomputed(
+                node_id=node.uid, label=node.describe(), instance=instance, tenant=tenant,
+                duration=seconds, changed=changed, value=short_repr(node.value),
+                error=error_text, cause=node.cause,
+            ))
+
+    def on_verified(self, node: DerivedNode) -> None:
+        hub = _hub_of(node)
+        if hub is not None and not node.is_effect:
+            instance, tenant = _where(node)
+            hub.emit(ComputedVerified(node_id=node.uid, label=node.describe(),
+                                      instance=instance, tenant=tenant, cause=node.cause))
+
+    def on_edge(self, source: ReactiveNode, target: DerivedNode, added: bool) -> None:
+        hub = _hub_of(target) or _hub_of(source)
+        if hub is not None:
+            hub.emit(EdgeChanged(
+                kind="edge.added" if added else "edge.removed", source_id=source.uid,
+                target_id=target.uid, source=source.describe(), target=target.describe(),
+            ))
+
+
+_dispatcher = _Dispatcher()

@@ -1,0 +1,199 @@
+"""Plain, JSON-able views of the kernel: instances, factories, routes, the reactive graph.
+
+The lab renders these; tests assert on them. Nothing here holds a live reference to a
+component object, so a snapshot can be kept, diffed and serialised freely.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .events import short_repr
+from .graph import CLEAN, DIRTY, DerivedNode, ReactiveNode
+from .reactive import Scope
+
+if TYPE_CHECKING:
+    from .bus import Handler
+    from .lifecycle import ComponentInstance
+    from .metadata import ComponentMeta
+
+__all__ = [
+    "FactoryInfo",
+    "GraphEdge",
+    "GraphNode",
+    "GraphSnapshot",
+    "InstanceInfo",
+    "RouteInfo",
+    "snapshot_graph",
+]
+
+
+@dataclass(frozen=True)
+class InstanceInfo:
+    name: str
+    factory: str
+    target: str | None
+    state: str
+    error: str | None
+    handlers: tuple[str, ...]
+    properties: dict[str, Any]
+    depends_on: tuple[str, ...]
+    effect_errors: int
+
+    @classmethod
+    def of(cls, inst: ComponentInstance) -> InstanceInfo:
+        error = inst.error
+        return cls(
+            name=inst.name, factory=inst.factory, target=inst.target, state=inst.state.value,
+            error=f"{type(error).__name__}: {error}" if error is not None else None,
+            handlers=tuple(inst.handlers), properties=inst.properties.thaw(),
+            depends_on=inst.depends_on, effect_errors=inst.effect_errors,
+        )
+
+
+@dataclass(frozen=True)
+class FactoryInfo:
+    name: str
+    cls: str
+    version: str
+    depends: tuple[str, ...]
+    provides: tuple[str, ...]
+    requires: dict[str, str]
+    runnables: tuple[str, ...]
+    computeds: tuple[str, ...]
+    effects: tuple[str, ...]
+    instances: tuple[str, ...]
+
+    @classmethod
+    def of(cls, meta: ComponentMeta, instances: list[str]) -> FactoryInfo:
+        return cls(
+            name=meta.factory_name, cls=f"{meta.cls.__module__}.{meta.cls.__qualname__}",
+            version=meta.version, depends=meta.depends, provides=meta.provides,
+            requires=dict(meta.requires), runnables=tuple(r.name for r in meta.runnables),
+            computeds=meta.computeds, effects=meta.effects, instances=tuple(instances),
+        )
+
+
+@dataclass(frozen=True)
+class RouteInfo:
+    """``route[target] -> handler``, with the serving instance's state and call statistics."""
+
+    route: str
+    target: str
+    handler: str
+    instance: str
+    factory: str
+    state: str
+    calls: int
+    errors: int
+    last_latency: float | None
+    last_result: str | None
+    last_error: str | None
+
+    @classmethod
+    def of(cls, route: str, target: str, handler: Handler,
+           inst: ComponentInstance | None) -> RouteInfo:
+        return cls(
+            route=route, target=target, handler=handler.name, instance=handler.instance,
+            factory=handler.factory, state=inst.state.value if inst is not None else "removed",
+            calls=handler.calls, errors=handler.errors, last_latency=handler.last_latency,
+            last_result=handler.last_result, last_error=handler.last_error,
+        )
+
+    @property
+    def arrow(self) -> str:
+        return f"{self.route}[{self.target}] → {self.handler}"
+
+
+@dataclass(frozen=True)
+class GraphNode:
+    id: int
+    kind: str  # "signal" | "computed" | "effect"
+    label: str
+    instance: str | None
+    tenant: str | None
+    state: str  # "clean" | "stale" (maybe) | "dirty"
+    runs: int
+    value: str
+    error: str | None
+
+
+@dataclass(frozen=True)
+class GraphEdge:
+    source: int  # the node that is read
+    target: int  # the node that reads it
+
+
+@dataclass(frozen=True)
+class GraphSnapshot:
+    nodes: list[GraphNode] = field(default_factory=list)
+    edges: list[GraphEdge] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"nodes": [asdict(n) for n in self.nodes], "edges": [asdict(e) for e in self.edges]}
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+    def node(self, label: str) -> GraphNode:
+        """The node labelled ``label`` (raises ``KeyError`` listing the labels)."""
+        for node in self.nodes:
+            if node.label == label:
+                return node
+        raise KeyError(f"No node {label!r}; labels: {sorted(n.label for n in self.nodes)[:10]}")
+
+
+_STATES = {CLEAN: "clean", DIRTY: "dirty"}
+
+
+def _describe(node: ReactiveNode) -> GraphNode:
+    owner = node.owner
+    if isinstance(node, DerivedNode):
+        kind = "effect" if node.is_effect else "computed"
+        runs, error = node.runs, node.error
+        value = "" if node.is_effect or node.runs == 0 else short_repr(node.value, 40)
+    else:
+        kind, runs, error = "signal", node.version, None
+        value = short_repr(getattr(node, "value", None), 40)
+    return GraphNode(
+        id=node.uid, kind=kind, label=node.describe(),
+        instance=owner.name if owner is not None else None, tenant=node.tenant,
+        state=_STATES.get(node.state, "stale"), runs=runs, value=value,
+        error=f"{type(error).__name__}: {error}" if error is not None else None,
+    )
+
+
+def snapshot_graph(scopes: list[Scope], *, tenant: str | None = None,
+                   instance: str | None = None) -> GraphSnapshot:
+    """Nodes owned by ``scopes`` plus the nodes they link to; optionally one tenant/instance.
+
+    With a filter, a node is kept if it matches or is directly linked to one that matches,
+    so a tenant's view still shows the config keys its computeds read.
+    """
+    nodes: dict[int, ReactiveNode] = {}
+    for scope in scopes:
+        for node in scope.nodes:
+            nodes[node.uid] = node
+    for node in list(nodes.values()):
+        if isinstance(node, DerivedNode):
+            for dep in node.deps:
+                nodes.setdefault(dep.uid, dep)
+
+    def matches(node: ReactiveNode) -> bool:
+        owner = node.owner
+        if instance is not None and (owner is None or owner.name != instance):
+            return False
+        return tenant is None or node.tenant == tenant
+
+    edges = [GraphEdge(dep.uid, node.uid) for node in nodes.values()
+             if isinstance(node, DerivedNode) for dep in node.deps if dep.uid in nodes]
+    if tenant is not None or instance is not None:
+        keep = {uid for uid, node in nodes.items() if matches(node)}
+        linked = {e.source for e in edges if e.target in keep} | {
+            e.target for e in edges if e.source in keep}
+        keep |= linked
+        nodes = {uid: node for uid, node in nodes.items() if uid in keep}
+        edges = [e for e in edges if e.source in keep and e.target in keep]
+    return GraphSnapshot(nodes=[_describe(n) for n in nodes.values()], edges=edges)

@@ -1,0 +1,563 @@
+"""The Kernel: discovers component factories, instantiates, boots, routes, and tears down.
+
+    kernel = Kernel()
+    kernel.discover([ConfigProvider, LoggingProvider, CredentialProvider, TenantDatabase])
+    kernel.instantiate("config", properties={"defaults": {...}})
+    kernel.instantiate("tenant-db", "tenant-db-acme", {"target": "acme"})
+    await kernel.boot()
+    await kernel.bus.invoke("tenant-db.query", {"target": "acme"})
+
+At boot, a discovered factory with no instance gets one default instance named after it; a
+factory with explicit instances gets none. Instances activate in dependency order and
+deactivate in reverse. An instance whose activate raises is marked ``failed`` (its error kept)
+and the others still boot. After boot, ``instantiate`` / ``hot_add`` activate at once.
+
+The kernel remembers the loop it booted on; its public coroutines awaited from another loop
+run on that loop (see ``loop.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import inspect
+import logging
+import re
+import types
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ..errors import (
+    DependencyError,
+    DuplicateInstanceError,
+    InvalidNameError,
+    InvalidPropertiesError,
+    KernelStateError,
+    RouteConflictError,
+    UnknownFactoryError,
+    UnknownInstanceError,
+    choices,
+)
+from .bus import Bus, Handler, ScopedBus
+from .events import (
+    EventHub,
+    InstanceAdded,
+    InstanceRemoved,
+    InstanceStateChanged,
+    short_repr,
+)
+from .graph import DerivedNode
+from .introspection import (
+    FactoryInfo,
+    GraphSnapshot,
+    InstanceInfo,
+    RouteInfo,
+    snapshot_graph,
+)
+from .lifecycle import (
+    ComponentInstance,
+    InstanceState,
+    activation_order,
+    dependencies_of,
+)
+from .loop import on_home_loop
+from .metadata import ComponentMeta, ComputedMethod, LifecycleSpec, meta_of
+from .reactive import Effect, Scope
+from .registry import Registry
+from .runtime import Runtime, freeze
+
+__all__ = ["Kernel", "KernelState"]
+
+_log = logging.getLogger("signalpy_lab.kernel")
+_INSTANCE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+
+#: How long ``hot_remove`` lets in-flight calls to the instance finish before deactivating.
+DRAIN_SECONDS = 5.0
+
+
+class KernelState(enum.Enum):
+    CREATED = "created"
+    BOOTING = "booting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Kernel:
+    """A reactive component microkernel (see the module docstring for the whole story)."""
+
+    def __init__(self, name: str = "kernel") -> None:
+        self.name = name
+        self.events = EventHub()
+        self.registry = Registry()
+        self.bus = Bus(self, self.events)
+        self.state = KernelState.CREATED
+        self._factories: dict[str, ComponentMeta] = {}
+        self._instances: dict[str, ComponentInstance] = {}
+        self._claims: dict[tuple[str, str], str] = {}  # (routed name, target) -> instance
+        # Indexes for dependency resolution, kept incrementally so adding a tenant is O(1).
+        self._by_factory: dict[str, dict[str, None]] = {}
+        self._by_contract: dict[str, dict[str, None]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def __repr__(self) -> str:
+        return (f"<Kernel {self.name!r} {self.state}: {len(self._factories)} factories, "
+                f"{len(self._instances)} instances>")
+
+    def home_loop(self) -> asyncio.AbstractEventLoop | None:
+        """The loop the kernel booted on, while it is still open."""
+        loop = self._loop
+        return None if loop is None or loop.is_closed() else loop
+
+    # -- discovery and instantiation ---------------------------------------------------
+
+    def discover(self, classes: Iterable[Any] | type | types.ModuleType) -> list[str]:
+        """Register component classes (or every component class in a module) as factories.
+
+        Re-discovering a factory name with a new class (a re-run notebook cell) replaces it
+        while it has no instances. Returns the factory names.
+        """
+        items = [classes] if isinstance(classes, (type, types.ModuleType)) else list(classes)
+        found: list[ComponentMeta] = []
+        for item in items:
+            if isinstance(item, types.ModuleType):
+                found.extend(m for v in vars(item).values()
+                             if isinstance(v, type) and (m := meta_of(v)) is not None)
+                continue
+            meta = meta_of(item) if isinstance(item, type) else None
+            if meta is None:
+                raise UnknownFactoryError(
+                    f"Cannot discover {item!r}: expected a class decorated with "
+                    "@component('name') or a module containing such classes."
+                )
+            found.append(meta)
+        for meta in found:
+            current = self._factories.get(meta.factory_name)
+            if current is not None and current.cls is not meta.cls and any(
+                i.meta is current for i in self._instances.values()
+            ):
+                raise KernelStateError(
+                    f"Factory {meta.factory_name!r} is already discovered as "
+                    f"{current.cls.__qualname__} and has instances; remove them first."
+                )
+        for meta in found:
+            self._factories[meta.factory_name] = meta
+        return [m.factory_name for m in found]
+
+    def instantiate(self, factory: str | type, name: str | None = None,
+                    properties: Mapping[str, Any] | None = None) -> ComponentInstance:
+        """Create an instance of ``factory``; before boot it waits, after boot it activates.
+
+        Without ``name`` it configures the factory's singleton (named after the factory),
+        e.g. ``instantiate("config", properties={"defaults": {...}})``. An async ``activate``
+        after boot needs ``await kernel.hot_add(...)`` instead.
+        """
+        inst = self._new_instance(factory, name, properties)
+        if self.state is KernelState.RUNNING:
+            if inst.meta.activate is not None and inst.meta.activate.is_async:
+                raise KernelStateError(
+                    f"{inst.meta.factory_name!r} has an async activate; after boot use "
+                    f"`await kernel.hot_add({inst.meta.factory_name!r}, {inst.name!r}, ...)`."
+                )
+            self._resolve_dependencies(inst)
+            self._commit_instance(inst)
+            _run_sync(self._activate(inst, raise_errors=True))
+        else:
+            self._commit_instance(inst)
+        return inst
+
+    def _new_instance(self, factory: str | type, name: str | None,
+                      properties: Mapping[str, Any] | None) -> ComponentInstance:
+        """Validate everything about a new instance without changing any state."""
+        if self.state in (KernelState.STOPPING, KernelState.STOPPED):
+            raise KernelStateError(f"Kernel {self.name!r} is {self.state}; create a new Kernel.")
+        if isinstance(factory, type):
+            meta = meta_of(factory)
+            if meta is None:
+                raise UnknownFactoryError(f"{factory.__qualname__} is not a component class.")
+            if self._factories.get(meta.factory_name) is not meta:
+                self.discover([factory])
+            factory = meta.factory_name
+        if not isinstance(factory, str):
+            raise UnknownFactoryError(f"A factory is a component name, got {factory!r}.")
+        meta = self._factories.get(factory)
+        if meta is None:
+            raise UnknownFactoryError(
+                f"Unknown factory {factory!r}. {choices(factory, self._factories)}"
+            )
+        name = factory if name is None else name
+        if not isinstance(name, str) or not _INSTANCE_NAME.match(name):
+            raise InvalidNameError(
+                f"An instance name is letters, digits, '-' and '_' (like 'tenant-db-acme'), "
+                f"got {name!r}."
+            )
+        if name in self._instances:
+            existing = self._instances[name]
+            raise DuplicateInstanceError(
+                f"Instance {name!r} already exists (factory {existing.factory!r}, "
+                f"{existing.state}); pick another name or hot_remove it first."
+            )
+        if properties is None:
+            properties = {}
+        if not isinstance(properties, Mapping) or not all(isinstance(k, str) for k in properties):
+            raise InvalidPropertiesError(
+                f"properties must be a mapping with string keys like {{'target': 'acme'}}, "
+                f"got {short_repr(properties)}."
+            )
+        target = properties.get("target")
+        if target is not None and (not isinstance(target, str) or not _INSTANCE_NAME.match(target)):
+            raise InvalidPropertiesError(
+                f"The 'target' property must be a name like 'acme' (letters, digits, '-', '_'), "
+                f"got {target!r}."
+            )
+        inst = ComponentInstance(name=name, meta=meta, properties=freeze(dict(properties)))
+        for routed, _handler in self._route_pairs(inst):
+            owner = self._claims.get((routed, inst.target or ""))
+            if owner is not None:
+                raise RouteConflictError(
+                    f"Target {inst.target!r} of {routed!r} is already served by instance "
+                    f"{owner!r}; hot_remove it first (routes are never taken over silently)."
+                )
+        return inst
+
+    def _commit_instance(self, inst: ComponentInstance) -> None:
+        self._instances[inst.name] = inst
+        self._by_factory.setdefault(inst.factory, {})[inst.name] = None
+        for contract in inst.meta.provides:
+            self._by_contract.setdefault(contract, {})[inst.name] = None
+        for routed, _handler in self._route_pairs(inst):
+            self._claims[(routed, inst.target or "")] = inst.name
+        if self.events.active:
+            self.events.emit(InstanceAdded(name=inst.name, factory=inst.factory,
+                                           target=inst.target))
+
+    @staticmethod
+    def _route_pairs(inst: ComponentInstance) -> list[tuple[str, str]]:
+        """(routed name, handler name) pairs of a targeted, non-default instance."""
+        if inst.target is None or inst.name == inst.factory:
+            return []
+        prefixes = dict.fromkeys((inst.factory, *inst.meta.provides))
+        return [(f"{p}.{r.name}", f"{inst.name}.{r.name}")
+                for p in prefixes for r in inst.meta.runnables]
+
+    # -- boot and shutdown -------------------------------------------------------------
+
+    @on_home_loop
+    async def boot(self) -> None:
+        """Give instance-less factories a default instance, then activate all in order.
+
+        Missing or cyclic dependencies raise before anything is activated.
+        """
+        if self.state is not KernelState.CREATED:
+            raise KernelStateError(f"Kernel {self.name!r} is already {self.state}; boot once.")
+        instantiated = {i.factory for i in self._instances.values()}
+        defaults = [ComponentInstance(name=f, meta=m, properties=freeze({}))
+                    for f, m in self._factories.items()
+                    if f not in instantiated and f not in self._instances]
+        for inst in defaults:
+            self._commit_instance(inst)
+        try:
+            for inst in self._instances.values():
+                self._resolve_dependencies(inst)
+            order = activation_order(self._instances)
+        except Exception:
+            for inst in defaults:  # a failed boot changes nothing
+                self._forget(inst)
+            raise
+        self._loop = asyncio.get_running_loop()
+        self.state = KernelState.BOOTING
+        for name in order:
+            await self._activate(self._instances[name], raise_errors=False)
+        self.state = KernelState.RUNNING
+
+    def _resolve_dependencies(self, inst: ComponentInstance) -> None:
+        """Fill ``inst.depends_on`` from the indexes (raises ``DependencyError``)."""
+        inst.depends_on = dependencies_of(
+            inst, self._by_factory, self._by_contract, self._instances
+        )
+
+    def _forget(self, inst: ComponentInstance) -> None:
+        """Drop every trace of ``inst`` from the kernel's tables."""
+        self._instances.pop(inst.name, None)
+        self._by_factory.get(inst.factory, {}).pop(inst.name, None)
+        for contract in inst.meta.provides:
+            self._by_contract.get(contract, {}).pop(inst.name, None)
+        for routed, _handler in self._route_pairs(inst):
+            if self._claims.get((routed, inst.target or "")) == inst.name:
+                del self._claims[(routed, inst.target or "")]
+
+    @on_home_loop
+    async def shutdown(self) -> None:
+        """Deactivate every active instance in reverse activation order."""
+        if self.state in (KernelState.STOPPING, KernelState.STOPPED):
+            return
+        self.state = KernelState.STOPPING
+        active = [i for i in self._instances.values() if i.state is InstanceState.ACTIVE]
+        for inst in reversed(self._activation_log(active)):
+            await self._deactivate(inst, InstanceState.STOPPED, drain=False)
+        self.state = KernelState.STOPPED
+
+    def _activation_log(self, active: list[ComponentInstance]) -> list[ComponentInstance]:
+        """``active`` in an order where dependencies come first."""
+        order = activation_order({i.name: i for i in active})
+        by_name = {i.name: i for i in active}
+        return [by_name[n] for n in order]
+
+    @on_home_loop
+    async def hot_add(self, factory_or_class: str | type, name: str | None = None,
+                      properties: Mapping[str, Any] | None = None) -> ComponentInstance:
+        """Add an instance (discovering a class if needed) and activate it if booted.
+
+        Raises the activation error if activate fails (the instance stays, marked failed).
+        """
+        if isinstance(factory_or_class, type) and meta_of(factory_or_class) is not None:
+            self.discover([factory_or_class])
+        inst = self._new_instance(factory_or_class, name, properties)
+        if self.state is KernelState.RUNNING:
+            self._resolve_dependencies(inst)
+        self._commit_instance(inst)
+        if self.state is KernelState.RUNNING:
+            await self._activate(inst, raise_errors=True)
+        return inst
+
+    @on_home_loop
+    async def hot_remove(self, name: str) -> None:
+        """Deactivate ``name``, drop its handlers, routes and reactive nodes; others untouched."""
+        inst = self._instances.get(name) if isinstance(name, str) else None
+        if inst is None:
+            raise UnknownInstanceError(
+                f"No instance {name!r} to remove. {choices(str(name), self._instances)}"
+            )
+        dependents = sorted(
+            i.name for i in self._instances.values()
+            if name in i.depends_on and i.state is InstanceState.ACTIVE
+        )
+        if dependents:
+            raise DependencyError(
+                f"Cannot remove {name!r}: active instances depend on it "
+                f"({', '.join(map(repr, dependents[:8]))}); remove them first."
+            )
+        if inst.state is InstanceState.ACTIVE:
+            await self._deactivate(inst, InstanceState.REMOVED, drain=True)
+        else:
+            self._set_state(inst, InstanceState.REMOVED)
+        self._forget(inst)
+        inst.obj = None
+        inst.runtime = None
+        inst.scope = None
+        if self.events.active:
+            self.events.emit(InstanceRemoved(name=name))
+
+    @on_home_loop
+    async def invoke(self, handler: str, params: Any = None, *,
+                     timeout: float | None = None) -> Any:
+        """Same as ``kernel.bus.invoke``."""
+        return await self.bus.invoke(handler, params, timeout=timeout)
+
+    # -- activation internals ----------------------------------------------------------
+
+    def _set_state(self, inst: ComponentInstance, state: InstanceState,
+                   error: BaseException | None = None) -> None:
+        old = inst.state
+        inst.state = state
+        if error is not None:
+            inst.error = error
+        if self.events.active and old is not state:
+            self.events.emit(InstanceStateChanged(
+                name=inst.name, old=old.value, new=state.value,
+                error=f"{type(error).__name__}: {error}" if error is not None else None,
+            ))
+
+    async def _activate(self, inst: ComponentInstance, *, raise_errors: bool) -> None:
+        meta = inst.meta
+        try:
+            for dep in inst.depends_on:
+                dep_inst = self._instances.get(dep)
+                if dep_inst is None or dep_inst.state is not InstanceState.ACTIVE:
+                    state = dep_inst.state if dep_inst is not None else "missing"
+                    raise DependencyError(
+                        f"{inst.name!r} cannot start: its dependency {dep!r} is {state}."
+                    )
+            self._set_state(inst, InstanceState.ACTIVATING)
+            inst.error = None
+            effects = self._prepare(inst)
+            with inst.scope.active():  # reactive state made in activate belongs to the instance
+                await _call_hook(meta.activate, inst)
+            self._register(inst)
+            for node in effects:
+                node.start()
+            self._set_state(inst, InstanceState.ACTIVE)
+        except Exception as exc:
+            self._rollback(inst)
+            self._set_state(inst, InstanceState.FAILED, exc)
+            _log.error("instance %r failed to activate: %s: %s", inst.name,
+                       type(exc).__name__, exc)
+            if raise_errors:
+                raise
+
+    def _prepare(self, inst: ComponentInstance) -> list[Effect]:
+        """Create the object, its Runtime, injected services, computeds and (unstarted) effects."""
+        meta = inst.meta
+        scope = Scope(inst.name, inst.target, hub=self.events,
+                      on_effect_error=lambda node, error: self._effect_failed(inst, node, error))
+        inst.scope = scope
+        runtime = Runtime(inst.name, inst.factory, inst.properties, self.registry,
+                          ScopedBus(self.bus, inst.name, inst.target))
+        inst.runtime = runtime
+        obj = meta.cls.__new__(meta.cls)
+        obj.rt = runtime
+        inst.obj = obj
+        with scope.active():
+            obj.__init__()
+            for attr, contract in meta.requires.items():
+                setattr(obj, attr, runtime.service(contract))
+            for attr in meta.computeds:
+                descriptor = inspect.getattr_static(obj, attr)
+                if isinstance(descriptor, ComputedMethod):
+                    descriptor.bind(obj, f"{inst.name}.{attr}")
+            return [Effect(getattr(obj, attr), label=f"{inst.name}.{attr}", defer=True)
+                    for attr in meta.effects]
+
+    def _register(self, inst: ComponentInstance) -> None:
+        """Publish the instance: services, handlers, target routes, event subscriptions."""
+        obj, meta, target = inst.obj, inst.meta, inst.target
+        for contract in meta.provides:
+            self.registry.register(contract, inst.name, obj, target)
+        for spec in meta.runnables:
+            handler = Handler(
+                name=f"{inst.name}.{spec.name}", instance=inst.name, factory=inst.factory,
+                runnable=spec.name, target=target, fn=getattr(obj, spec.method),
+                model=spec.params, is_async=spec.is_async, description=spec.description,
+            )
+            self.bus.register(handler)
+            inst.handlers.append(handler.name)
+        for routed, handler_name in self._route_pairs(inst):
+            self.bus.register_target_route(routed, target or "", handler_name)
+            inst.routes.append((routed, target or ""))
+        for pattern, method in meta.subscriptions:
+            self.bus.subscribe(pattern, getattr(obj, method), tenant=target, owner=inst.name)
+
+    def _unregister(self, inst: ComponentInstance) -> None:
+        for routed, target in inst.routes:
+            if self.bus.route_owner(routed, target) == f"{inst.name}.{routed.rsplit('.', 1)[1]}":
+                self.bus.unregister_target_route(routed, target)
+        inst.routes.clear()
+        for name in inst.handlers:
+            self.bus.unregister(name)
+        inst.handlers.clear()
+        self.bus.unsubscribe_owner(inst.name)
+        self.registry.unregister_instance(inst.name)
+
+    def _rollback(self, inst: ComponentInstance) -> None:
+        self._unregister(inst)
+        if inst.scope is not None:
+            inst.scope.dispose()
+        inst.obj = None
+
+    async def _deactivate(self, inst: ComponentInstance, final: InstanceState, *,
+                          drain: bool) -> None:
+        self._set_state(inst, InstanceState.DEACTIVATING)
+        handlers = [self.bus.handler(n) for n in inst.handlers]
+        for routed, target in inst.routes:
+            self.bus.unregister_target_route(routed, target)
+        inst.routes.clear()
+        for name in inst.handlers:
+            self.bus.unregister(name)  # new calls now fail; in-flight ones keep their handler
+        if drain:
+            await _drain([h for h in handlers if h is not None], DRAIN_SECONDS)
+        hook_error: BaseException | None = None
+        try:
+            await _call_hook(inst.meta.deactivate, inst)
+        except Exception as exc:
+            hook_error = exc
+            _log.error("instance %r failed to deactivate: %s: %s", inst.name,
+                       type(exc).__name__, exc)
+        self._unregister(inst)
+        if inst.scope is not None:
+            inst.scope.dispose()
+        self._set_state(inst, final, hook_error)
+
+    def _effect_failed(self, inst: ComponentInstance, node: DerivedNode,
+                       error: BaseException) -> None:
+        inst.effect_errors += 1
+        inst.last_effect_error = f"{node.describe()}: {type(error).__name__}: {error}"
+        _log.error("effect %r of %r failed: %s: %s", node.describe(), inst.name,
+                   type(error).__name__, error)
+
+    # -- introspection -----------------------------------------------------------------
+
+    def component(self, name: str) -> Any:
+        """The live component object of instance ``name`` (for direct calls and tests)."""
+        inst = self._instance(name)
+        if inst.obj is None:
+            raise UnknownInstanceError(f"Instance {name!r} is {inst.state}; it has no object.")
+        return inst.obj
+
+    def instance(self, name: str) -> ComponentInstance:
+        """The kernel's record of instance ``name``."""
+        return self._instance(name)
+
+    def _instance(self, name: str) -> ComponentInstance:
+        inst = self._instances.get(name)
+        if inst is None:
+            raise UnknownInstanceError(f"No instance {name!r}. {choices(name, self._instances)}")
+        return inst
+
+    def instances(self) -> list[InstanceInfo]:
+        """Every instance with its factory, target, state, error and handlers."""
+        return [InstanceInfo.of(i) for i in self._instances.values()]
+
+    def factories(self) -> list[FactoryInfo]:
+        """Every discovered factory with what it provides, requires and exposes."""
+        by_factory: dict[str, list[str]] = {}
+        for inst in self._instances.values():
+            by_factory.setdefault(inst.factory, []).append(inst.name)
+        return [FactoryInfo.of(m, by_factory.get(n, [])) for n, m in self._factories.items()]
+
+    def routes(self) -> list[RouteInfo]:
+        """One row per (routed name, target): which instance handler serves it."""
+        handlers = self.bus.handlers()
+        rows = []
+        for routed, targets in self.bus.routes().items():
+            for target, handler_name in targets.items():
+                rows.append(RouteInfo.of(routed, target, handlers[handler_name],
+                                         self._instances.get(handlers[handler_name].instance)))
+        return sorted(rows, key=lambda r: (r.route, r.target))
+
+    def graph(self, *, tenant: str | None = None, instance: str | None = None) -> GraphSnapshot:
+        """A JSON-able snapshot of the reactive graph (nodes with owner and tenant, edges)."""
+        scopes = [i.scope for i in self._instances.values() if i.scope is not None]
+        return snapshot_graph(scopes, tenant=tenant, instance=instance)
+
+
+async def _call_hook(spec: LifecycleSpec | None, inst: ComponentInstance) -> None:
+    if spec is None:
+        return
+    method = getattr(inst.obj, spec.method)
+    result = method(inst.runtime) if spec.takes_rt else method()
+    if inspect.isawaitable(result):
+        await result
+
+
+async def _drain(handlers: list[Handler], seconds: float) -> None:
+    """Wait (bounded) until no call is running in any of ``handlers``."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while any(h.inflight for h in handlers):
+        if asyncio.get_running_loop().time() >= deadline:
+            _log.warning("in-flight calls still running after %.1fs; deactivating anyway",
+                         seconds)
+            return
+        await asyncio.sleep(0.005)
+
+
+def _run_sync(coroutine: Any) -> Any:
+    """Drive a coroutine that never suspends (a sync activation) to completion."""
+    try:
+        coroutine.send(None)
+    except StopIteration as stop:
+        return stop.value
+    coroutine.close()
+    raise KernelStateError("a synchronous activation tried to suspend; use `await hot_add`")
