@@ -1,0 +1,196 @@
+"""``ConfigProvider``: reactive, layered configuration with per-key subscriptions.
+
+    kernel.instantiate("config", properties={"defaults": {"tenants": {"acme": {...}}}})
+    config = kernel.registry.require("IConfig")
+    config.set("tenants.acme.db_url", "postgres://new/acme")   # only acme's readers react
+    config.explain("tenants.acme.db_url")                      # value and where it came from
+
+Scoping: an untargeted component gets this service itself (the whole config, for admin or
+analytics components). A targeted instance (``{"target": "acme"}``) gets a ``TenantConfig``
+that reads shared keys and its own ``tenants.acme.`` section, writes only inside that section,
+and raises ``TenantIsolationError`` for anything under another tenant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import TenantIsolationError
+from ..kernel import component, lifecycle, provides
+from ..kernel.reactive import batch, current_scope
+from ..kernel.registry import Consumer
+from .keyspace import MISSING, Keyspace, Path, parse_key
+
+__all__ = ["TENANTS", "ConfigProvider", "ConfigValue", "TenantConfig"]
+
+#: The top-level section holding one subsection per tenant.
+TENANTS = "tenants"
+
+
+@dataclass(frozen=True)
+class ConfigValue:
+    """A config value and where it came from (``runtime``, ``defaults`` or None if unset)."""
+
+    key: str
+    value: Any
+    source: str | None
+
+
+def tenant_of(path: Path) -> str | None:
+    """``('tenants', 'acme', 'db_url')`` -> ``'acme'``: which tenant a key belongs to."""
+    return path[1] if len(path) > 1 and path[0] == TENANTS else None
+
+
+@component("config", version="1.0")
+@provides("IConfig")
+class ConfigProvider:
+    """The configuration service. Properties: ``defaults`` (a nested mapping)."""
+
+    @lifecycle.activate
+    def activate(self) -> None:
+        defaults = self.rt.properties.get("defaults", {})
+        if not isinstance(defaults, Mapping):
+            raise TypeError(f"config 'defaults' must be a mapping, got {defaults!r}")
+        self._keys = Keyspace(defaults, owner=current_scope(), tenant_of=tenant_of)
+
+    # -- the service -------------------------------------------------------------------
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value at ``key`` (reactive: a computed reading it re-runs when it changes)."""
+        value = self._keys.read(parse_key(key))
+        return default if value is MISSING else value
+
+    def set(self, key: str, value: Any) -> None:
+        """Set ``key`` in the runtime layer; its readers, and only they, go stale."""
+        self._keys.write(parse_key(key), value)
+
+    def unset(self, key: str) -> bool:
+        """Remove runtime values at or below ``key``; returns whether anything was removed."""
+        return self._keys.delete(parse_key(key))
+
+    def merge(self, values: Mapping[str, Any], prefix: str = "") -> int:
+        """Set every leaf of a nested mapping (siblings keep their values); one batch.
+
+        Returns how many keys were set.
+        """
+        base = parse_key(prefix) if prefix else ()
+        count = 0
+        with batch():
+            stack: list[tuple[Path, Any]] = [(base, values)]
+            while stack:
+                path, value = stack.pop()
+                if isinstance(value, Mapping) and value:
+                    for key, sub in value.items():
+                        stack.append((path + parse_key(str(key)), sub))
+                else:
+                    if not path:
+                        raise TypeError(f"merge needs a mapping, got {value!r}")
+                    self._keys.write(path, value)
+                    count += 1
+        return count
+
+    def source(self, key: str) -> str | None:
+        """Where the value at ``key`` comes from: runtime, defaults, runtime+defaults or None."""
+        return self._keys.source(parse_key(key))
+
+    def explain(self, key: str) -> ConfigValue:
+        """The value at ``key`` (not tracked) and its source."""
+        path = parse_key(key)
+        value = self._keys.peek(path)
+        return ConfigValue(key, None if value is MISSING else value, self._keys.source(path))
+
+    def peek(self, key: str, default: Any = None) -> Any:
+        """The value at ``key`` without subscribing to it."""
+        value = self._keys.peek(parse_key(key))
+        return default if value is MISSING else value
+
+    def keys(self, prefix: str = "") -> list[str]:
+        """Every leaf key (optionally under ``prefix``), sorted."""
+        return sorted(k for k, _ in self._keys.leaves(parse_key(prefix) if prefix else ()))
+
+    def as_dict(self, prefix: str = "") -> Any:
+        """The effective tree (or the subtree at ``prefix``) as plain data."""
+        if not prefix:
+            return self._keys.snapshot()
+        value = self._keys.peek(parse_key(prefix))
+        return None if value is MISSING else value
+
+    def scoped_for(self, consumer: Consumer) -> Any:
+        """What a component receives: this service, or a tenant view for a targeted one."""
+        if consumer.target is None:
+            return self
+        return TenantConfig(self, consumer.target, consumer.name)
+
+    def __repr__(self) -> str:
+        return "<ConfigProvider>"
+
+
+class TenantConfig:
+    """A targeted instance's view of config: shared keys plus its own tenant section."""
+
+    __slots__ = ("_config", "_target", "_instance")
+
+    def __init__(self, config: ConfigProvider, target: str, instance: str) -> None:
+        self._config = config
+        self._target = target
+        self._instance = instance
+
+    @property
+    def target(self) -> str:
+        return self._target
+
+    @property
+    def section(self) -> str:
+        """This instance's own section, e.g. ``'tenants.acme'``."""
+        return f"{TENANTS}.{self._target}"
+
+    def _readable(self, key: str) -> str:
+        path = parse_key(key)
+        if path[0] == TENANTS and (len(path) == 1 or path[1] != self._target):
+            owner = "every tenant" if len(path) == 1 else f"tenant {path[1]!r}"
+            raise TenantIsolationError(
+                f"Instance {self._instance!r} (target {self._target!r}) may not read {key!r}: "
+                f"it belongs to {owner}. Readable: shared keys and '{self.section}.*'."
+            )
+        return key
+
+    def _writable(self, key: str) -> str:
+        path = parse_key(key)
+        if len(path) < 3 or path[0] != TENANTS or path[1] != self._target:
+            raise TenantIsolationError(
+                f"Instance {self._instance!r} (target {self._target!r}) may not write {key!r}: "
+                f"it may write only inside '{self.section}.' (e.g. '{self.section}.db_url')."
+            )
+        return key
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Like ``ConfigProvider.get``, within this tenant's view."""
+        return self._config.get(self._readable(key), default)
+
+    def peek(self, key: str, default: Any = None) -> Any:
+        return self._config.peek(self._readable(key), default)
+
+    def source(self, key: str) -> str | None:
+        return self._config.source(self._readable(key))
+
+    def explain(self, key: str) -> ConfigValue:
+        return self._config.explain(self._readable(key))
+
+    def set(self, key: str, value: Any) -> None:
+        """Set a key inside this tenant's own section."""
+        self._config.set(self._writable(key), value)
+
+    def unset(self, key: str) -> bool:
+        return self._config.unset(self._writable(key))
+
+    def keys(self, prefix: str = "") -> list[str]:
+        """Readable leaf keys: shared ones and this tenant's section."""
+        if prefix:
+            return self._config.keys(self._readable(prefix))
+        return [k for k in self._config.keys()  # noqa: SIM118 (our method, not dict.keys)
+                if not k.startswith(f"{TENANTS}.") or k.startswith(f"{self.section}.")]
+
+    def __repr__(self) -> str:
+        return f"<config view of {self._instance!r} (tenant {self._target!r})>"

@@ -1,0 +1,270 @@
+"""Nested settings with one signal per dotted key that anybody read: per-key reactivity.
+
+Two layers, ``defaults`` and ``runtime`` (what ``set`` wrote). A value set at a key replaces
+the whole subtree below it, from both layers; ``unset`` removes runtime values at or below a
+key, so the defaults show through again.
+
+Reading ``tenants.acme.db_url`` subscribes to that key's signal only. A write to key K
+updates the signals of K, of every watched key below K, and of every watched ancestor of K
+(a subtree read depends on everything within it), and nothing else: setting
+``tenants.globex.db_url`` does not touch, or even mark stale, readers of acme's keys. The
+cost of a write is proportional to the key's depth plus the watched keys below it, never to
+the number of tenants.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from ..errors import ConfigKeyError
+from ..kernel.graph import context
+from ..kernel.reactive import Scope, Signal, batch, current_scope
+
+__all__ = ["MISSING", "Keyspace", "parse_key"]
+
+MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING"})()
+
+Path = tuple[str, ...]
+
+
+def parse_key(key: object, *, what: str = "config key") -> Path:
+    """``'tenants.acme.db_url'`` -> ``('tenants', 'acme', 'db_url')``; anything else is an error."""
+    if isinstance(key, str):
+        path = tuple(key.split("."))
+        if key and all(path):
+            return path
+    raise ConfigKeyError(
+        f"A {what} is a dotted string like 'tenants.acme.db_url' (no empty parts), got {key!r}."
+    )
+
+
+def _copy(value: Any) -> Any:
+    return copy.deepcopy(value) if isinstance(value, (dict, list, set)) else value
+
+
+def _get_in(tree: Any, path: Path) -> Any:
+    for part in path:
+        if not isinstance(tree, Mapping) or part not in tree:
+            return MISSING
+        tree = tree[part]
+    return tree
+
+
+class _Node:
+    """A trie node for one path: its runtime value, its signal, and its children."""
+
+    __slots__ = ("children", "override", "overrides_below", "signal")
+
+    def __init__(self) -> None:
+        self.children: dict[str, _Node] = {}
+        self.override: Any = MISSING
+        self.overrides_below = 0  # runtime values strictly below this node
+        self.signal: Signal[Any] | None = None
+
+
+class Keyspace:
+    """Layered nested settings with lazily created per-key signals (see module docstring)."""
+
+    def __init__(self, defaults: Mapping[str, Any] | None = None, *,
+                 owner: Scope | None = None,
+                 tenant_of: Callable[[Path], str | None] | None = None,
+                 label_prefix: str = "") -> None:
+        self._defaults: dict[str, Any] = _thaw(defaults or {})
+        self._root = _Node()
+        self._owner = owner if owner is not None else current_scope()
+        self._tenant_of = tenant_of
+        self._label_prefix = label_prefix
+
+    # -- reading -----------------------------------------------------------------------
+
+    def read(self, path: Path) -> Any:
+        """The value at ``path`` (``MISSING`` if none), tracked per key when read reactively."""
+        node = self._node(path, create=True)
+        signal = node.signal
+        if signal is None:
+            with context.lock:
+                signal = node.signal
+                if signal is None:
+                    signal = Signal(self._resolve(path), label=self._label(path),
+                                    owner=self._owner)
+                    if self._tenant_of is not None:
+                        signal.tenant = self._tenant_of(path)
+                    node.signal = signal
+        return _copy(signal.get())
+
+    def peek(self, path: Path) -> Any:
+        """The value at ``path`` without subscribing or creating a signal."""
+        with context.lock:
+            return _copy(self._resolve(path))
+
+    def source(self, path: Path) -> str | None:
+        """``'runtime'``, ``'defaults'``, ``'runtime+defaults'`` (a subtree mixing both) or None."""
+        with context.lock:
+            nodes = self._walk(path)
+            full = len(nodes) == len(path) + 1
+            if full and nodes[-1].override is not MISSING:
+                return "runtime"
+            if self._resolve(path) is MISSING:
+                return None
+            if any(n.override is not MISSING for n in nodes[: len(path)]):
+                return "runtime"  # an ancestor's runtime value replaced the defaults here
+            in_defaults = _get_in(self._defaults, path) is not MISSING
+            if full and nodes[-1].overrides_below:
+                return "runtime+defaults" if in_defaults else "runtime"
+            return "defaults"
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole effective tree as a plain dict (a copy)."""
+        with context.lock:
+            merged = copy.deepcopy(self._defaults)
+            _overlay(merged, self._root)
+            return merged
+
+    def leaves(self, prefix: Path = ()) -> Iterator[tuple[str, Any]]:
+        """``(dotted key, value)`` for every leaf under ``prefix`` in the effective tree."""
+        tree = _get_in(self.snapshot(), prefix) if prefix else self.snapshot()
+        if tree is MISSING:
+            return
+        if not isinstance(tree, Mapping) or not tree:
+            yield ".".join(prefix), tree
+            return
+        stack: list[tuple[Path, Any]] = [(prefix, tree)]
+        while stack:
+            path, value = stack.pop()
+            if isinstance(value, Mapping) and value:
+                stack.extend(((*path, k), v) for k, v in reversed(list(value.items())))
+            else:
+                yield ".".join(path), value
+
+    # -- writing -----------------------------------------------------------------------
+
+    def write(self, path: Path, value: Any) -> None:
+        """Set ``path`` in the runtime layer (replacing its subtree) and notify watchers."""
+        value = _thaw(value) if isinstance(value, Mapping) else _copy(value)
+        with batch():
+            nodes = self._walk(path, create=True)
+            node = nodes[-1]
+            removed = _clear_below(node)
+            added = 0 if node.override is not MISSING else 1
+            node.override = value
+            for ancestor in nodes[:-1]:
+                ancestor.overrides_below += added - removed
+            self._notify(nodes, path)
+
+    def delete(self, path: Path) -> bool:
+        """Remove runtime values at or below ``path``; returns whether anything was removed."""
+        with batch():
+            nodes = self._walk(path)
+            if len(nodes) != len(path) + 1:
+                return False
+            node = nodes[-1]
+            removed = _clear_below(node) + (1 if node.override is not MISSING else 0)
+            if not removed:
+                return False
+            node.override = MISSING
+            for ancestor in nodes[:-1]:
+                ancestor.overrides_below -= removed
+            self._notify(nodes, path)
+            return True
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _label(self, path: Path) -> str:
+        return self._label_prefix + ".".join(path)
+
+    def _walk(self, path: Path, create: bool = False) -> list[_Node]:
+        """Trie nodes from the root along ``path`` (stops early if not ``create``)."""
+        node = self._root
+        nodes = [node]
+        for part in path:
+            child = node.children.get(part)
+            if child is None:
+                if not create:
+                    break
+                child = node.children[part] = _Node()
+            node = child
+            nodes.append(node)
+        return nodes
+
+    def _node(self, path: Path, create: bool) -> _Node:
+        node = self._root
+        for part in path:
+            child = node.children.get(part)
+            if child is None:
+                with context.lock:
+                    child = node.children.setdefault(part, _Node())
+            node = child
+        return node
+
+    def _resolve(self, path: Path) -> Any:
+        """The effective value at ``path`` (may share structure: callers copy)."""
+        node: _Node | None = self._root
+        deepest, depth = MISSING, -1
+        for index in range(len(path) + 1):
+            if node is None:
+                break
+            if node.override is not MISSING:
+                deepest, depth = node.override, index
+            node = node.children.get(path[index]) if index < len(path) else node
+        base = _get_in(deepest, path[depth:]) if depth >= 0 else _get_in(self._defaults, path)
+        if node is not None and node.overrides_below:
+            # runtime values written below this key after (or without) a write at or above it
+            base = copy.deepcopy(base) if isinstance(base, dict) else {}
+            _overlay(base, node)
+            return base or MISSING
+        return base
+
+    def _notify(self, nodes: list[_Node], path: Path) -> None:
+        """Re-resolve every watched signal the write at ``path`` may have changed."""
+        for depth, node in enumerate(nodes[:-1]):
+            if node.signal is not None:
+                node.signal.set(self._resolve(path[:depth]))
+        stack = [(path, nodes[-1])]
+        while stack:
+            sub_path, node = stack.pop()
+            if node.signal is not None:
+                node.signal.set(self._resolve(sub_path))
+            stack.extend(((*sub_path, k), child) for k, child in node.children.items())
+
+
+def _clear_below(node: _Node) -> int:
+    """Drop runtime values strictly below ``node``; returns how many there were."""
+    removed = node.overrides_below
+    if not removed:
+        return 0
+    stack = list(node.children.values())
+    while stack:
+        child = stack.pop()
+        if child.override is not MISSING or child.overrides_below:
+            child.override = MISSING
+            child.overrides_below = 0
+            stack.extend(child.children.values())
+    node.overrides_below = 0
+    return removed
+
+
+def _overlay(tree: dict[str, Any], node: _Node) -> None:
+    """Apply the runtime values below ``node`` onto ``tree`` (in place)."""
+    stack: list[tuple[dict[str, Any], _Node]] = [(tree, node)]
+    while stack:
+        target, current = stack.pop()
+        for key, child in current.children.items():
+            if child.override is not MISSING:
+                target[key] = copy.deepcopy(child.override)
+            elif child.overrides_below:
+                sub = target.get(key)
+                if not isinstance(sub, dict):
+                    sub = target[key] = {}
+                stack.append((sub, child))
+
+
+def _thaw(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep plain-dict copy of any mapping (frozen properties included)."""
+    out: dict[str, Any] = {}
+    for key, value in mapping.items():
+        if not isinstance(key, str):
+            raise ConfigKeyError(f"Config keys are strings, got {key!r} in {dict(mapping)!r}.")
+        out[key] = _thaw(value) if isinstance(value, Mapping) else copy.deepcopy(value)
+    return out
