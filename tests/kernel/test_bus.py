@@ -1,0 +1,225 @@
+"""The bus: exact names first, then factory/contract + target, then transports."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from pydantic import BaseModel, Field
+
+from signalpy_lab.errors import (
+    InvalidParamsError,
+    InvokeTimeoutError,
+    RouteConflictError,
+    UnknownHandlerError,
+    UnknownTargetError,
+)
+from signalpy_lab.kernel import (
+    InProcessTransport,
+    Kernel,
+    component,
+    lifecycle,
+    provides,
+    runnable,
+    subscribe,
+)
+
+
+class Query(BaseModel):
+    table: str = "users"
+    limit: int = Field(10, ge=1)
+
+
+@component("postgres-db")
+@provides("tenant-db")
+class PostgresDB:
+    @runnable("query", params=Query)
+    async def query(self, params):
+        return {"engine": "postgres", "tenant": self.rt.target, "instance": self.rt.name}
+
+
+@component("mysql-db")
+@provides("tenant-db")
+class MySQLDB:
+    @runnable("query", params=Query)
+    def query(self, params):  # a sync runnable works too
+        return {"engine": "mysql", "tenant": self.rt.target, "instance": self.rt.name}
+
+
+class Sleep(BaseModel):
+    seconds: float
+
+
+@component("sleepy")
+class Sleepy:
+    @runnable("nap", params=Sleep)
+    async def nap(self, params):
+        await asyncio.sleep(params.seconds)
+        return "rested"
+
+    @runnable("fail")
+    async def fail(self, params):
+        raise ValueError("handler exploded")
+
+
+@pytest.fixture
+async def kernel():
+    kernel = Kernel()
+    kernel.discover([PostgresDB, MySQLDB, Sleepy])
+    kernel.instantiate("postgres-db", "tenant-db-acme", {"target": "acme"})
+    kernel.instantiate("mysql-db", "tenant-db-globex", {"target": "globex"})
+    await kernel.boot()
+    yield kernel
+    await kernel.shutdown()
+
+
+async def test_one_routed_name_reaches_tenants_served_by_different_factories(kernel) -> None:
+    """`tenant-db.query` + target reaches postgres for acme and mysql for globex."""
+    acme = await kernel.bus.invoke("tenant-db.query", {"target": "acme"})
+    globex = await kernel.bus.invoke("tenant-db.query", {"target": "globex"})
+    assert acme == {"engine": "postgres", "tenant": "acme", "instance": "tenant-db-acme"}
+    assert globex == {"engine": "mysql", "tenant": "globex", "instance": "tenant-db-globex"}
+
+
+async def test_factory_routed_names_work_too(kernel) -> None:
+    """`mysql-db.query` + globex also resolves; `mysql-db.query` + acme does not."""
+    r = await kernel.invoke("mysql-db.query", {"target": "globex"})
+    assert r["engine"] == "mysql"
+    with pytest.raises(UnknownTargetError, match="Known targets: 'globex'"):
+        await kernel.invoke("mysql-db.query", {"target": "acme"})
+
+
+async def test_exact_names_win_over_routes(kernel) -> None:
+    """A direct instance call needs no target."""
+    r = await kernel.invoke("tenant-db-acme.query", {"table": "orders"})
+    assert r["instance"] == "tenant-db-acme"
+
+
+async def test_routes_table_lists_each_target(kernel) -> None:
+    """routes() shows route[target] -> handler with factory and state."""
+    rows = {(r.route, r.target): (r.handler, r.factory, r.state) for r in kernel.routes()}
+    assert rows[("tenant-db.query", "acme")] == ("tenant-db-acme.query", "postgres-db", "active")
+    assert rows[("tenant-db.query", "globex")] == ("tenant-db-globex.query", "mysql-db",
+                                                   "active")
+
+
+async def test_contract_route_conflict_across_factories_is_refused(kernel) -> None:
+    """mysql-db for acme would take `tenant-db.query[acme]` from postgres: refused."""
+    with pytest.raises(RouteConflictError, match="already served by instance 'tenant-db-acme'"):
+        kernel.instantiate("mysql-db", "acme-mysql", {"target": "acme"})
+
+
+async def test_unknown_handler_suggests_closest_names(kernel) -> None:
+    """A typo gets 'Did you mean'."""
+    with pytest.raises(UnknownHandlerError, match="Did you mean 'tenant-db.query'"):
+        await kernel.invoke("tenant-db.qeury", {"target": "acme"})
+
+
+async def test_unknown_target_lists_known_targets(kernel) -> None:
+    """A routed call to a tenant nobody serves lists the ones that exist."""
+    with pytest.raises(UnknownTargetError,
+                       match="for target 'initech'. Known targets: 'acme', 'globex'"):
+        await kernel.invoke("tenant-db.query", {"target": "initech"})
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"target": "acme", "limit": "many"}, "limit: Input should be a valid integer"),
+        ({"target": "acme", "limit": 0}, "limit: Input should be greater than or equal to 1"),
+        ({"target": "acme", "table": None}, "table: Input should be a valid string"),
+    ],
+)
+async def test_invalid_params_name_the_field_and_problem(kernel, params, message) -> None:
+    """Pydantic failures become one line naming field and problem."""
+    with pytest.raises(InvalidParamsError, match=message) as info:
+        await kernel.invoke("tenant-db.query", params)
+    assert "\n" not in str(info.value)
+    assert str(info.value).startswith("tenant-db-acme.query: invalid params:")
+
+
+async def test_params_must_be_a_mapping(kernel) -> None:
+    """A list is not params."""
+    with pytest.raises(InvalidParamsError, match="params must be a mapping"):
+        await kernel.invoke("tenant-db-acme.query", ["users"])
+
+
+async def test_handler_errors_reach_the_caller_and_are_counted(kernel) -> None:
+    """The handler's own exception propagates; the handler's error count goes up."""
+    with pytest.raises(ValueError, match="handler exploded"):
+        await kernel.invoke("sleepy.fail")
+    handler = kernel.bus.handler("sleepy.fail")
+    assert (handler.calls, handler.errors) == (1, 1)
+    assert await kernel.invoke("sleepy.nap", {"seconds": 0}) == "rested"
+
+
+async def test_timeout_cancels_a_hung_handler_without_blocking_others(kernel) -> None:
+    """A 10 s nap with a 50 ms timeout fails clearly; a concurrent call still succeeds."""
+    slow = asyncio.create_task(kernel.invoke("sleepy.nap", {"seconds": 10}, timeout=0.05))
+    fast = await kernel.invoke("tenant-db.query", {"target": "acme"})
+    with pytest.raises(InvokeTimeoutError, match=r"sleepy.nap did not finish within 0.05s"):
+        await slow
+    assert fast["tenant"] == "acme"
+
+
+async def test_transport_fall_through_to_a_second_kernel(kernel) -> None:
+    """Names unknown here go to transports in order; a real second kernel answers."""
+    remote = Kernel("remote")
+
+    @component("billing")
+    class Billing:
+        @runnable("invoice")
+        async def invoice(self, params):
+            return "invoiced remotely"
+
+    remote.discover([Billing, MySQLDB])
+    remote.instantiate("mysql-db", "remote-initech", {"target": "initech"})
+    await remote.boot()
+    kernel.bus.add_transport(InProcessTransport(remote))
+
+    assert await kernel.invoke("billing.invoice") == "invoiced remotely"
+    r = await kernel.invoke("tenant-db.query", {"target": "initech"})
+    assert r == {"engine": "mysql", "tenant": "initech", "instance": "remote-initech"}
+    local = await kernel.invoke("tenant-db.query", {"target": "acme"})
+    assert local["instance"] == "tenant-db-acme"  # local routes still come first
+    with pytest.raises(UnknownHandlerError, match="Did you mean 'billing.invoice'"):
+        await kernel.invoke("billing.invoise")
+    await remote.shutdown()
+
+
+async def test_register_target_route_exists_as_in_the_seed(kernel) -> None:
+    """The seed's bus.register_target_route maps a routed name to an instance handler."""
+    kernel.bus.register_target_route("db.query", "acme", "tenant-db-acme.query")
+    r = await kernel.bus.invoke("db.query", {"target": "acme"})
+    assert r["instance"] == "tenant-db-acme"
+    with pytest.raises(RouteConflictError, match="no silent takeover"):
+        kernel.bus.register_target_route("db.query", "acme", "tenant-db-globex.query")
+
+
+async def test_published_events_reach_own_tenant_and_untargeted_subscribers() -> None:
+    """Events carry a kernel-set source; tenant subscribers see only their tenant's."""
+    received: list[tuple[str, str, str | None]] = []
+
+    @component("listener")
+    class Listener:
+        @subscribe("orders.*")
+        def on_order(self, event):
+            received.append((self.rt.name, event.topic, event.source))
+
+    @component("publisher")
+    class Publisher:
+        @lifecycle.activate
+        def start(self):
+            self.rt.bus.publish("orders.created", {"id": 1})
+
+    kernel = Kernel()
+    kernel.discover([Listener, Publisher])
+    kernel.instantiate("listener", "listener-acme", {"target": "acme"})
+    kernel.instantiate("listener", "listener-globex", {"target": "globex"})
+    kernel.instantiate("listener", "listener-admin")
+    kernel.instantiate("publisher", "publisher-acme", {"target": "acme"})
+    await kernel.boot()
+    assert sorted(received) == [
+        ("listener-acme", "orders.created", "publisher-acme"),
+        ("listener-admin", "orders.created", "publisher-acme"),
+    ]

@@ -1,0 +1,134 @@
+"""Observability: structured events with causes, and the reactive-graph snapshot."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from signalpy_lab.kernel import Kernel, caused_by, component, lifecycle, runnable
+from signalpy_lab.kernel import graph as engine
+
+
+@pytest.fixture
+def recorder(seed_kernel):
+    events = []
+    unsubscribe = seed_kernel.events.subscribe(events.append)
+    yield events
+    unsubscribe()
+
+
+async def test_config_set_marks_only_the_affected_tenant_stale(seed_kernel, recorder) -> None:
+    """A globex write: one signal.set, one stale computed (globex's), caused by the command."""
+    for tenant in ("acme", "globex", "initech"):
+        await seed_kernel.bus.invoke("tenant-db.query", {"target": tenant})
+    recorder.clear()
+    config = seed_kernel.registry.require("IConfig")
+    with caused_by("%config set tenants.globex.db_url"):
+        config.set("tenants.globex.db_url", "postgres://new/globex")
+    kinds = [(e.kind, e.label) for e in recorder]
+    assert kinds == [("signal.set", "tenants.globex.db_url"),
+                     ("computed.stale", "tenant-db-globex.db_url")]
+    cause = recorder[0].cause
+    assert (cause.command, cause.new) == ("%config set tenants.globex.db_url",
+                                           "'postgres://new/globex'")
+    assert recorder[1].tenant == "globex"
+
+    recorder.clear()
+    await seed_kernel.bus.invoke("tenant-db.query", {"target": "globex"})
+    recomputed = [e for e in recorder if e.kind == "computed.recomputed"]
+    assert [(e.label, e.changed, e.cause.id) for e in recomputed] == [
+        ("tenant-db-globex.db_url", True, cause.id)]
+    invoked = [e for e in recorder if e.kind == "handler.invoked"]
+    assert [(e.requested, e.handler, e.route, e.target) for e in invoked] == [
+        ("tenant-db.query", "tenant-db-globex.query", "target", "globex")]
+
+
+async def test_exact_route_and_errors_are_reported(seed_kernel, recorder) -> None:
+    """An exact call reports route 'exact'; a failing call reports its error."""
+    await seed_kernel.bus.invoke("tenant-db-acme.status")
+    with pytest.raises(Exception, match="invalid params"):
+        await seed_kernel.bus.invoke("tenant-db-acme.query", {"limit": "x"})
+    invoked = [(e.route, e.error is None) for e in recorder if e.kind == "handler.invoked"]
+    assert invoked == [("exact", True), ("exact", False)]
+
+
+async def test_instance_lifecycle_events(seed_kernel, recorder) -> None:
+    """Adding and removing a tenant emits added, state changes and removed, in order."""
+    seed_kernel.instantiate("tenant-db", "tenant-db-umbrella", {"target": "umbrella"})
+    await seed_kernel.hot_remove("tenant-db-umbrella")
+    trail = [(e.kind, getattr(e, "new", None)) for e in recorder if e.kind.startswith("instance")]
+    assert trail == [
+        ("instance.added", None),
+        ("instance.state", "activating"),
+        ("instance.state", "active"),
+        ("instance.state", "deactivating"),
+        ("instance.state", "removed"),
+        ("instance.removed", None),
+    ]
+
+
+async def test_no_listener_means_no_engine_hook(seed_kernel) -> None:
+    """With nobody subscribed, the engine runs without any hook installed."""
+    assert engine.context.hooks is None
+    unsubscribe = seed_kernel.events.subscribe(lambda e: None)
+    assert engine.context.hooks is not None
+    unsubscribe()
+    assert engine.context.hooks is None
+
+
+async def test_a_broken_listener_does_not_break_the_kernel(seed_kernel, caplog) -> None:
+    """A listener that raises is logged; the call still succeeds."""
+
+    def broken(event):
+        raise RuntimeError("listener bug")
+
+    unsubscribe = seed_kernel.events.subscribe(broken)
+    try:
+        r = await seed_kernel.bus.invoke("tenant-db.query", {"target": "acme"})
+    finally:
+        unsubscribe()
+    assert r["tenant"] == "acme"
+    assert "listener bug" in caplog.text
+
+
+async def test_graph_snapshot_has_owners_tenants_and_edges(seed_kernel) -> None:
+    """The snapshot ties each computed to its instance and tenant, with its config key edge."""
+    for tenant in ("acme", "globex"):
+        await seed_kernel.bus.invoke("tenant-db.query", {"target": tenant})
+    snap = seed_kernel.graph()
+    db_url = snap.node("tenant-db-acme.db_url")
+    key = snap.node("tenants.acme.db_url")
+    assert (db_url.kind, db_url.instance, db_url.tenant, db_url.runs) == (
+        "computed", "tenant-db-acme", "acme", 1)
+    assert (key.kind, key.instance, key.tenant) == ("signal", "config", "acme")
+    assert any(e.source == key.id and e.target == db_url.id for e in snap.edges)
+    json.loads(snap.to_json())
+
+    only_globex = seed_kernel.graph(tenant="globex")
+    assert sorted(n.label for n in only_globex.nodes) == [
+        "tenant-db-globex.db_url", "tenants.globex.db_url"]
+
+
+async def test_failed_state_is_visible_with_its_error() -> None:
+    """InstanceStateChanged carries the activation error text."""
+
+    @component("bad")
+    class Bad:
+        @lifecycle.activate
+        def start(self):
+            raise OSError("disk full")
+
+        @runnable("noop")
+        async def noop(self, params):
+            return None
+
+    kernel = Kernel()
+    kernel.discover([Bad])
+    events = []
+    unsubscribe = kernel.events.subscribe(events.append)
+    await kernel.boot()
+    unsubscribe()
+    failed = [e for e in events if e.kind == "instance.state" and e.new == "failed"]
+    assert [e.error for e in failed] == ["OSError: disk full"]
+    assert "bad.noop" not in kernel.bus.names()
