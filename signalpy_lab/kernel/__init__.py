@@ -48,7 +48,7 @@ from .metadata import (
 )
 from .reactive import Computed, Effect, Scope, Signal, batch, untracked
 from .registry import Consumer, Registry
-from .runtime import FrozenProperties, Runtime
+from .runtime import Runtime
 
 __all__ = [
     "Bus",
@@ -69,7 +69,6 @@ __all__ = [
     "Event",
     "EventHub",
     "FactoryInfo",
-    "FrozenProperties",
     "GraphEdge",
     "GraphNode",
     "GraphSnapshot",

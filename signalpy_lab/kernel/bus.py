@@ -30,12 +30,15 @@ from ..errors import (
     InvalidParamsError,
     InvokeTimeoutError,
     RouteConflictError,
+    TenantIsolationError,
     UnknownHandlerError,
     UnknownTargetError,
     choices,
 )
 from .events import EventHub, HandlerInvoked, current_command, short_repr
 from .loop import on_home_loop
+from .registry import Consumer
+from .sealed import Sealed, seal, unseal
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -398,39 +401,42 @@ class InProcessTransport:
         return self.remote.bus.names()
 
 
-class ScopedBus:
-    """``rt.bus``: call and publish *as* one instance.
+class ScopedBus(Sealed):
+    """``rt.bus``: call and publish *as* one instance (a sealed handle).
 
     A targeted instance may call untargeted handlers and its own tenant's, never another
-    tenant's (by exact name or by routed call). Events it publishes carry its name and target,
-    set here, and reach only its own tenant's subscribers and untargeted ones.
+    tenant's (by exact name or by routed call), and never through transports. Events it
+    publishes carry its name and target, set here, and reach only its own tenant's
+    subscribers and untargeted ones.
     """
 
-    __slots__ = ("_bus", "_name", "_target")
+    __slots__ = ()
 
-    def __init__(self, bus: Bus, name: str, target: str | None) -> None:
-        self._bus = bus
-        self._name = name
-        self._target = target
-
-    def _check(self, handler: Handler) -> None:
-        if self._target is not None and handler.target not in (None, self._target):
-            from ..errors import TenantIsolationError
-
-            raise TenantIsolationError(
-                f"Instance {self._name!r} (target {self._target!r}) may not call "
-                f"{handler.name!r}, which serves target {handler.target!r}."
-            )
+    @staticmethod
+    def issue(bus: Bus, consumer: Consumer) -> ScopedBus:
+        return seal(ScopedBus, (bus, consumer))
 
     async def invoke(self, handler: str, params: Any = None, *,
                      timeout: float | None = None) -> Any:
         """Call a handler on this kernel's bus, limited to this instance's tenant."""
-        return await self._bus._invoke(handler, params, timeout,
-                                       local_only=self._target is not None, allowed=self._check)
+        bus, consumer = unseal(self)
+        target = consumer.target
+
+        def check(found: Handler) -> None:
+            if target is not None and found.target not in (None, target):
+                raise TenantIsolationError(
+                    f"Instance {consumer.name!r} (target {target!r}) may not call "
+                    f"{found.name!r}, which serves target {found.target!r}."
+                )
+
+        return await bus._invoke(handler, params, timeout, local_only=target is not None,
+                                 allowed=check)
 
     def publish(self, topic: str, payload: Any = None) -> int:
         """Publish an event whose source is this instance."""
-        return self._bus.publish(topic, payload, source=self._name, target=self._target)
+        bus, consumer = unseal(self)
+        return bus.publish(topic, payload, source=consumer.name,  # type: ignore[no-any-return]
+                           target=consumer.target)
 
     def __repr__(self) -> str:
-        return f"<bus handle of {self._name!r}>"
+        return f"<bus handle of {unseal(self)[1].name!r}>"

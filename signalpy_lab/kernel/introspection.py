@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from .events import short_repr
 from .graph import CLEAN, DIRTY, DerivedNode, ReactiveNode
 from .reactive import Scope
+from .runtime import thaw
 
 if TYPE_CHECKING:
     from .bus import Handler
@@ -48,7 +49,7 @@ class InstanceInfo:
         return cls(
             name=inst.name, factory=inst.factory, target=inst.target, state=inst.state.value,
             error=f"{type(error).__name__}: {error}" if error is not None else None,
-            handlers=tuple(inst.handlers), properties=inst.properties.thaw(),
+            handlers=tuple(inst.handlers), properties=thaw(inst.properties),
             depends_on=inst.depends_on, effect_errors=inst.effect_errors,
         )
 

@@ -63,8 +63,8 @@ from .lifecycle import (
 from .loop import on_home_loop
 from .metadata import ComponentMeta, ComputedMethod, LifecycleSpec, meta_of
 from .reactive import Effect, Scope
-from .registry import Registry
-from .runtime import Runtime, freeze
+from .registry import Consumer, Registry
+from .runtime import issue_runtime, thaw
 
 __all__ = ["Kernel", "KernelState"]
 
@@ -213,7 +213,7 @@ class Kernel:
                 f"The 'target' property must be a name like 'acme' (letters, digits, '-', '_'), "
                 f"got {target!r}."
             )
-        inst = ComponentInstance(name=name, meta=meta, properties=freeze(dict(properties)))
+        inst = ComponentInstance(name=name, meta=meta, properties=thaw(properties))
         for routed, _handler in self._route_pairs(inst):
             owner = self._claims.get((routed, inst.target or ""))
             if owner is not None:
@@ -254,7 +254,7 @@ class Kernel:
         if self.state is not KernelState.CREATED:
             raise KernelStateError(f"Kernel {self.name!r} is already {self.state}; boot once.")
         instantiated = {i.factory for i in self._instances.values()}
-        defaults = [ComponentInstance(name=f, meta=m, properties=freeze({}))
+        defaults = [ComponentInstance(name=f, meta=m, properties={})
                     for f, m in self._factories.items()
                     if f not in instantiated and f not in self._instances]
         for inst in defaults:
@@ -404,8 +404,9 @@ class Kernel:
         scope = Scope(inst.name, inst.target, hub=self.events,
                       on_effect_error=lambda node, error: self._effect_failed(inst, node, error))
         inst.scope = scope
-        runtime = Runtime(inst.name, inst.factory, inst.properties, self.registry,
-                          ScopedBus(self.bus, inst.name, inst.target))
+        consumer = Consumer(inst.name, inst.factory, inst.target)
+        runtime = issue_runtime(consumer, inst.properties, self.registry,
+                                ScopedBus.issue(self.bus, consumer))
         inst.runtime = runtime
         obj = meta.cls.__new__(meta.cls)
         obj.rt = runtime

@@ -16,7 +16,6 @@ from typing import Any
 from ..errors import DependencyCycleError, DependencyError, choices
 from .metadata import ComponentMeta
 from .reactive import Scope
-from .runtime import FrozenProperties
 
 __all__ = ["ComponentInstance", "InstanceState", "activation_order", "dependencies_of"]
 
@@ -42,7 +41,7 @@ class ComponentInstance:
 
     name: str
     meta: ComponentMeta
-    properties: FrozenProperties
+    properties: dict[str, Any]  # the kernel's private copy; the instance sees a frozen one
     state: InstanceState = InstanceState.PENDING
     error: BaseException | None = None
     obj: Any = None

@@ -1,21 +1,26 @@
 """The per-instance Runtime (``self.rt``): properties and scoped handles to the providers.
 
-The kernel builds one Runtime per instance. Its handles are bound on first use through the
+The kernel issues one Runtime per instance. Its handles are bound on first use through the
 registry, so each provider decides the scope: config sees the instance's own tenant section,
 credentials live under ``apps.<instance-name>.``, storage under the instance's own prefix.
-The Runtime keeps no reference to the kernel itself; its bus handle can only call and publish
-as this instance (see ``Bus.scoped_for``).
+
+The Runtime is a sealed handle: its name, target and the registry it binds through live
+outside the object, so tenant code cannot read the registry from it nor rewrite its own
+identity. Properties are a deep read-only copy (``MappingProxyType``); the kernel keeps its
+own copy, so nothing an instance holds is shared with the kernel's record of it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 from .registry import Consumer, Registry
+from .sealed import Sealed, seal, unseal
 
-__all__ = ["CONTRACTS", "FrozenProperties", "Runtime", "freeze"]
+__all__ = ["CONTRACTS", "Runtime", "freeze", "issue_runtime", "thaw"]
 
 #: Runtime attribute -> contract of the provider that serves it.
 CONTRACTS: dict[str, str] = {
@@ -27,95 +32,72 @@ CONTRACTS: dict[str, str] = {
 
 
 def freeze(value: Any) -> Any:
-    """A deep read-only copy: mappings become ``FrozenProperties``, lists become tuples."""
+    """A deep read-only copy: mappings become ``MappingProxyType``, lists become tuples."""
     if isinstance(value, Mapping):
-        return FrozenProperties(value)
+        return MappingProxyType({k: freeze(v) for k, v in value.items()})
     if isinstance(value, (list, tuple)):
         return tuple(freeze(v) for v in value)
-    if isinstance(value, set):
+    if isinstance(value, (set, frozenset)):
         return frozenset(freeze(v) for v in value)
     return value
 
 
-class FrozenProperties(Mapping[str, Any]):
-    """Read-only, deeply frozen instance properties (an instance cannot change its target)."""
-
-    __slots__ = ("_data",)
-
-    def __init__(self, data: Mapping[str, Any]) -> None:
-        object.__setattr__(self, "_data", MappingProxyType({k: freeze(v) for k, v in data.items()}))
-
-    def __getitem__(self, key: str) -> Any:
-        return self._data[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError("instance properties are read-only")
-
-    def __repr__(self) -> str:
-        return repr(dict(self._data))
-
-    def thaw(self) -> dict[str, Any]:
-        """A plain mutable deep copy."""
-        return {k: (v.thaw() if isinstance(v, FrozenProperties) else v) for k, v in self.items()}
+def thaw(value: Any) -> Any:
+    """A plain mutable deep copy of a frozen (or any) value."""
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [thaw(v) for v in value]
+    return value
 
 
-class Runtime:
+@dataclass(frozen=True, slots=True)
+class _Record:
+    consumer: Consumer
+    properties: Mapping[str, Any]
+    registry: Registry
+    bus: Any
+    handles: dict[str, Any] = field(default_factory=dict)
+
+
+class Runtime(Sealed):
     """What an instance knows of the world: its name, properties and scoped services."""
 
-    __slots__ = ("_name", "_factory", "_properties", "_registry", "_bus", "_handles")
-
-    def __init__(self, name: str, factory: str, properties: FrozenProperties,
-                 registry: Registry, bus_handle: Any) -> None:
-        self._name = name
-        self._factory = factory
-        self._properties = properties
-        self._registry = registry
-        self._bus = bus_handle
-        self._handles: dict[str, Any] = {}
+    __slots__ = ()
 
     @property
     def name(self) -> str:
         """The instance name (also its component name for credentials and storage scoping)."""
-        return self._name
+        return unseal(self).consumer.name  # type: ignore[no-any-return]
 
     component_name = name
 
     @property
     def factory(self) -> str:
-        return self._factory
+        return unseal(self).consumer.factory  # type: ignore[no-any-return]
 
     @property
-    def properties(self) -> FrozenProperties:
-        """The instance properties given to ``instantiate`` (read-only)."""
-        return self._properties
+    def properties(self) -> Mapping[str, Any]:
+        """The instance properties given to ``instantiate`` (deeply read-only)."""
+        return unseal(self).properties  # type: ignore[no-any-return]
 
     @property
     def target(self) -> str | None:
-        """The tenant this instance serves, from its ``target`` property."""
-        target = self._properties.get("target")
-        return str(target) if target is not None else None
-
-    @property
-    def consumer(self) -> Consumer:
-        return Consumer(self._name, self._factory, self.target)
+        """The tenant this instance serves (fixed at instantiation)."""
+        return unseal(self).consumer.target  # type: ignore[no-any-return]
 
     @property
     def bus(self) -> Any:
         """Call handlers and publish events as this instance."""
-        return self._bus
+        return unseal(self).bus
 
     def service(self, contract: str) -> Any:
         """The consumer-scoped handle of any contract, bound once and cached."""
-        handle = self._handles.get(contract)
+        record: _Record = unseal(self)
+        handle = record.handles.get(contract)
         if handle is None:
-            handle = self._registry.bind(contract, self.consumer)
-            self._handles[contract] = handle
+            handle = record.registry.bind(contract, record.consumer)
+            record.handles[contract] = handle
         return handle
 
     @property
@@ -139,4 +121,12 @@ class Runtime:
         return self.service(CONTRACTS["log"])
 
     def __repr__(self) -> str:
-        return f"Runtime(name={self._name!r}, factory={self._factory!r}, target={self.target!r})"
+        consumer = unseal(self).consumer
+        return f"Runtime(name={consumer.name!r}, factory={consumer.factory!r}, " \
+               f"target={consumer.target!r})"
+
+
+def issue_runtime(consumer: Consumer, properties: Mapping[str, Any], registry: Registry,
+                  bus_handle: Any) -> Runtime:
+    """The kernel's way to make a Runtime (the class itself cannot be constructed)."""
+    return seal(Runtime, _Record(consumer, freeze(properties), registry, bus_handle))

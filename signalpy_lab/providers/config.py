@@ -21,6 +21,7 @@ from ..errors import TenantIsolationError
 from ..kernel import component, lifecycle, provides
 from ..kernel.reactive import batch, current_scope
 from ..kernel.registry import Consumer
+from ..kernel.sealed import Sealed, seal, unseal
 from .keyspace import MISSING, Keyspace, Path, parse_key
 
 __all__ = ["TENANTS", "ConfigProvider", "ConfigValue", "TenantConfig"]
@@ -121,76 +122,92 @@ class ConfigProvider:
         """What a component receives: this service, or a tenant view for a targeted one."""
         if consumer.target is None:
             return self
-        return TenantConfig(self, consumer.target, consumer.name)
+        return TenantConfig.issue(self, consumer.target, consumer.name)
 
     def __repr__(self) -> str:
         return "<ConfigProvider>"
 
 
-class TenantConfig:
-    """A targeted instance's view of config: shared keys plus its own tenant section."""
+class TenantConfig(Sealed):
+    """A targeted instance's view of config: shared keys plus its own tenant section.
 
-    __slots__ = ("_config", "_target", "_instance")
+    A sealed handle: the service and the target live outside the object, so neither can be
+    read or rewritten through it.
+    """
 
-    def __init__(self, config: ConfigProvider, target: str, instance: str) -> None:
-        self._config = config
-        self._target = target
-        self._instance = instance
+    __slots__ = ()
+
+    @staticmethod
+    def issue(config: ConfigProvider, target: str, instance: str) -> TenantConfig:
+        return seal(TenantConfig, (config, target, instance))
 
     @property
     def target(self) -> str:
-        return self._target
+        return unseal(self)[1]  # type: ignore[no-any-return]
 
     @property
     def section(self) -> str:
         """This instance's own section, e.g. ``'tenants.acme'``."""
-        return f"{TENANTS}.{self._target}"
+        return f"{TENANTS}.{unseal(self)[1]}"
 
-    def _readable(self, key: str) -> str:
+    def _readable(self, key: str) -> tuple[ConfigProvider, str]:
+        config, target, instance = unseal(self)
         path = parse_key(key)
-        if path[0] == TENANTS and (len(path) == 1 or path[1] != self._target):
+        if path[0] == TENANTS and (len(path) == 1 or path[1] != target):
             owner = "every tenant" if len(path) == 1 else f"tenant {path[1]!r}"
             raise TenantIsolationError(
-                f"Instance {self._instance!r} (target {self._target!r}) may not read {key!r}: "
-                f"it belongs to {owner}. Readable: shared keys and '{self.section}.*'."
+                f"Instance {instance!r} (target {target!r}) may not read {key!r}: it belongs "
+                f"to {owner}. Readable: shared keys and '{TENANTS}.{target}.*'."
             )
-        return key
+        return config, key
 
-    def _writable(self, key: str) -> str:
+    def _writable(self, key: str) -> tuple[ConfigProvider, str]:
+        config, target, instance = unseal(self)
         path = parse_key(key)
-        if len(path) < 3 or path[0] != TENANTS or path[1] != self._target:
+        if len(path) < 3 or path[0] != TENANTS or path[1] != target:
+            section = f"{TENANTS}.{target}"
             raise TenantIsolationError(
-                f"Instance {self._instance!r} (target {self._target!r}) may not write {key!r}: "
-                f"it may write only inside '{self.section}.' (e.g. '{self.section}.db_url')."
+                f"Instance {instance!r} (target {target!r}) may not write {key!r}: it may "
+                f"write only inside '{section}.' (e.g. '{section}.db_url')."
             )
-        return key
+        return config, key
 
     def get(self, key: str, default: Any = None) -> Any:
         """Like ``ConfigProvider.get``, within this tenant's view."""
-        return self._config.get(self._readable(key), default)
+        config, key = self._readable(key)
+        return config.get(key, default)
 
     def peek(self, key: str, default: Any = None) -> Any:
-        return self._config.peek(self._readable(key), default)
+        config, key = self._readable(key)
+        return config.peek(key, default)
 
     def source(self, key: str) -> str | None:
-        return self._config.source(self._readable(key))
+        config, key = self._readable(key)
+        return config.source(key)
 
     def explain(self, key: str) -> ConfigValue:
-        return self._config.explain(self._readable(key))
+        config, key = self._readable(key)
+        return config.explain(key)
 
     def set(self, key: str, value: Any) -> None:
         """Set a key inside this tenant's own section."""
-        self._config.set(self._writable(key), value)
+        config, key = self._writable(key)
+        config.set(key, value)
 
     def unset(self, key: str) -> bool:
-        return self._config.unset(self._writable(key))
+        config, key = self._writable(key)
+        return config.unset(key)
 
     def keys(self, prefix: str = "") -> list[str]:
         """Readable leaf keys: shared ones and this tenant's section."""
         if prefix:
-            return self._config.keys(self._readable(prefix))
-        return [k for k in self._config.keys()  # noqa: SIM118 (our method, not dict.keys)
-                if not k.startswith(f"{TENANTS}.") or k.startswith(f"{self.section}.")]
+            config, prefix = self._readable(prefix)
+            return config.keys(prefix)
+        config, target, _instance = unseal(self)
+        own = f"{TENANTS}.{target}."
+        return [k for k in config.keys()  # noqa: SIM118 (our method, not dict.keys)
+                if not k.startswith(f"{TENANTS}.") or k.startswith(own)]
 
     def __repr__(self) -> str:
-        return f"<config view of {self._instance!r} (tenant {self._target!r})>"
+        _config, target, instance = unseal(self)
+        return f"<config view of {instance!r} (tenant {target!r})>"

@@ -19,6 +19,7 @@ from typing import Any
 from ..kernel import component, lifecycle, provides
 from ..kernel.reactive import current_scope
 from ..kernel.registry import Consumer
+from ..kernel.sealed import Sealed, seal, unseal
 from .keyspace import MISSING, Keyspace, Path, parse_key
 
 __all__ = ["CredentialHandle", "CredentialProvider"]
@@ -73,33 +74,39 @@ class CredentialProvider:
         return sorted(tree) if isinstance(tree, Mapping) else []
 
     def scoped_for(self, consumer: Consumer) -> CredentialHandle:
-        return CredentialHandle(self, consumer.name)
+        return CredentialHandle.issue(self, consumer.name)
 
     def __repr__(self) -> str:
         return "<CredentialProvider>"
 
 
-class CredentialHandle:
-    """``self.rt.creds``: one component's own secrets, under ``apps.<its name>.``."""
+class CredentialHandle(Sealed):
+    """``self.rt.creds``: one component's own secrets, under ``apps.<its name>.``.
 
-    __slots__ = ("_provider", "_name")
+    A sealed handle: the provider and the name it prefixes live outside the object.
+    """
 
-    def __init__(self, provider: CredentialProvider, name: str) -> None:
-        self._provider = provider
-        self._name = name
+    __slots__ = ()
+
+    @staticmethod
+    def issue(provider: CredentialProvider, name: str) -> CredentialHandle:
+        return seal(CredentialHandle, (provider, name))
 
     def get(self, key: str, default: Any = None) -> Any:
         """Own secret ``key`` (reactive: rotation re-runs what read it)."""
-        return self._provider.get(self._name, key, default)
+        provider, name = unseal(self)
+        return provider.get(name, key, default)
 
     def rotate(self, key: str, value: Any) -> None:
         """Replace one of this component's own secrets."""
-        self._provider.rotate(self._name, key, value)
+        provider, name = unseal(self)
+        provider.rotate(name, key, value)
 
     set = rotate
 
     def keys(self) -> list[str]:
-        return self._provider.keys(self._name)
+        provider, name = unseal(self)
+        return provider.keys(name)  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
-        return f"<credentials of {self._name!r}: {len(self.keys())} keys>"
+        return f"<credentials of {unseal(self)[1]!r}: {len(self.keys())} keys>"

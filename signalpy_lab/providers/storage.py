@@ -20,6 +20,7 @@ from typing import Any
 from ..errors import StorageKeyError
 from ..kernel import component, lifecycle, provides
 from ..kernel.registry import Consumer
+from ..kernel.sealed import Sealed, seal, unseal
 
 __all__ = ["StorageHandle", "StorageProvider", "default_root"]
 
@@ -45,7 +46,7 @@ class StorageProvider:
 
     def handle(self, name: str) -> StorageHandle:
         """The storage of component instance ``name``."""
-        return StorageHandle(self.root, name)
+        return StorageHandle.issue(self.root, name)
 
     def scoped_for(self, consumer: Consumer) -> StorageHandle:
         return self.handle(consumer.name)
@@ -54,16 +55,24 @@ class StorageProvider:
         return f"<StorageProvider root={str(getattr(self, 'root', '?'))!r}>"
 
 
-class StorageHandle:
-    """Key/value files inside one instance's prefix directory."""
+class StorageHandle(Sealed):
+    """Key/value files inside one instance's prefix directory (a sealed handle)."""
 
-    __slots__ = ("_prefix", "_name")
+    __slots__ = ()
 
-    def __init__(self, root: Path, name: str) -> None:
+    @staticmethod
+    def issue(root: Path, name: str) -> StorageHandle:
         if not name or "/" in name or "\\" in name or name in (".", ".."):
             raise StorageKeyError(f"A storage prefix is a plain instance name, got {name!r}.")
-        self._prefix = (Path(root) / name).resolve()
-        self._name = name
+        return seal(StorageHandle, ((Path(root) / name).resolve(), name))
+
+    @property
+    def _prefix(self) -> Path:
+        return unseal(self)[0]  # type: ignore[no-any-return]
+
+    @property
+    def _name(self) -> str:
+        return unseal(self)[1]  # type: ignore[no-any-return]
 
     @property
     def prefix(self) -> str:
