@@ -5,6 +5,12 @@
 1. **exact** - a handler registered under ``name`` (``tenant-db-acme.query``);
 2. **target** - ``name`` is a routed name (``tenant-db.query``) and ``params['target']``
    picks the instance through the target-route map;
+
+with one refinement: when a routed name collides with an exact name (an untargeted instance
+named after its factory, like a default instance ``tenant-db``) and the call's ``target`` has
+a route, the route wins, since a caller who names a served target means that tenant. Exact
+names of tenant instances (``tenant-db-acme.query``) never collide with routed names.
+
 3. **transport** - each registered ``Transport`` in turn (another process, another kernel).
 
 Routed names. The kernel registers an instance's runnables under ``<factory>.<runnable>`` and
@@ -247,15 +253,15 @@ class Bus:
         Raises ``UnknownTargetError`` only when no transport could serve it either, so this
         returns ``None`` for a routed name with an unknown target.
         """
-        handler = self._handlers.get(name)
-        if handler is not None:
-            return handler, "exact"
         targets = self._routes.get(name)
-        if targets is not None and isinstance(params, Mapping):
+        if targets is not None and params is not None:
             target = params.get("target")
             handler_name = targets.get(target) if isinstance(target, str) else None
             if handler_name is not None:
                 return self._handlers[handler_name], "target"
+        handler = self._handlers.get(name)
+        if handler is not None:
+            return handler, "exact"
         return None
 
     @on_home_loop
@@ -325,6 +331,8 @@ class Bus:
 
     def _not_found(self, name: str, params: Mapping[str, Any] | None) -> Exception:
         targets = self._routes.get(name)
+        if targets is None and self._kernel is not None and self._kernel.is_routed_name(name):
+            targets = {}  # a factory or contract runnable that no tenant instance serves yet
         if targets is not None:
             target = (params or {}).get("target")
             known = ", ".join(map(repr, sorted(targets))) or "none"

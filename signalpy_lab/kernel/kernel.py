@@ -490,6 +490,15 @@ class Kernel:
 
     # -- introspection -----------------------------------------------------------------
 
+    def is_routed_name(self, name: str) -> bool:
+        """Whether ``name`` is ``<factory or contract>.<runnable>`` of a discovered factory."""
+        prefix, _, runnable_name = name.rpartition(".")
+        return any(
+            (meta.factory_name == prefix or prefix in meta.provides)
+            and any(r.name == runnable_name for r in meta.runnables)
+            for meta in self._factories.values()
+        )
+
     def component(self, name: str) -> Any:
         """The live component object of instance ``name`` (for direct calls and tests)."""
         inst = self._instance(name)

@@ -347,3 +347,23 @@ def test_introspection_of_factories_and_instances() -> None:
     worker = next(f for f in kernel.factories() if f.name == "worker")
     assert (worker.runnables, worker.computeds, worker.depends) == (("echo",), ("greeting",),
                                                                     ("config",))
+
+
+async def test_a_served_target_wins_over_a_default_instance_named_like_the_factory() -> None:
+    """Booted with no tenants, `worker` got a default instance; tenants added later still route."""
+    kernel = Kernel()
+    kernel.discover([ConfigProvider, Worker])
+    await kernel.boot()
+    assert (await kernel.invoke("worker.echo", {}))["instance"] == "worker"
+    kernel.instantiate("worker", "worker-a", {"target": "a"})
+    assert (await kernel.invoke("worker.echo", {"target": "a"}))["instance"] == "worker-a"
+
+
+async def test_a_routed_name_nobody_serves_yet_is_an_unknown_target() -> None:
+    """`tenant-db.query` before any tenant exists says so, instead of 'no such handler'."""
+    kernel = Kernel()
+    kernel.discover([ConfigProvider])
+    await kernel.boot()
+    kernel.discover([Worker])  # discovered after boot: no default instance
+    with pytest.raises(UnknownTargetError, match="for target 'a'. Known targets: none"):
+        await kernel.invoke("worker.echo", {"target": "a"})
