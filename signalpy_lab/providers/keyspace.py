@@ -24,7 +24,7 @@ from ..kernel.reactive import Scope, Signal, batch, current_scope
 
 __all__ = ["MISSING", "Keyspace", "parse_key"]
 
-MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING"})()
+MISSING: Any = type("Missing", (), {"__repr__": lambda self: "<unset>"})()
 
 Path = tuple[str, ...]
 

@@ -1,0 +1,495 @@
+"""The lab's magics: drive the kernel from IPython, see what every change did.
+
+Every magic returns synchronously, in Jupyter and in terminal IPython alike (the kernel runs
+on its own loop thread, see ``runner.py``). User mistakes raise ``UsageError``: one line, no
+traceback, with the valid choices. Writes made by a magic are labelled with the magic's own
+line, so the event log and ``%why`` can say which command caused a cascade.
+
+IPython already owns ``%config`` and ``%reset``. Ours handle ``%config set|get|show|unset``
+and ``%reset [--no-boot]``; every other use goes, unchanged, to IPython's original
+(``%reset namespace`` reaches IPython's bare ``%reset``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import shlex
+import time
+from collections.abc import Callable, Mapping
+from functools import wraps
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from ..errors import SignalpyLabError, choices
+from ..kernel.events import caused_by, short_repr
+from ..kernel.metadata import meta_of
+from . import text
+from .session import LabSession
+from .why import explain
+
+__all__ = ["CONFIG_SUBCOMMANDS", "LabMagics", "parse_assignments", "parse_value"]
+
+CONFIG_SUBCOMMANDS = ("set", "get", "show", "unset")
+
+
+def parse_value(raw: str) -> Any:
+    """JSON when it is JSON (``3``, ``true``, ``{"a": 1}``), else the string itself."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def parse_assignments(words: list[str], what: str) -> dict[str, Any]:
+    """``['table=users', 'limit=5']`` -> ``{'table': 'users', 'limit': 5}``."""
+    out: dict[str, Any] = {}
+    for word in words:
+        key, sep, raw = word.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{what}: expected key=value, got {word!r} "
+                             f"(e.g. target=acme limit=5, or one JSON object).")
+        out[key] = parse_value(raw)
+    return out
+
+
+def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn our own errors into one-line UsageErrors (tracebacks are for bugs)."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SignalpyLabError as exc:
+            raise UsageError(str(exc)) from None
+        except TimeoutError as exc:
+            raise UsageError(str(exc)) from None
+
+    return wrapper
+
+
+def _split(line: str) -> list[str]:
+    try:
+        return shlex.split(line)
+    except ValueError as exc:
+        raise UsageError(f"Could not parse {line!r}: {exc} (unbalanced quotes?)") from None
+
+
+def _has_widget_frontend(shell: Any) -> bool:
+    """Jupyter (ipykernel) renders widgets; terminal IPython and scripts get text."""
+    return getattr(shell, "kernel", None) is not None
+
+
+@magics_class
+class LabMagics(Magics):
+    """``%discover``, ``%instantiate``, ``%invoke``, ``%config set`` and friends."""
+
+    def __init__(self, shell: Any, session: LabSession,
+                 ipython_config: Callable[..., Any] | None = None,
+                 ipython_reset: Callable[..., Any] | None = None) -> None:
+        super().__init__(shell)
+        self.session = session
+        self._ipython_config = ipython_config
+        self._ipython_reset = ipython_reset
+
+    @property
+    def kernel(self) -> Any:
+        return self.session.kernel
+
+    def _display(self, obj: Any) -> None:
+        from IPython.display import display
+
+        display(obj)
+
+    # -- components ------------------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("names", nargs="+", help="component classes or modules: names in the "
+                                       "notebook, or dotted paths like pkg.module.Class")
+    @line_magic
+    @_user_errors
+    def discover(self, line: str) -> None:
+        """Register component classes (or every component in a module) as factories."""
+        args = parse_argstring(self.discover, line)
+        found = [self._resolve_component(name) for name in args.names]
+        names = self.kernel.discover(found)
+        print(f"discovered: {', '.join(names)}")
+
+    def _resolve_component(self, name: str) -> Any:
+        obj = self.shell.user_ns.get(name)
+        if obj is None:
+            try:
+                obj = importlib.import_module(name)
+            except ImportError:
+                module_name, _, attr = name.rpartition(".")
+                try:
+                    obj = getattr(importlib.import_module(module_name), attr) if module_name \
+                        else None
+                except (ImportError, AttributeError):
+                    obj = None
+        if obj is None:
+            candidates = [k for k, v in self.shell.user_ns.items()
+                          if isinstance(v, type) and meta_of(v) is not None]
+            raise UsageError(f"%discover: no class or module {name!r} in the notebook or on "
+                             f"the import path. {choices(name, candidates)}")
+        return obj
+
+    @magic_arguments()
+    @argument("factory", help="factory (component) name")
+    @argument("rest", nargs="*", help="[NAME] then key=value properties (values are JSON "
+                                      "when they parse as JSON, else strings)")
+    @line_magic
+    @_user_errors
+    def instantiate(self, line: str) -> Any:
+        """Create an instance: queued before %boot, activated at once after it.
+
+        %instantiate tenant-db tenant-db-acme target=acme
+        """
+        args = parse_argstring(self.instantiate, line)
+        rest = list(args.rest)
+        name = rest.pop(0) if rest and "=" not in rest[0] else None
+        properties = parse_assignments(rest, "%instantiate")
+        with caused_by(f"%instantiate {line}"):
+            inst = self.session.run(self.kernel.hot_add(args.factory, name, properties))
+        when = "activated" if self.session.booted else "queued until %boot"
+        print(f"{inst.name}: {inst.state} ({when})")
+        return None
+
+    @line_magic
+    @_user_errors
+    def boot(self, line: str) -> None:
+        """Boot the kernel: activate every queued instance in dependency order."""
+        self.session.boot()
+        failed = [i for i in self.kernel.instances() if i.state == "failed"]
+        print(f"booted: {len(self.kernel.instances())} instances"
+              + (f", {len(failed)} failed: " + "; ".join(f"{i.name}: {i.error}" for i in failed)
+                 if failed else ""))
+
+    @line_magic
+    @_user_errors
+    def shutdown(self, line: str) -> None:
+        """Deactivate every instance in reverse dependency order."""
+        self.session.run(self.kernel.shutdown())
+        print("kernel stopped (%reset for a fresh one)")
+
+    @magic_arguments()
+    @argument("--no-boot", action="store_true", help="leave the new kernel unbooted")
+    @line_magic
+    def reset(self, line: str) -> None:
+        """%reset [--no-boot]: replace the kernel with a fresh one (embedded providers).
+
+        IPython's own namespace reset keeps working: `%reset -f`, `%reset -s`,
+        `%reset in`/`out`/`dhist`/`array`, and `%reset namespace` for its bare form.
+        """
+        words = line.split()
+        if words and words != ["--no-boot"]:
+            if self._ipython_reset is None:
+                raise UsageError("%reset: expected no argument or --no-boot")
+            return self._ipython_reset("" if words == ["namespace"] else line)
+        return _user_errors(self._reset_kernel)(line)
+
+    def _reset_kernel(self, line: str) -> None:
+        args = parse_argstring(self.reset, line)
+        self.session.reset(boot=not args.no_boot)
+        self.shell.user_ns["kernel"] = self.session.kernel
+        print("fresh kernel" + (" (not booted: %instantiate queues, %boot starts)"
+                                if args.no_boot else " booted"))
+
+    @magic_arguments()
+    @argument("name", help="instance name")
+    @line_magic
+    @_user_errors
+    def remove(self, line: str) -> None:
+        """Hot-remove an instance: deactivate it, drop its routes and reactive nodes."""
+        args = parse_argstring(self.remove, line)
+        with caused_by(f"%remove {line}"):
+            self.session.run(self.kernel.hot_remove(args.name))
+        print(f"removed {args.name}")
+
+    @line_magic("kernel")
+    def kernel_object(self, line: str) -> Any:
+        """The lab's Kernel object (also in the notebook namespace as `kernel`)."""
+        return self.kernel
+
+    # -- calls -----------------------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("handler", help="exact name (tenant-db-acme.query) or routed (tenant-db.query)")
+    @argument("params", nargs="*", help="key=value pairs or one JSON object")
+    @argument("--timeout", type=float, default=None, help="seconds before the call is cancelled")
+    @line_magic
+    @_user_errors
+    def invoke(self, line: str) -> Any:
+        """Call a handler and return its result; shows how the call was routed.
+
+        r = %invoke tenant-db.query target=globex table=users
+        """
+        args = parse_argstring(self.invoke, line)
+        params = self._params(args.params)
+        found = self.kernel.bus.resolve(args.handler, params)
+        route = ("transport" if found is None else
+                 f"target → {found[0].name}" if found[1] == "target" else "exact")
+        started = time.perf_counter()
+        with caused_by(f"%invoke {line}"):
+            result = self.session.run(self.kernel.invoke(args.handler, params,
+                                                         timeout=args.timeout))
+        elapsed = (time.perf_counter() - started) * 1e3
+        target = f"[{params['target']}]" if found and found[1] == "target" else ""
+        print(f"{args.handler}{target} via {route} in {elapsed:.2f} ms")
+        return result
+
+    def _params(self, words: list[str]) -> dict[str, Any]:
+        if not words:
+            return {}
+        if words[0].lstrip().startswith("{"):
+            try:
+                value = json.loads(" ".join(words))
+            except ValueError as exc:
+                raise UsageError(f"%invoke: params are not valid JSON: {exc}") from None
+            if not isinstance(value, dict):
+                raise UsageError("%invoke: JSON params must be an object like {\"target\": "
+                                 "\"acme\"}")
+            return value
+        return parse_assignments(words, "%invoke")
+
+    # -- config ------------------------------------------------------------------------------
+
+    @line_cell_magic
+    def config(self, line: str, cell: str | None = None) -> Any:
+        """%config set KEY VALUE | get KEY | show [PREFIX] | unset KEY; %%config merges YAML/JSON.
+
+        Any other use (%config, %config InlineBackend.figure_format = 'svg', ...) is
+        IPython's own %config, unchanged.
+        """
+        if cell is not None:
+            return self._config_cell(line, cell)
+        words = line.split(maxsplit=2)
+        if not words or words[0] not in CONFIG_SUBCOMMANDS:
+            if self._ipython_config is None:
+                raise UsageError("%config: expected set, get, show or unset")
+            return self._ipython_config(line)
+        return _user_errors(self._config_line)(words)
+
+    def _config_line(self, words: list[str]) -> Any:
+        command, rest = words[0], words[1:]
+        session = self.session
+        if command == "show":
+            return self._config_show(rest[0] if rest else "")
+        if not rest:
+            raise UsageError(f"%config {command}: expected a key like tenants.acme.db_url")
+        key = rest[0]
+        if command == "set":
+            if len(rest) < 2:
+                raise UsageError("%config set: expected KEY VALUE, e.g. "
+                                 "%config set tenants.acme.db_url postgres://db9/acme")
+            value = parse_value(rest[1])
+            stale: list[str] = []
+            unsubscribe = self.kernel.events.subscribe(
+                lambda e: stale.append(e.label) if e.kind == "computed.stale" else None)
+            try:
+                with caused_by(f"%config set {key} {rest[1]}"):
+                    session.set_config(key, value)
+            finally:
+                unsubscribe()
+            where = "runtime" if session.booted else "pending: becomes a default at %boot"
+            print(f"{key} = {value!r} ({where})"
+                  + (f"; stale now: {', '.join(sorted(stale))}" if stale else ""))
+            return None
+        if not session.booted:
+            raise UsageError(f"%config {command}: the kernel is not booted; run %boot first")
+        if command == "get":
+            explained = session.config.explain(key)
+            print(f"{key} = {explained.value!r} (source: {explained.source or 'unset'})")
+            return explained.value
+        removed = session.config.unset(key)
+        print(f"{key}: " + ("runtime value removed" if removed else "no runtime value to remove"))
+        return None
+
+    def _config_show(self, prefix: str) -> text.Table:
+        session = self.session
+        if not session.booted:
+            return text.Table(["key", "value", "source"],
+                              [(k, short_repr(v), "pending (defaults at boot)")
+                               for k, v in _leaves(session.pending_config, "")],
+                              title="Config (not booted)")
+        config = session.config
+        rows = [(k, short_repr(config.peek(k)), config.source(k) or "")
+                for k in config.keys(prefix)]
+        return text.Table(["key", "value", "source"], rows,
+                          title=f"Config{' under ' + prefix if prefix else ''}")
+
+    @_user_errors
+    def _config_cell(self, line: str, cell: str) -> None:
+        values = _load_mapping(cell)
+        prefix = line.strip()
+        with caused_by(f"%%config {prefix}".rstrip()):
+            count = self.session.merge_config(values, prefix)
+        print(f"merged {count} key(s)" + (f" under {prefix}" if prefix else ""))
+
+    # -- looking at things -------------------------------------------------------------------
+
+    @line_magic
+    @_user_errors
+    def instances(self, line: str) -> text.Table:
+        """Every instance: factory, target, state, handlers, error."""
+        return text.instances_table(self.kernel.instances())
+
+    @line_magic
+    @_user_errors
+    def factories(self, line: str) -> text.Table:
+        """Every discovered factory: provides, runnables, computeds, depends, instances."""
+        return text.factories_table(self.kernel.factories())
+
+    @line_magic
+    @_user_errors
+    def routes(self, line: str) -> text.Table:
+        """One row per tenant route: route[target] → instance handler, with call stats."""
+        return text.routes_table(self.kernel.routes())
+
+    @magic_arguments()
+    @argument("--tenant", default=None, help="only this tenant's nodes (and what they read)")
+    @argument("--instance", default=None, help="only this instance's nodes")
+    @argument("--providers", action="store_true", help="also show provider internals")
+    @argument("--text", action="store_true", help="a text table even in Jupyter")
+    @argument("--export", default=None, metavar="PATH",
+              help="write the current graph to PATH (.svg, .dot or .json)")
+    @line_magic
+    @_user_errors
+    def graph(self, line: str) -> Any:
+        """The reactive dependency graph; live widget in Jupyter, text elsewhere."""
+        args = parse_argstring(self.graph, line)
+        self._check_filter(args.tenant, args.instance)
+        if args.export:
+            return self._export(args)
+        if _has_widget_frontend(self.shell) and not args.text:
+            from .widgets import GraphWidget
+
+            return GraphWidget(self.session.model, tenant=args.tenant, instance=args.instance,
+                               include_providers=args.providers)
+        snapshot = self.session.model.snapshot(tenant=args.tenant, instance=args.instance,
+                                               include_providers=args.providers)
+        return text.graph_table(snapshot)
+
+    def _check_filter(self, tenant: str | None, instance: str | None) -> None:
+        if tenant is not None:
+            known = {i.target for i in self.kernel.instances() if i.target}
+            if tenant not in known:
+                raise UsageError(f"--tenant: no instance serves {tenant!r}. "
+                                 f"{choices(tenant, known)}")
+        if instance is not None:
+            known = {i.name for i in self.kernel.instances()}
+            if instance not in known:
+                raise UsageError(f"--instance: no instance {instance!r}. "
+                                 f"{choices(instance, known)}")
+
+    def _export(self, args: Any) -> str:
+        from pathlib import Path
+
+        from .render.dot import to_dot
+        from .render.svg import render_svg
+
+        path = Path(args.export)
+        snapshot = self.session.model.snapshot(tenant=args.tenant, instance=args.instance,
+                                               include_providers=args.providers)
+        suffix = path.suffix.lower()
+        if suffix == ".json":
+            path.write_text(json.dumps(snapshot, indent=2, default=str))
+        elif suffix in (".dot", ".gv"):
+            path.write_text(to_dot(snapshot).source)
+        elif suffix == ".svg":
+            path.write_text(render_svg(to_dot(snapshot).source))
+        else:
+            raise UsageError(f"--export: expected a path ending in .svg, .dot or .json, "
+                             f"got {str(path)!r}")
+        print(f"wrote {path}")
+        return str(path)
+
+    @magic_arguments()
+    @argument("--text", action="store_true", help="a text table even in Jupyter")
+    @line_magic
+    @_user_errors
+    def bus(self, line: str) -> Any:
+        """The per-tenant bus routes, live: calls, errors, last latency and result."""
+        args = parse_argstring(self.bus, line)
+        if _has_widget_frontend(self.shell) and not args.text:
+            from .widgets import BusTable
+
+            return BusTable(self.session.model)
+        return text.routes_table(self.kernel.routes())
+
+    @magic_arguments()
+    @argument("node", help="INSTANCE.COMPUTED, e.g. tenant-db-acme.db_url")
+    @line_magic
+    @_user_errors
+    def why(self, line: str) -> Any:
+        """Why did INSTANCE.COMPUTED (not) recompute: the recorded cause and chain."""
+        args = parse_argstring(self.why, line)
+        try:
+            explanation = explain(self.session.model, args.node)
+        except LookupError as exc:
+            raise UsageError(f"%why: {exc}") from None
+        print(explanation)
+        return explanation
+
+    @magic_arguments()
+    @argument("--text", action="store_true", help="text tables even in Jupyter")
+    @argument("--tenant", default=None, help="focus the graph on one tenant")
+    @line_magic
+    @_user_errors
+    def lab(self, line: str) -> Any:
+        """Graph, bus table and event log together (live in Jupyter)."""
+        args = parse_argstring(self.lab, line)
+        self._check_filter(args.tenant, None)
+        if _has_widget_frontend(self.shell) and not args.text:
+            from .widgets import LabPanel
+
+            return LabPanel(self.session.model)
+        model = self.session.model
+        print(text.graph_table(model.snapshot(tenant=args.tenant)))
+        print()
+        print(text.routes_table(self.kernel.routes()))
+        print()
+        print(text.log_table(model.recent(15, tenant=args.tenant)))
+        return None
+
+    @magic_arguments()
+    @argument("--limit", type=int, default=30, help="how many entries")
+    @argument("--tenant", default=None, help="only this tenant's events")
+    @line_magic
+    @_user_errors
+    def events(self, line: str) -> text.Table:
+        """The recent reactive and bus events, newest first, with their command."""
+        args = parse_argstring(self.events, line)
+        return text.log_table(self.session.model.recent(args.limit, tenant=args.tenant))
+
+
+def _leaves(tree: Mapping[str, Any], prefix: str) -> list[tuple[str, Any]]:
+    out = []
+    for key, value in tree.items():
+        path = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, Mapping) and value:
+            out.extend(_leaves(value, path))
+        else:
+            out.append((path, value))
+    return out
+
+
+def _load_mapping(body: str) -> dict[str, Any]:
+    """Parse a %%config cell: JSON, else YAML; it must be a mapping."""
+    try:
+        value = json.loads(body)
+    except ValueError:
+        import yaml
+
+        try:
+            value = yaml.safe_load(body)
+        except yaml.YAMLError as exc:
+            first = str(exc).splitlines()[0]
+            raise UsageError(f"%%config: the cell is neither JSON nor YAML ({first})") from None
+    if not isinstance(value, dict):
+        raise UsageError("%%config: the cell must be a mapping, e.g.\n"
+                         "tenants:\n  acme:\n    db_url: postgres://db1/acme")
+    return value

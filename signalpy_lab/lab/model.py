@@ -1,0 +1,277 @@
+"""The lab's model: what happened in the kernel, as plain data the views render.
+
+``LabModel`` subscribes to ``kernel.events`` and keeps, per reactive node, what it did in the
+current *epoch* (one cell, one magic, or one background write): ``set`` (a signal written),
+``recomputed`` (ran and changed), ``unchanged`` (ran and returned an equal value, stopping the
+cascade), ``verified`` (checked, no input changed, did not run), ``stale`` (marked, not yet
+re-run) or ``untouched``. It also keeps a short value history per node, the recorded cause of
+each recompute, a bounded event log tied to causes and commands, and per-route call results.
+
+Nothing here imports IPython or ipywidgets; views (text tables, widgets) read ``snapshot()``
+and ``version`` / ``structure_version`` to know when to redraw or re-layout.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..kernel import Kernel
+from ..kernel.events import (
+    Cause,
+    ComputedRecomputed,
+    ComputedStale,
+    ComputedVerified,
+    EdgeChanged,
+    EffectRun,
+    Event,
+    HandlerInvoked,
+    InstanceAdded,
+    InstanceRemoved,
+    InstanceStateChanged,
+    SignalSet,
+)
+
+__all__ = ["HISTORY", "LOG_SIZE", "EpochInfo", "LabModel", "LogEntry", "NodeActivity"]
+
+#: Values remembered per node.
+HISTORY = 5
+#: Event-log entries kept (newest first).
+LOG_SIZE = 500
+
+#: Providers whose nodes are hidden unless asked for (their config signals stay visible).
+PROVIDER_INSTANCES = frozenset({"logging", "credentials", "storage"})
+
+
+@dataclass
+class NodeActivity:
+    """What one node did in the current epoch, plus its remembered history."""
+
+    status: str = "untouched"
+    history: deque[tuple[float, str]] = field(default_factory=lambda: deque(maxlen=HISTORY))
+    last_cause: Cause | None = None
+    last_run_changed: bool | None = None
+    last_duration: float | None = None
+    last_error: str | None = None
+    recomputes: int = 0
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    ts: float
+    kind: str
+    text: str
+    epoch: int
+    command: str | None
+    cause_id: int | None = None
+    node_id: int | None = None
+    tenant: str | None = None
+
+
+@dataclass(frozen=True)
+class EpochInfo:
+    number: int
+    label: str | None
+    started: float
+
+
+class LabModel:
+    """Listens to a kernel and remembers, in plain data, what each change did."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+        self._lock = threading.RLock()
+        self.activity: dict[int, NodeActivity] = {}
+        self.log: deque[LogEntry] = deque(maxlen=LOG_SIZE)
+        self.causes: dict[int, Cause] = {}
+        self.epoch = EpochInfo(0, None, time.time())
+        self.in_cell = False
+        self.version = 0  # bumps on every recorded event (views redraw)
+        self.structure_version = 0  # bumps when nodes, edges or instances change (re-layout)
+        self._listeners: list[Callable[[LabModel], None]] = []
+        self._unsubscribe = kernel.events.subscribe(self._on_event)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop listening to the kernel."""
+        self._unsubscribe()
+        self._listeners.clear()
+
+    def on_change(self, callback: Callable[[LabModel], None]) -> Callable[[], None]:
+        """Call ``callback(model)`` after each recorded event (views throttle on their side)."""
+        self._listeners.append(callback)
+        return lambda: self._listeners.remove(callback) if callback in self._listeners else None
+
+    def begin_epoch(self, label: str | None) -> None:
+        """Start a new epoch (a cell or a magic): statuses reset to untouched."""
+        with self._lock:
+            self.epoch = EpochInfo(self.epoch.number + 1, label, time.time())
+            for activity in self.activity.values():
+                activity.status = "untouched"
+            self.version += 1
+        self._notify()
+
+    # -- recording ---------------------------------------------------------------------
+
+    def _activity(self, node_id: int) -> NodeActivity:
+        activity = self.activity.get(node_id)
+        if activity is None:
+            activity = self.activity[node_id] = NodeActivity()
+        return activity
+
+    def _on_event(self, event: Event) -> None:
+        with self._lock:
+            if isinstance(event, SignalSet) and not self.in_cell and self._epoch_settled():
+                # a write from a background task or thread outside any cell: its own epoch
+                self.begin_epoch(event.cause.command or f"background write to {event.label}")
+            self._record(event)
+            self.version += 1
+        self._notify()
+
+    def _epoch_settled(self) -> bool:
+        """Whether the current epoch is older than a moment (so a new write starts another)."""
+        return time.time() - self.epoch.started > 0.25
+
+    def _record(self, event: Event) -> None:
+        command = self.epoch.label
+        if isinstance(event, SignalSet):
+            cause = event.cause
+            self.causes[cause.id] = cause
+            if len(self.causes) > LOG_SIZE * 4:
+                for old in list(self.causes)[: LOG_SIZE]:
+                    del self.causes[old]
+            activity = self._activity(event.node_id)
+            activity.status = "set"
+            activity.history.append((event.ts, cause.new))
+            activity.last_cause = cause
+            self._log(event, f"{event.label} = {cause.new} (was {cause.old})",
+                      cause.command or command, cause.id, event.node_id)
+        elif isinstance(event, ComputedStale):
+            activity = self._activity(event.node_id)
+            if activity.status in ("untouched", "verified"):
+                activity.status = "stale"
+            self._log(event, f"{event.label} marked stale", _command_of(event.cause, command),
+                      event.cause.id if event.cause else None, event.node_id)
+        elif isinstance(event, ComputedRecomputed):
+            activity = self._activity(event.node_id)
+            activity.status = "recomputed" if event.changed else "unchanged"
+            activity.recomputes += 1
+            activity.last_cause = event.cause
+            activity.last_run_changed = event.changed
+            activity.last_duration = event.duration
+            activity.last_error = event.error
+            if event.changed:
+                activity.history.append((event.ts, event.error or event.value))
+            outcome = (f"raised {event.error}" if event.error else
+                       f"= {event.value}" if event.changed else "returned an equal value")
+            self._log(event, f"{event.label} recomputed in {event.duration * 1e6:.0f} µs, "
+                      f"{outcome}", _command_of(event.cause, command),
+                      event.cause.id if event.cause else None,
+                      event.node_id)
+        elif isinstance(event, ComputedVerified):
+            activity = self._activity(event.node_id)
+            if activity.status == "stale":
+                activity.status = "verified"
+            self._log(event, f"{event.label} checked: no input changed, not re-run",
+                      _command_of(event.cause, command),
+                      event.cause.id if event.cause else None, event.node_id)
+        elif isinstance(event, EffectRun):
+            activity = self._activity(event.node_id)
+            activity.status = "recomputed"
+            activity.recomputes += 1
+            activity.last_cause = event.cause
+            activity.last_error = event.error
+            text = f"effect {event.label} ran" + (f", raised {event.error}" if event.error else "")
+            self._log(event, text, _command_of(event.cause, command),
+                      event.cause.id if event.cause else None, event.node_id)
+        elif isinstance(event, EdgeChanged):
+            self.structure_version += 1
+        elif isinstance(event, HandlerInvoked):
+            arrow = (f"{event.requested}[{event.target}] → {event.handler}"
+                     if event.route == "target" else event.handler)
+            outcome = f"failed: {event.error}" if event.error else f"→ {event.result}"
+            self._log(event, f"invoke {arrow} ({event.route}, {event.duration * 1e3:.2f} ms) "
+                      f"{outcome}", event.command or command, None, None)
+        elif isinstance(event, (InstanceAdded, InstanceRemoved, InstanceStateChanged)):
+            self.structure_version += 1
+            if isinstance(event, InstanceStateChanged):
+                text = f"instance {event.name}: {event.old} → {event.new}" + (
+                    f" ({event.error})" if event.error else "")
+            elif isinstance(event, InstanceAdded):
+                text = f"instance {event.name} added (factory {event.factory}" + (
+                    f", target {event.target})" if event.target else ")")
+            else:
+                text = f"instance {event.name} removed"
+            self._log(event, text, command, None, None)
+
+    def _log(self, event: Event, text: str, command: str | None, cause_id: int | None,
+             node_id: int | None) -> None:
+        self.log.appendleft(LogEntry(
+            ts=event.ts, kind=event.kind, text=text, epoch=self.epoch.number, command=command,
+            cause_id=cause_id, node_id=node_id, tenant=getattr(event, "tenant", None),
+        ))
+
+    def _notify(self) -> None:
+        for callback in list(self._listeners):
+            try:
+                callback(self)
+            except Exception:  # a broken view must not break the kernel
+                import logging
+
+                logging.getLogger("signalpy_lab.lab").exception("lab view update failed")
+
+    # -- reading -----------------------------------------------------------------------
+
+    def status_of(self, node_id: int) -> str:
+        activity = self.activity.get(node_id)
+        return activity.status if activity is not None else "untouched"
+
+    def snapshot(self, *, tenant: str | None = None, instance: str | None = None,
+                 include_providers: bool = False) -> dict[str, Any]:
+        """Graph nodes with their epoch status, history and counts; edges; routes; epoch."""
+        graph = self.kernel.graph(tenant=tenant, instance=instance)
+        with self._lock:
+            nodes = []
+            for node in graph.nodes:
+                if not include_providers and node.instance in PROVIDER_INSTANCES:
+                    continue
+                activity = self.activity.get(node.id)
+                data = asdict(node)
+                data["status"] = activity.status if activity else "untouched"
+                data["recomputes"] = activity.recomputes if activity else 0
+                data["history"] = [v for _, v in activity.history] if activity else []
+                nodes.append(data)
+            kept = {n["id"] for n in nodes}
+            edges = [asdict(e) for e in graph.edges if e.source in kept and e.target in kept]
+            return {
+                "epoch": asdict(self.epoch),
+                "nodes": nodes,
+                "edges": edges,
+                "routes": [asdict(r) for r in self.kernel.routes()],
+                "version": self.version,
+                "structure_version": self.structure_version,
+            }
+
+    def recent(self, limit: int = 50, *, tenant: str | None = None) -> list[LogEntry]:
+        """Newest-first log entries (optionally one tenant's)."""
+        with self._lock:
+            entries = [e for e in self.log if tenant is None or e.tenant in (None, tenant)]
+            return entries[:limit]
+
+    def counts(self) -> dict[str, int]:
+        """How many nodes have each status in the current epoch."""
+        with self._lock:
+            out: dict[str, int] = {}
+            for activity in self.activity.values():
+                out[activity.status] = out.get(activity.status, 0) + 1
+            return out
+
+
+def _command_of(cause: Cause | None, fallback: str | None) -> str | None:
+    """The command that wrote the signal behind ``cause``, else the epoch's label."""
+    return cause.command if cause is not None and cause.command else fallback

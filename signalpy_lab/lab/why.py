@@ -1,0 +1,144 @@
+"""``%why INSTANCE.COMPUTED``: why a node did (or did not) recompute, from recorded causes.
+
+Devtools usually show which edges *could* carry a change. The lab records what *did*: the
+write that marked a node stale (signal, old and new value, the command or cell that wrote
+it), the chain of nodes it travelled through, and, when a node did not recompute, which of its
+inputs did not change or which upstream recompute returned an equal value and stopped it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import choices
+from .model import LabModel
+
+__all__ = ["Explanation", "explain"]
+
+
+@dataclass
+class Explanation:
+    """A verdict line and supporting lines; ``str()`` renders it as text."""
+
+    label: str
+    verdict: str
+    status: str
+    lines: list[str] = field(default_factory=list)
+    chain: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return "\n".join([f"{self.label}: {self.verdict}", *(f"  {line}" for line in self.lines)])
+
+
+def _index(snapshot: dict[str, Any]) -> tuple[dict[int, dict[str, Any]], dict[int, list[int]],
+                                              dict[str, dict[str, Any]]]:
+    by_id = {n["id"]: n for n in snapshot["nodes"]}
+    inputs: dict[int, list[int]] = {}
+    for edge in snapshot["edges"]:
+        inputs.setdefault(edge["target"], []).append(edge["source"])
+    by_label = {n["label"]: n for n in snapshot["nodes"]}
+    return by_id, inputs, by_label
+
+
+def _chain(inputs: dict[int, list[int]], start: int, goal: int,
+           by_id: dict[int, dict[str, Any]]) -> list[str]:
+    """Labels on a dependency path from ``goal`` (a signal) down to ``start`` (BFS upward)."""
+    parents: dict[int, int | None] = {start: None}
+    queue = deque([start])
+    while queue:
+        current = queue.popleft()
+        if current == goal:
+            path = []
+            node: int | None = current
+            while node is not None:
+                path.append(by_id[node]["label"])
+                node = parents[node]
+            return path
+        for source in inputs.get(current, ()):
+            if source not in parents:
+                parents[source] = current
+                queue.append(source)
+    return []
+
+
+def _upstream_signals(inputs: dict[int, list[int]], start: int,
+                      by_id: dict[int, dict[str, Any]]) -> list[str]:
+    seen, stack, found = {start}, [start], []
+    while stack:
+        for source in inputs.get(stack.pop(), ()):
+            if source in seen:
+                continue
+            seen.add(source)
+            stack.append(source)
+            if by_id[source]["kind"] == "signal":
+                found.append(by_id[source]["label"])
+    return sorted(found)
+
+
+def _describe_cause(cause: Any) -> str:
+    by = f" by `{cause.command}`" if cause.command else ""
+    return f"{cause.signal} changed from {cause.old} to {cause.new}{by}"
+
+
+def explain(model: LabModel, label: str) -> Explanation:
+    """Explain the last epoch's outcome for the node labelled ``label``."""
+    snapshot = model.snapshot(include_providers=True)
+    by_id, inputs, by_label = _index(snapshot)
+    node = by_label.get(label)
+    if node is None:
+        derived = [n["label"] for n in snapshot["nodes"] if n["kind"] != "signal"]
+        raise LookupError(f"No reactive node {label!r}. {choices(label, derived)}")
+    activity = model.activity.get(node["id"])
+    status = activity.status if activity else "untouched"
+    epoch = snapshot["epoch"]
+    where = f"in epoch {epoch['number']}" + (f" ({epoch['label']})" if epoch["label"] else "")
+    lines: list[str] = []
+    chain: list[str] = []
+    cause = activity.last_cause if activity else None
+
+    if status in ("recomputed", "unchanged", "stale") and cause is not None:
+        chain = _chain(inputs, node["id"], cause.signal_id, by_id)
+        if status == "stale":
+            verdict = (f"stale {where}, not yet recomputed: computeds are lazy and re-run on "
+                       "their next read")
+        elif status == "unchanged":
+            verdict = (f"recomputed {where} but returned an equal value, so the cascade "
+                       "stopped here")
+        else:
+            verdict = f"recomputed {where}"
+        lines.append(f"because {_describe_cause(cause)}")
+        if chain:
+            lines.append("through " + " → ".join(chain))
+    elif status == "verified":
+        verdict = f"did NOT recompute {where}: it was checked and none of its inputs changed"
+        for source in inputs.get(node["id"], ()):
+            source_activity = model.activity.get(source)
+            source_status = source_activity.status if source_activity else "untouched"
+            reason = {
+                "unchanged": "recomputed but returned an equal value (stopped the cascade)",
+                "verified": "checked, unchanged",
+                "untouched": "did not change",
+            }.get(source_status, source_status)
+            lines.append(f"input {by_id[source]['label']}: {reason}")
+        if cause is not None:
+            lines.append(f"it was marked stale because {_describe_cause(cause)}")
+    else:
+        written = [by_id[i]["label"] for i, a in model.activity.items()
+                   if a.status == "set" and i in by_id]
+        upstream = _upstream_signals(inputs, node["id"], by_id)
+        if written:
+            verdict = (f"did NOT recompute {where}: none of the signals written "
+                       f"({', '.join(sorted(written))}) is among its inputs")
+        else:
+            verdict = f"did NOT recompute {where}: no signal was written"
+        lines.append(f"it reads {', '.join(upstream) if upstream else 'no signal'}")
+        if cause is not None:
+            lines.append(f"last recomputed because {_describe_cause(cause)}")
+    if activity and activity.history:
+        lines.append("recent values: " + " → ".join(v for _, v in activity.history))
+    lines.append(f"runs so far: {node['runs']}")
+    if node.get("error"):
+        lines.append(f"current error: {node['error']}")
+    return Explanation(label=label, verdict=verdict, status=status, lines=lines, chain=chain)
