@@ -55,11 +55,10 @@ def load_ipython_extension(ip: Any) -> None:
         count = getattr(ip, "execution_count", None)
         source = (getattr(info, "raw_cell", "") or "").strip().splitlines()
         first = source[0][:60] if source else ""
-        session.model.begin_epoch(f"cell [{count}]: {first}" if first else f"cell [{count}]")
-        session.model.in_cell = True
+        session.model.cell_started(f"cell [{count}]: {first}" if first else f"cell [{count}]")
 
     def post_run_cell(result: Any) -> None:
-        session.model.in_cell = False
+        session.model.cell_finished()
 
     ip.events.register("pre_run_cell", pre_run_cell)
     ip.events.register("post_run_cell", post_run_cell)

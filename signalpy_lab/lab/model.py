@@ -90,6 +90,8 @@ class LabModel:
         self.causes: dict[int, Cause] = {}
         self.epoch = EpochInfo(0, None, time.time())
         self.in_cell = False
+        self._cell_label: str | None = None
+        self._cell_wrote = False
         self.version = 0  # bumps on every recorded event (views redraw)
         self.structure_version = 0  # bumps when nodes, edges or instances change (re-layout)
         self._listeners: list[Callable[[LabModel], None]] = []
@@ -107,8 +109,23 @@ class LabModel:
         self._listeners.append(callback)
         return lambda: self._listeners.remove(callback) if callback in self._listeners else None
 
+    def cell_started(self, label: str) -> None:
+        """A cell began. Its first signal write will start a new epoch labelled ``label``.
+
+        Cells that only read (an ``%invoke`` that recomputes, a ``%graph``) stay in the epoch
+        of the last write, so they show that write's cascade completing.
+        """
+        with self._lock:
+            self.in_cell = True
+            self._cell_label = label
+            self._cell_wrote = False
+
+    def cell_finished(self) -> None:
+        with self._lock:
+            self.in_cell = False
+
     def begin_epoch(self, label: str | None) -> None:
-        """Start a new epoch (a cell or a magic): statuses reset to untouched."""
+        """Start a new epoch now: every status resets to untouched."""
         with self._lock:
             self.epoch = EpochInfo(self.epoch.number + 1, label, time.time())
             for activity in self.activity.values():
@@ -126,9 +143,13 @@ class LabModel:
 
     def _on_event(self, event: Event) -> None:
         with self._lock:
-            if isinstance(event, SignalSet) and not self.in_cell and self._epoch_settled():
-                # a write from a background task or thread outside any cell: its own epoch
-                self.begin_epoch(event.cause.command or f"background write to {event.label}")
+            if isinstance(event, SignalSet):
+                if self.in_cell and not self._cell_wrote:
+                    self._cell_wrote = True
+                    self.begin_epoch(self._cell_label)
+                elif not self.in_cell and self._epoch_settled():
+                    # a write from a background task or thread outside any cell: its own epoch
+                    self.begin_epoch(event.cause.command or f"background write to {event.label}")
             self._record(event)
             self.version += 1
         self._notify()
