@@ -45,8 +45,8 @@ class CredentialProvider:
                               label_prefix="creds:", tenant_of=lambda p: None)
 
     def _path(self, name: str, key: str) -> Path:
-        parse_key(name, what="component name")
-        return (APPS, name, *parse_key(key, what="credential key"))
+        parse_key(name, what="component name", example="tenant-db-acme")
+        return (APPS, name, *parse_key(key, what="credential key", example="db.password"))
 
     def get(self, name: str, key: str, default: Any = None) -> Any:
         """Secret ``key`` of component ``name`` (reactive)."""

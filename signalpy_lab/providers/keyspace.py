@@ -29,14 +29,15 @@ MISSING: Any = type("Missing", (), {"__repr__": lambda self: "<unset>"})()
 Path = tuple[str, ...]
 
 
-def parse_key(key: object, *, what: str = "config key") -> Path:
+def parse_key(key: object, *, what: str = "config key",
+              example: str = "tenants.acme.db_url") -> Path:
     """``'tenants.acme.db_url'`` -> ``('tenants', 'acme', 'db_url')``; anything else is an error."""
     if isinstance(key, str):
         path = tuple(key.split("."))
         if key and all(path):
             return path
     raise ConfigKeyError(
-        f"A {what} is a dotted string like 'tenants.acme.db_url' (no empty parts), got {key!r}."
+        f"A {what} is a dotted string like {example!r} (no empty parts), got {key!r}."
     )
 
 
