@@ -185,14 +185,17 @@ class SourceNode(ReactiveNode):
             old = self.value
             if _same(old, value, self.equals):
                 return False
-            self.value = value
-            self.version += 1
             hooks = context.hooks
             cause = hooks.on_set(self, old, value) if hooks is not None else None
             if self.subs:
                 _mark_downstream(self, cause)
-                if context.batch_depth == 0 and context.depth == 0:
-                    _flush()
+            # Stored after marking: a lock-free read in another thread that already sees the
+            # new value must find every dependent stale (and wait on the lock to refresh it),
+            # never a CLEAN dependent still holding a value computed from the old one.
+            self.value = value
+            self.version += 1
+            if self.subs and context.batch_depth == 0 and context.depth == 0:
+                _flush()
             return True
 
 
@@ -230,18 +233,23 @@ class DerivedNode(ReactiveNode):
 
     def _read(self) -> Any:
         """Return the current value, refreshing it first if it may be stale."""
-        if self.state or self.running:
+        # ``disposed`` is tested too: ``dispose`` leaves the node CLEAN, and without it a read
+        # returned the internal ``_MISSING`` sentinel instead of raising.
+        if self.state or self.running or self.disposed:
             if self.disposed:
                 raise DisposedError(
                     f"{self.describe()!r} was disposed (its owner was removed); "
                     "it can no longer be read."
                 )
-            if self.running:
-                observer = tracking.observer
-                if observer is not None:  # record the edge so a later change re-checks it
-                    observer.new_deps[self] = self.version  # type: ignore[index]
-                raise CycleError(_cycle_message(self))
             with context.lock:
+                # ``running`` is checked under the lock: every body runs with the lock held, so
+                # here it can only mean this thread is inside the body (a cycle). Checked before
+                # taking the lock, a body running in another thread looked like a cycle too.
+                if self.running:
+                    observer = tracking.observer
+                    if observer is not None:  # record the edge so a later change re-checks it
+                        observer.new_deps[self] = self.version  # type: ignore[index]
+                    raise CycleError(_cycle_message(self))
                 if context.depth == 0:
                     _refresh_outermost(self)
                     if context.pending and not context.batch_depth:
@@ -315,6 +323,8 @@ def _mark_downstream(source: ReactiveNode, cause: Any) -> None:
             if hooks is not None:
                 sub.cause = cause
                 hooks.on_stale(sub, cause)
+        elif sub.is_effect and not sub.queued:
+            stack.append(sub)  # stale but unqueued (dropped by an EffectLoopError): requeue
     while stack:
         node = stack.pop()
         if node.is_effect:
@@ -329,6 +339,8 @@ def _mark_downstream(source: ReactiveNode, cause: Any) -> None:
                 if hooks is not None:
                     sub.cause = cause
                     hooks.on_stale(sub, cause)
+            elif sub.is_effect and not sub.queued:
+                stack.append(sub)
 
 
 def _refresh_outermost(node: DerivedNode) -> None:
@@ -428,41 +440,46 @@ def _run(node: DerivedNode) -> None:
         context.depth += 1
     error: BaseException | None = None
     value: Any = None
-    try:
-        value = node.fn()
-    except _Deferred:
-        node.state = DIRTY
-        node.new_deps = None
-        raise
-    except Exception as exc:
-        error = exc
-    finally:
-        node.running = False
-        tracking.observer = previous_observer
-        context.eval_stack.pop()
-        if is_effect:
-            context.depth = saved_depth
-        else:
-            context.depth -= 1
-    _relink(node)
-    node.runs += 1
     changed = True
-    if is_effect:
-        if callable(value):
-            node.cleanup = value
-        if error is not None:
-            _report_effect_error(node, error)
-    elif error is not None:
-        node.error = error
-        node.value = _MISSING
-        node.version += 1
-    else:
-        if node.error is None and _same(node.value, value, node.equals):
+    try:
+        try:
+            value = node.fn()
+        except Exception as exc:
+            error = exc
+        except BaseException:
+            # _Deferred (the outermost read retries this node), or e.g. KeyboardInterrupt: the
+            # body did not finish, so the node stays DIRTY and keeps its previous links.
+            node.state = DIRTY
+            node.new_deps = None
+            raise
+        finally:
+            tracking.observer = previous_observer
+            context.eval_stack.pop()
+            if is_effect:
+                context.depth = saved_depth
+            else:
+                context.depth -= 1
+        _relink(node)
+        node.runs += 1
+        if is_effect:
+            if callable(value):
+                node.cleanup = value
+        elif error is not None:
+            node.error = error
+            node.value = _MISSING
+            node.version += 1
+        elif node.error is None and _same(node.value, value, node.equals):
             changed = False
         else:
             node.error = None
             node.value = value
             node.version += 1
+    finally:
+        # Cleared only once the result is stored: the node is already CLEAN, and a lock-free
+        # read from another thread takes "CLEAN and not running" to mean "value is current".
+        node.running = False
+    if is_effect and error is not None:
+        _report_effect_error(node, error)
     if hooks is not None:
         hooks.on_run(node, time.perf_counter() - started, changed, error)
 
@@ -522,6 +539,8 @@ def _flush() -> None:
             rounds += 1
             if rounds > MAX_EFFECT_ROUNDS:
                 culprits = ", ".join(sorted({e.describe() for e in context.pending})[:5])
+                for dropped in context.pending:
+                    dropped.queued = False  # stays stale; the next write that reaches it requeues
                 context.pending.clear()
                 raise EffectLoopError(
                     f"Effects kept re-triggering each other for {MAX_EFFECT_ROUNDS} rounds "
