@@ -1013,10 +1013,15 @@ def test_effects_dropped_by_an_effect_loop_run_again_on_the_next_write() -> None
     seen: list[int] = []
     # It also reads ping and pong, so it is still queued when the loop is cut off.
     effects = [Effect(lambda: seen.append(innocent_source.get() + 0 * (ping() + pong())))]
-    with pytest.raises(EffectLoopError), batch():
-        innocent_source.set(1)
-        effects.append(Effect(lambda: pong.set(ping.get() + 1)))  # ping -> pong -> ping ...
-        effects.append(Effect(lambda: ping.set(pong.get() + 1)))
+
+    def start_the_loop() -> None:
+        with batch():
+            innocent_source.set(1)
+            effects.append(Effect(lambda: pong.set(ping.get() + 1)))  # ping -> pong -> ...
+            effects.append(Effect(lambda: ping.set(pong.get() + 1)))
+
+    with pytest.raises(EffectLoopError):
+        start_the_loop()
     for effect in effects[1:]:
         effect.dispose()
     innocent_source.set(2)
