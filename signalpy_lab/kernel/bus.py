@@ -24,11 +24,11 @@ silent takeover.
 from __future__ import annotations
 
 import asyncio
+import copy
 import fnmatch
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ValidationError
 
@@ -75,9 +75,12 @@ class Transport(Protocol):
     def handler_names(self) -> Iterable[str]: ...
 
 
-@dataclass(frozen=True, slots=True)
-class BusEvent:
-    """A published event. ``source`` and ``target`` are set by the kernel, never by callers."""
+class BusEvent(NamedTuple):
+    """A published event. ``source`` and ``target`` are set by the kernel, never by callers.
+
+    A tuple, so no subscriber can rewrite a field; each subscriber gets its own copy of the
+    payload, so none can change what the next one sees.
+    """
 
     topic: str
     payload: Any
@@ -372,14 +375,13 @@ class Bus:
     def publish(self, topic: str, payload: Any = None, *, source: str | None = None,
                 target: str | None = None) -> int:
         """Deliver an event now; async callbacks are scheduled. Returns how many got it."""
-        event = BusEvent(topic, payload, source, target)
         delivered = 0
         for pattern, callback, tenant, _owner in list(self._subscriptions):
             if target is not None and tenant is not None and tenant != target:
                 continue
             if not fnmatch.fnmatchcase(topic, pattern):
                 continue
-            result = callback(event)
+            result = callback(BusEvent(topic, copy.deepcopy(payload), source, target))
             if asyncio.iscoroutine(result):
                 task = asyncio.ensure_future(result)
                 self._tasks.add(task)  # keep a reference until done (asyncio holds weak ones)
@@ -420,14 +422,10 @@ class ScopedBus(Sealed):
 
     __slots__ = ()
 
-    @staticmethod
-    def issue(bus: Bus, consumer: Consumer) -> ScopedBus:
-        return seal(ScopedBus, (bus, consumer))
-
     async def invoke(self, handler: str, params: Any = None, *,
                      timeout: float | None = None) -> Any:
         """Call a handler on this kernel's bus, limited to this instance's tenant."""
-        bus, consumer = unseal(self)
+        bus, consumer = unseal(self, ScopedBus)
         target = consumer.target
 
         def check(found: Handler) -> None:
@@ -442,9 +440,14 @@ class ScopedBus(Sealed):
 
     def publish(self, topic: str, payload: Any = None) -> int:
         """Publish an event whose source is this instance."""
-        bus, consumer = unseal(self)
+        bus, consumer = unseal(self, ScopedBus)
         return bus.publish(topic, payload, source=consumer.name,  # type: ignore[no-any-return]
                            target=consumer.target)
 
     def __repr__(self) -> str:
-        return f"<bus handle of {unseal(self)[1].name!r}>"
+        return f"<bus handle of {unseal(self, ScopedBus)[1].name!r}>"
+
+
+def issue_scoped_bus(bus: Bus, consumer: Consumer) -> ScopedBus:
+    """The kernel's way to make ``rt.bus`` (the class itself cannot be constructed)."""
+    return seal(ScopedBus, (bus, consumer))

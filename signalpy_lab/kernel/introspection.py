@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .events import short_repr
-from .graph import CLEAN, DIRTY, DerivedNode, ReactiveNode
+from .graph import CLEAN, DIRTY, DerivedNode, ReactiveNode, context
 from .reactive import Scope
 from .runtime import thaw
 
@@ -173,6 +173,11 @@ def snapshot_graph(scopes: list[Scope], *, tenant: str | None = None,
     With a filter, a node is kept if it matches or is directly linked to one that matches,
     so a tenant's view still shows the config keys its computeds read.
     """
+    with context.lock:  # a consistent view while another thread may be writing
+        return _snapshot(scopes, tenant, instance)
+
+
+def _snapshot(scopes: list[Scope], tenant: str | None, instance: str | None) -> GraphSnapshot:
     nodes: dict[int, ReactiveNode] = {}
     for scope in scopes:
         for node in scope.nodes:

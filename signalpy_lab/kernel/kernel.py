@@ -38,7 +38,7 @@ from ..errors import (
     UnknownInstanceError,
     choices,
 )
-from .bus import Bus, Handler, ScopedBus
+from .bus import Bus, Handler, issue_scoped_bus
 from .events import (
     EventHub,
     InstanceAdded,
@@ -406,7 +406,7 @@ class Kernel:
         inst.scope = scope
         consumer = Consumer(inst.name, inst.factory, inst.target)
         runtime = issue_runtime(consumer, inst.properties, self.registry,
-                                ScopedBus.issue(self.bus, consumer))
+                                issue_scoped_bus(self.bus, consumer))
         inst.runtime = runtime
         obj = meta.cls.__new__(meta.cls)
         obj.rt = runtime
@@ -425,8 +425,9 @@ class Kernel:
     def _register(self, inst: ComponentInstance) -> None:
         """Publish the instance: services, handlers, target routes, event subscriptions."""
         obj, meta, target = inst.obj, inst.meta, inst.target
+        hidden = frozenset(hook.method for hook in (meta.activate, meta.deactivate) if hook)
         for contract in meta.provides:
-            self.registry.register(contract, inst.name, obj, target)
+            self.registry.register(contract, inst.name, obj, target, hidden)
         for spec in meta.runnables:
             handler = Handler(
                 name=f"{inst.name}.{spec.name}", instance=inst.name, factory=inst.factory,

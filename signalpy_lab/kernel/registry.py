@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from ..errors import AmbiguousServiceError, ServiceNotFoundError, choices
+from .sealed import service_proxy
 
 __all__ = ["Consumer", "Registry", "ScopedProvider", "ServiceEntry"]
 
@@ -38,6 +39,7 @@ class ServiceEntry:
     instance: str
     target: str | None
     service: Any
+    hidden: frozenset[str] = frozenset()  # methods consumers may not call (lifecycle hooks)
 
 
 class Registry:
@@ -47,9 +49,9 @@ class Registry:
         self._by_contract: dict[str, dict[str, ServiceEntry]] = {}
 
     def register(self, contract: str, instance: str, service: Any,
-                 target: str | None = None) -> None:
+                 target: str | None = None, hidden: frozenset[str] = frozenset()) -> None:
         self._by_contract.setdefault(contract, {})[instance] = ServiceEntry(
-            contract, instance, target, service
+            contract, instance, target, service, hidden
         )
 
     def unregister_instance(self, instance: str) -> None:
@@ -119,6 +121,11 @@ class Registry:
 
     def bind(self, contract: str, consumer: Consumer) -> Any:
         """What ``consumer`` gets for ``contract``: a scoped handle when the provider has one."""
-        service = self.pick_for(contract, consumer).service
+        entry = self.pick_for(contract, consumer)
+        service = entry.service
         scoped_for = getattr(service, "scoped_for", None)  # ScopedProvider, without the slow
-        return scoped_for(consumer) if scoped_for is not None else service  # Protocol check
+        bound = scoped_for(consumer) if scoped_for is not None else service  # Protocol check
+        if bound is service:
+            # Another component's object: only its public methods, never its own `rt`.
+            return service_proxy(service, entry.hidden)
+        return bound

@@ -68,32 +68,32 @@ class Runtime(Sealed):
     @property
     def name(self) -> str:
         """The instance name (also its component name for credentials and storage scoping)."""
-        return unseal(self).consumer.name  # type: ignore[no-any-return]
+        return unseal(self, Runtime).consumer.name  # type: ignore[no-any-return]
 
     component_name = name
 
     @property
     def factory(self) -> str:
-        return unseal(self).consumer.factory  # type: ignore[no-any-return]
+        return unseal(self, Runtime).consumer.factory  # type: ignore[no-any-return]
 
     @property
     def properties(self) -> Mapping[str, Any]:
         """The instance properties given to ``instantiate`` (deeply read-only)."""
-        return unseal(self).properties  # type: ignore[no-any-return]
+        return unseal(self, Runtime).properties  # type: ignore[no-any-return]
 
     @property
     def target(self) -> str | None:
         """The tenant this instance serves (fixed at instantiation)."""
-        return unseal(self).consumer.target  # type: ignore[no-any-return]
+        return unseal(self, Runtime).consumer.target  # type: ignore[no-any-return]
 
     @property
     def bus(self) -> Any:
         """Call handlers and publish events as this instance."""
-        return unseal(self).bus
+        return unseal(self, Runtime).bus
 
     def service(self, contract: str) -> Any:
         """The consumer-scoped handle of any contract, bound once and cached."""
-        record: _Record = unseal(self)
+        record: _Record = unseal(self, Runtime)
         handle = record.handles.get(contract)
         if handle is None:
             handle = record.registry.bind(contract, record.consumer)
@@ -121,7 +121,7 @@ class Runtime(Sealed):
         return self.service(CONTRACTS["log"])
 
     def __repr__(self) -> str:
-        consumer = unseal(self).consumer
+        consumer = unseal(self, Runtime).consumer
         return f"Runtime(name={consumer.name!r}, factory={consumer.factory!r}, " \
                f"target={consumer.target!r})"
 

@@ -21,7 +21,7 @@ from ..errors import TenantIsolationError
 from ..kernel import component, lifecycle, provides
 from ..kernel.reactive import batch, current_scope
 from ..kernel.registry import Consumer
-from ..kernel.sealed import Sealed, seal, unseal
+from ..kernel.sealed import Sealed, seal, service_proxy, unseal
 from .keyspace import MISSING, Keyspace, Path, parse_key
 
 __all__ = ["TENANTS", "ConfigProvider", "ConfigValue", "TenantConfig"]
@@ -121,8 +121,8 @@ class ConfigProvider:
     def scoped_for(self, consumer: Consumer) -> Any:
         """What a component receives: this service, or a tenant view for a targeted one."""
         if consumer.target is None:
-            return self
-        return TenantConfig.issue(self, consumer.target, consumer.name)
+            return service_proxy(self, hidden=frozenset({"activate"}))
+        return _issue_tenant_config(self, consumer.target, consumer.name)
 
     def __repr__(self) -> str:
         return "<ConfigProvider>"
@@ -131,83 +131,79 @@ class ConfigProvider:
 class TenantConfig(Sealed):
     """A targeted instance's view of config: shared keys plus its own tenant section.
 
-    A sealed handle: the service and the target live outside the object, so neither can be
-    read or rewritten through it.
+    A sealed handle: the service and the target live outside the object, and no method
+    returns the service, so neither can be read or rewritten through it.
     """
 
     __slots__ = ()
 
-    @staticmethod
-    def issue(config: ConfigProvider, target: str, instance: str) -> TenantConfig:
-        return seal(TenantConfig, (config, target, instance))
-
     @property
     def target(self) -> str:
-        return unseal(self)[1]  # type: ignore[no-any-return]
+        return unseal(self, TenantConfig)[1]  # type: ignore[no-any-return]
 
     @property
     def section(self) -> str:
         """This instance's own section, e.g. ``'tenants.acme'``."""
-        return f"{TENANTS}.{unseal(self)[1]}"
-
-    def _readable(self, key: str) -> tuple[ConfigProvider, str]:
-        config, target, instance = unseal(self)
-        path = parse_key(key)
-        if path[0] == TENANTS and (len(path) == 1 or path[1] != target):
-            owner = "every tenant" if len(path) == 1 else f"tenant {path[1]!r}"
-            raise TenantIsolationError(
-                f"Instance {instance!r} (target {target!r}) may not read {key!r}: it belongs "
-                f"to {owner}. Readable: shared keys and '{TENANTS}.{target}.*'."
-            )
-        return config, key
-
-    def _writable(self, key: str) -> tuple[ConfigProvider, str]:
-        config, target, instance = unseal(self)
-        path = parse_key(key)
-        if len(path) < 3 or path[0] != TENANTS or path[1] != target:
-            section = f"{TENANTS}.{target}"
-            raise TenantIsolationError(
-                f"Instance {instance!r} (target {target!r}) may not write {key!r}: it may "
-                f"write only inside '{section}.' (e.g. '{section}.db_url')."
-            )
-        return config, key
+        return f"{TENANTS}.{unseal(self, TenantConfig)[1]}"
 
     def get(self, key: str, default: Any = None) -> Any:
         """Like ``ConfigProvider.get``, within this tenant's view."""
-        config, key = self._readable(key)
-        return config.get(key, default)
+        return _readable(self, key).get(key, default)
 
     def peek(self, key: str, default: Any = None) -> Any:
-        config, key = self._readable(key)
-        return config.peek(key, default)
+        return _readable(self, key).peek(key, default)
 
     def source(self, key: str) -> str | None:
-        config, key = self._readable(key)
-        return config.source(key)
+        return _readable(self, key).source(key)
 
     def explain(self, key: str) -> ConfigValue:
-        config, key = self._readable(key)
-        return config.explain(key)
+        return _readable(self, key).explain(key)
 
     def set(self, key: str, value: Any) -> None:
         """Set a key inside this tenant's own section."""
-        config, key = self._writable(key)
-        config.set(key, value)
+        _writable(self, key).set(key, value)
 
     def unset(self, key: str) -> bool:
-        config, key = self._writable(key)
-        return config.unset(key)
+        return _writable(self, key).unset(key)
 
     def keys(self, prefix: str = "") -> list[str]:
         """Readable leaf keys: shared ones and this tenant's section."""
         if prefix:
-            config, prefix = self._readable(prefix)
-            return config.keys(prefix)
-        config, target, _instance = unseal(self)
+            return _readable(self, prefix).keys(prefix)
+        config, target, _instance = unseal(self, TenantConfig)
         own = f"{TENANTS}.{target}."
         return [k for k in config.keys()  # noqa: SIM118 (our method, not dict.keys)
                 if not k.startswith(f"{TENANTS}.") or k.startswith(own)]
 
     def __repr__(self) -> str:
-        _config, target, instance = unseal(self)
+        _config, target, instance = unseal(self, TenantConfig)
         return f"<config view of {instance!r} (tenant {target!r})>"
+
+
+def _issue_tenant_config(config: ConfigProvider, target: str, instance: str) -> TenantConfig:
+    return seal(TenantConfig, (config, target, instance))
+
+
+def _readable(handle: TenantConfig, key: str) -> ConfigProvider:
+    """The service, if ``key`` is readable through ``handle`` (never handed to the tenant)."""
+    config, target, instance = unseal(handle, TenantConfig)
+    path = parse_key(key)
+    if path[0] == TENANTS and (len(path) == 1 or path[1] != target):
+        owner = "every tenant" if len(path) == 1 else f"tenant {path[1]!r}"
+        raise TenantIsolationError(
+            f"Instance {instance!r} (target {target!r}) may not read {key!r}: it belongs "
+            f"to {owner}. Readable: shared keys and '{TENANTS}.{target}.*'."
+        )
+    return config  # type: ignore[no-any-return]
+
+
+def _writable(handle: TenantConfig, key: str) -> ConfigProvider:
+    config, target, instance = unseal(handle, TenantConfig)
+    path = parse_key(key)
+    if len(path) < 3 or path[0] != TENANTS or path[1] != target:
+        section = f"{TENANTS}.{target}"
+        raise TenantIsolationError(
+            f"Instance {instance!r} (target {target!r}) may not write {key!r}: it may "
+            f"write only inside '{section}.' (e.g. '{section}.db_url')."
+        )
+    return config  # type: ignore[no-any-return]

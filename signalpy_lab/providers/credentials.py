@@ -74,7 +74,7 @@ class CredentialProvider:
         return sorted(tree) if isinstance(tree, Mapping) else []
 
     def scoped_for(self, consumer: Consumer) -> CredentialHandle:
-        return CredentialHandle.issue(self, consumer.name)
+        return seal(CredentialHandle, (self, consumer.name))
 
     def __repr__(self) -> str:
         return "<CredentialProvider>"
@@ -88,25 +88,21 @@ class CredentialHandle(Sealed):
 
     __slots__ = ()
 
-    @staticmethod
-    def issue(provider: CredentialProvider, name: str) -> CredentialHandle:
-        return seal(CredentialHandle, (provider, name))
-
     def get(self, key: str, default: Any = None) -> Any:
         """Own secret ``key`` (reactive: rotation re-runs what read it)."""
-        provider, name = unseal(self)
+        provider, name = unseal(self, CredentialHandle)
         return provider.get(name, key, default)
 
     def rotate(self, key: str, value: Any) -> None:
         """Replace one of this component's own secrets."""
-        provider, name = unseal(self)
+        provider, name = unseal(self, CredentialHandle)
         provider.rotate(name, key, value)
 
     set = rotate
 
     def keys(self) -> list[str]:
-        provider, name = unseal(self)
+        provider, name = unseal(self, CredentialHandle)
         return provider.keys(name)  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
-        return f"<credentials of {unseal(self)[1]!r}: {len(self.keys())} keys>"
+        return f"<credentials of {unseal(self, CredentialHandle)[1]!r}: {len(self.keys())} keys>"

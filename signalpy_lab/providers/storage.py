@@ -46,7 +46,9 @@ class StorageProvider:
 
     def handle(self, name: str) -> StorageHandle:
         """The storage of component instance ``name``."""
-        return StorageHandle.issue(self.root, name)
+        if not name or "/" in name or "\\" in name or name in (".", ".."):
+            raise StorageKeyError(f"A storage prefix is a plain instance name, got {name!r}.")
+        return seal(StorageHandle, ((self.root / name).resolve(), name))
 
     def scoped_for(self, consumer: Consumer) -> StorageHandle:
         return self.handle(consumer.name)
@@ -60,19 +62,13 @@ class StorageHandle(Sealed):
 
     __slots__ = ()
 
-    @staticmethod
-    def issue(root: Path, name: str) -> StorageHandle:
-        if not name or "/" in name or "\\" in name or name in (".", ".."):
-            raise StorageKeyError(f"A storage prefix is a plain instance name, got {name!r}.")
-        return seal(StorageHandle, ((Path(root) / name).resolve(), name))
-
     @property
     def _prefix(self) -> Path:
-        return unseal(self)[0]  # type: ignore[no-any-return]
+        return unseal(self, StorageHandle)[0]  # type: ignore[no-any-return]
 
     @property
     def _name(self) -> str:
-        return unseal(self)[1]  # type: ignore[no-any-return]
+        return unseal(self, StorageHandle)[1]  # type: ignore[no-any-return]
 
     @property
     def prefix(self) -> str:
@@ -94,7 +90,12 @@ class StorageHandle(Sealed):
             raise StorageKeyError(f"Storage keys may not end with {_TEMP_SUFFIX!r}, got {key!r}.")
         path = self._prefix / relative
         resolved = path.resolve()
-        if resolved != self._prefix and self._prefix not in resolved.parents:
+        if resolved == self._prefix:
+            raise StorageKeyError(
+                f"Storage key {key!r} of {self._name!r} names the prefix itself; name a file "
+                "inside it, like 'state.json'."
+            )
+        if self._prefix not in resolved.parents:
             raise StorageKeyError(
                 f"Storage key {key!r} of {self._name!r} leads outside its prefix (a symlink?)."
             )

@@ -102,8 +102,8 @@ async def test_boot_activates_in_dependency_order_and_shutdown_reverses_it() -> 
     await kernel.boot()
     await kernel.shutdown()
     assert LOG[:3] in (
-        ["activate alpha", "activate gamma with Alpha", "activate beta"],
-        ["activate alpha", "activate beta", "activate gamma with Alpha"],
+        ["activate alpha", "activate gamma with ServiceProxy", "activate beta"],
+        ["activate alpha", "activate beta", "activate gamma with ServiceProxy"],
     )
     assert LOG[3:] == list(reversed([f"deactivate {e.split()[1]}" for e in LOG[:3]]))
     assert {i.state for i in kernel.instances()} == {"stopped"}
