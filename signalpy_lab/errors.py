@@ -20,11 +20,14 @@ __all__ = [
     "DisposedError",
     "DuplicateInstanceError",
     "EffectLoopError",
+    "ExportFormatError",
+    "GraphvizNotFoundError",
     "InvalidNameError",
     "InvalidPropertiesError",
     "InvalidParamsError",
     "InvokeTimeoutError",
     "KernelStateError",
+    "LayoutError",
     "RouteConflictError",
     "RoutingError",
     "ServiceNotFoundError",
@@ -162,3 +165,18 @@ class StorageKeyError(SignalpyLabError, ValueError):
 
 class TenantIsolationError(SignalpyLabError, PermissionError):
     """A targeted instance reached for another tenant's data."""
+
+
+# --- the lab ----------------------------------------------------------------------------
+
+
+class GraphvizNotFoundError(SignalpyLabError, RuntimeError):
+    """Neither ``dot`` nor ``graphviz-pure`` could be found to lay out a graph."""
+
+
+class LayoutError(SignalpyLabError, RuntimeError):
+    """The layout binary rejected the DOT text or failed."""
+
+
+class ExportFormatError(SignalpyLabError, ValueError):
+    """``export()`` was asked for a format it does not produce."""

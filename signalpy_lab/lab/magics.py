@@ -400,7 +400,7 @@ class LabMagics(Magics):
         elif suffix in (".dot", ".gv"):
             path.write_text(to_dot(snapshot).source)
         elif suffix == ".svg":
-            path.write_text(render_svg(to_dot(snapshot).source))
+            path.write_text(render_svg(to_dot(snapshot), embed_style=True))
         else:
             raise UsageError(f"--export: expected a path ending in .svg, .dot or .json, "
                              f"got {str(path)!r}")
@@ -446,7 +446,7 @@ class LabMagics(Magics):
         if _has_widget_frontend(self.shell) and not args.text:
             from .widgets import LabPanel
 
-            return LabPanel(self.session.model)
+            return LabPanel(self.session.model, tenant=args.tenant)
         model = self.session.model
         print(text.graph_table(model.snapshot(tenant=args.tenant)))
         print()

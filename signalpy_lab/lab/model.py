@@ -129,7 +129,9 @@ class LabModel:
         with self._lock:
             self.epoch = EpochInfo(self.epoch.number + 1, label, time.time())
             for activity in self.activity.values():
-                activity.status = "untouched"
+                # A node still stale from an earlier write stays stale: it will not be marked
+                # again (the engine marks only clean nodes), so "untouched" would be a lie.
+                activity.status = "stale" if activity.status == "stale" else "untouched"
             self.version += 1
         self._notify()
 
@@ -273,10 +275,16 @@ class LabModel:
                 "epoch": asdict(self.epoch),
                 "nodes": nodes,
                 "edges": edges,
-                "routes": [asdict(r) for r in self.kernel.routes()],
+                "routes": self.routes(),
+                "instances": [{"name": i.name, "factory": i.factory, "target": i.target,
+                               "state": i.state} for i in self.kernel.instances()],
                 "version": self.version,
                 "structure_version": self.structure_version,
             }
+
+    def routes(self) -> list[dict[str, Any]]:
+        """The bus's tenant routes as plain rows (cheap: no graph walk)."""
+        return [asdict(r) for r in self.kernel.routes()]
 
     def recent(self, limit: int = 50, *, tenant: str | None = None) -> list[LogEntry]:
         """Newest-first log entries (optionally one tenant's)."""

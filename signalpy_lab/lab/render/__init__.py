@@ -1,0 +1,29 @@
+"""The lab's graph rendering: snapshot -> DOT (``dot``) -> laid-out, restyled SVG (``svg``)."""
+
+from .dot import DETAIL_WIDTH, STATUSES, DotGraph, short_name, to_dot
+from .svg import (
+    GraphvizNotFoundError,
+    LayoutError,
+    apply_state,
+    clear_cache,
+    find_layout_binary,
+    layout_count,
+    render_svg,
+    stylesheet,
+)
+
+__all__ = [
+    "DETAIL_WIDTH",
+    "STATUSES",
+    "DotGraph",
+    "GraphvizNotFoundError",
+    "LayoutError",
+    "apply_state",
+    "clear_cache",
+    "find_layout_binary",
+    "layout_count",
+    "render_svg",
+    "short_name",
+    "stylesheet",
+    "to_dot",
+]

@@ -1,0 +1,499 @@
+"""Live notebook views of a ``LabModel``: the graph, the bus table, the event log.
+
+Each widget is an anywidget (a plain ES module in ``static/``, no npm build) whose synced
+traits are computed in Python from the model's plain-data snapshot, so everything a test wants
+to know is asserted on traits without a browser.
+
+Live updates: a widget subscribes to ``model.on_change``, which fires on whatever thread the
+kernel emitted from (the kernel's loop thread, a background task, plain Python). The callback
+only marks the widget dirty and arms a timer; the timer thread re-reads the model and pushes
+all trait changes in one message (``hold_sync``), at most once per ``interval`` (100 ms), so
+a burst of writes costs one redraw. ``flush()`` does the same immediately (a notebook's last
+cell, a test), ``refresh()`` redraws even when nothing changed, ``close()`` unsubscribes.
+
+The graph is laid out only when its structure changes: ``svg`` is replaced then, while every
+epoch's statuses and values travel as ``classes`` / ``details`` maps that the ES module applies
+to the SVG already on the page.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anywidget
+import ipywidgets
+import traitlets
+
+from ..errors import ExportFormatError, choices
+from .model import LabModel, LogEntry
+from .render import (
+    STATUSES,
+    DotGraph,
+    GraphvizNotFoundError,
+    LayoutError,
+    apply_state,
+    render_svg,
+    to_dot,
+)
+
+__all__ = [
+    "EXPORT_FORMATS",
+    "FLUSH_INTERVAL",
+    "BusTable",
+    "EventLog",
+    "ExportFormatError",
+    "GraphWidget",
+    "LabPanel",
+    "Throttle",
+]
+
+#: Seconds between two throttled flushes of one widget.
+FLUSH_INTERVAL = 0.1
+#: What ``export()`` can produce.
+EXPORT_FORMATS = ("dot", "json", "svg")
+
+_STATIC = Path(__file__).parent / "static"
+_log = logging.getLogger("signalpy_lab.lab")
+T = TypeVar("T")
+
+
+class Throttle:
+    """Run ``action`` on a timer thread ``interval`` seconds after the first ``poke()``.
+
+    Pokes while a run is pending are absorbed; a poke during or after the run arms the next
+    one, so a burst of N pokes costs about ``burst duration / interval + 1`` runs.
+    """
+
+    def __init__(self, action: Callable[[], None], interval: float = FLUSH_INTERVAL) -> None:
+        self.interval = interval
+        self._action = action
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+        self._closed = False
+
+    @property
+    def pending(self) -> bool:
+        """Whether a run is scheduled."""
+        return self._timer is not None
+
+    def poke(self) -> None:
+        """Schedule a run unless one is already pending (cheap; callable from any thread)."""
+        with self._lock:
+            if self._timer is not None or self._closed:
+                return
+            timer = self._timer = threading.Timer(self.interval, lambda: self._fire(timer))
+            timer.daemon = True
+            timer.name = "signalpy-lab-flush"
+            timer.start()
+
+    def cancel(self) -> None:
+        """Drop the pending run, if any."""
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+    def close(self) -> None:
+        """Cancel and refuse further pokes."""
+        with self._lock:
+            self._closed = True
+        self.cancel()
+
+    def _fire(self, timer: threading.Timer) -> None:
+        with self._lock:
+            if self._timer is not timer:  # cancelled after this timer thread woke up
+                return
+            self._timer = None
+        self._action()
+
+
+def _retry(read: Callable[[], T], attempts: int = 3) -> T:
+    """``read()``, retried when the kernel mutated a dict we were iterating (another thread)."""
+    for attempt in range(attempts):
+        try:
+            return read()
+        except RuntimeError as exc:
+            if "changed size during iteration" not in str(exc) or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+# GraphWidgets per model, so a BusTable's selection highlights every graph of the same model.
+_graphs: weakref.WeakKeyDictionary[LabModel, weakref.WeakSet[GraphWidget]] = (
+    weakref.WeakKeyDictionary())
+_graphs_lock = threading.Lock()
+
+
+def _graphs_of(model: LabModel) -> list[GraphWidget]:
+    with _graphs_lock:
+        return list(_graphs.get(model, ()))
+
+
+class _LiveView:
+    """Model subscription, throttled flushing and export, shared by the lab's widgets.
+
+    Subclasses implement ``_update()``: read the model and set traits (called inside
+    ``hold_sync``).
+    """
+
+    model: LabModel
+
+    def _start(self, model: LabModel, interval: float) -> None:
+        self.model = model
+        self.flush_count = 0
+        self.last_error: str | None = None
+        self._closed = False
+        self._dirty = True
+        self._flush_lock = threading.RLock()
+        self._flush_hooks: list[Callable[[Any], None]] = []
+        self._throttle = Throttle(self._flush_from_timer, interval)
+        self._unsubscribe: Callable[[], None] | None = model.on_change(self._model_changed)
+
+    # -- liveness ------------------------------------------------------------------------
+
+    def _model_changed(self, _model: LabModel) -> None:
+        # Runs on the kernel's thread, often inside the model's lock: only mark and arm.
+        self._dirty = True
+        self._throttle.poke()
+
+    def _flush_from_timer(self) -> None:
+        try:
+            self.flush()
+        except Exception as exc:  # a timer thread has nobody to raise to
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            _log.exception("lab widget update failed")
+
+    def on_flush(self, callback: Callable[[Any], None]) -> Callable[[], None]:
+        """Call ``callback(widget)`` after each flush; returns the function that removes it."""
+        self._flush_hooks.append(callback)
+        return lambda: self._flush_hooks.remove(callback) if callback in self._flush_hooks else None
+
+    def flush(self) -> bool:
+        """Apply pending model changes now (instead of at the next tick); True if it did."""
+        self._throttle.cancel()
+        return self._flush(force=False)
+
+    def refresh(self) -> None:
+        """Re-read the model and redraw now, even if nothing is pending."""
+        self._throttle.cancel()
+        self._flush(force=True)
+
+    def _flush(self, *, force: bool) -> bool:
+        with self._flush_lock:
+            if self._closed or not (self._dirty or force):
+                return False
+            self._dirty = False  # changes from here on mark it again and arm the next flush
+            with self.hold_sync():  # type: ignore[attr-defined]
+                self._update()
+            self.flush_count += 1
+        for hook in list(self._flush_hooks):
+            hook(self)
+        return True
+
+    def _update(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Unsubscribe from the model, cancel pending flushes and close the widget."""
+        self._closed = True
+        throttle = getattr(self, "_throttle", None)
+        if throttle is not None:
+            throttle.close()
+        unsubscribe, self._unsubscribe = getattr(self, "_unsubscribe", None), None
+        if unsubscribe is not None:
+            unsubscribe()
+        lock = getattr(self, "_flush_lock", None)
+        if lock is not None:
+            with lock:  # wait for a flush in flight on the timer thread
+                pass
+        super().close()  # type: ignore[misc]
+
+    @property
+    def subscribed(self) -> bool:
+        """Whether the widget still listens to its model."""
+        return self._unsubscribe is not None
+
+    # -- export --------------------------------------------------------------------------
+
+    def _graph_for_export(self) -> tuple[DotGraph, dict[str, Any], list[str]]:
+        """The graph this widget shows (or the whole model's), its snapshot, highlighted ids."""
+        snapshot = _retry(self.model.snapshot)
+        return to_dot(snapshot), snapshot, []
+
+    def export(self, format: str = "svg") -> str:
+        """The current graph as ``'svg'`` (styled, standalone), ``'dot'`` or ``'json'``.
+
+        >>> widget.export("dot").startswith("digraph")             # doctest: +SKIP
+        True
+        """
+        if format not in EXPORT_FORMATS:
+            raise ExportFormatError(f"Cannot export {format!r}. "
+                                    f"{choices(str(format), EXPORT_FORMATS)}")
+        self.flush()
+        graph, snapshot, highlight = self._graph_for_export()
+        if format == "dot":
+            return graph.source
+        if format == "json":
+            return json.dumps(snapshot, indent=2, sort_keys=True, default=str)
+        return apply_state(render_svg(graph.structure), graph.classes, graph.details,
+                           highlight, embed_style=True)
+
+
+def _caption(snapshot: Mapping[str, Any], graph: DotGraph) -> str:
+    """``epoch 2 'cell 5': 1 set, 1 recomputed, 4 untouched · 6 nodes`` (+ what was left out)."""
+    epoch = snapshot["epoch"]
+    head = f"epoch {epoch['number']}" + (f" {epoch['label']!r}" if epoch["label"] else "")
+    counts: dict[str, int] = {}
+    for node in snapshot["nodes"]:
+        counts[node["status"]] = counts.get(node["status"], 0) + 1
+    parts = [f"{counts[s]} {s}" for s in STATUSES if counts.get(s)]
+    tail = graph.omitted or f"{graph.total} node{'' if graph.total == 1 else 's'}"
+    return f"{head}: {', '.join(parts) or 'no nodes'} · {tail}"
+
+
+class GraphWidget(_LiveView, anywidget.AnyWidget):
+    """The reactive graph, restyled live with each epoch's statuses.
+
+    >>> GraphWidget(model, tenant="globex")                     # doctest: +SKIP
+    """
+
+    _esm = _STATIC / "graph.js"
+    _css = _STATIC / "lab.css"
+
+    svg = traitlets.Unicode("").tag(sync=True)
+    classes = traitlets.Dict().tag(sync=True)
+    details = traitlets.Dict().tag(sync=True)
+    caption = traitlets.Unicode("").tag(sync=True)
+    highlight = traitlets.List(traitlets.Unicode()).tag(sync=True)
+
+    def __init__(self, model: LabModel, tenant: str | None = None, instance: str | None = None,
+                 include_providers: bool = False, *, max_nodes: int = 150,
+                 focus: str | Iterable[str | int] | None = None,
+                 interval: float = FLUSH_INTERVAL, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.tenant = tenant
+        self.instance = instance
+        self.include_providers = include_providers
+        self.max_nodes = max_nodes
+        self.focus = focus
+        self.graph: DotGraph | None = None
+        self.snapshot: dict[str, Any] = {}
+        self.layouts = 0  # how many times this widget needed a new layout
+        self._structure_key: str | None = None
+        self._target: str | None = None
+        self._start(model, interval)
+        with _graphs_lock:
+            _graphs.setdefault(model, weakref.WeakSet()).add(self)
+        self.refresh()
+
+    def __repr__(self) -> str:
+        shown = f"{len(self.graph.shown)} of {self.graph.total} nodes" if self.graph else "empty"
+        where = "".join(f" {k}={v!r}" for k, v in
+                        (("tenant", self.tenant), ("instance", self.instance)) if v)
+        return f"<GraphWidget{where}: {shown}, {self.caption.split(':')[0]}>"
+
+    def _update(self) -> None:
+        snapshot = _retry(lambda: self.model.snapshot(
+            tenant=self.tenant, instance=self.instance,
+            include_providers=self.include_providers))
+        graph = to_dot(snapshot, max_nodes=self.max_nodes, focus=self.focus)
+        self.snapshot, self.graph = snapshot, graph
+        if graph.structure_key != self._structure_key:
+            self.svg = self._layout(graph)
+            self._structure_key = graph.structure_key
+        self.classes = graph.classes
+        self.details = graph.details
+        self.caption = _caption(snapshot, graph)
+        self.highlight = self._highlight_ids()
+
+    def _layout(self, graph: DotGraph) -> str:
+        try:
+            laid_out = render_svg(graph.structure)
+        except (GraphvizNotFoundError, LayoutError) as exc:
+            self.last_error = str(exc)
+            return f'<pre class="signalpy-empty">{html.escape(str(exc))}</pre>'
+        self.layouts += 1
+        # innerHTML wants the <svg> element, not the XML prolog and DOCTYPE before it
+        laid_out = laid_out[laid_out.find("<svg"):]
+        return apply_state(laid_out, graph.classes, graph.details)
+
+    # -- highlighting --------------------------------------------------------------------
+
+    def highlight_target(self, target: str | None) -> None:
+        """Highlight the nodes of the instance(s) serving ``target`` (None clears)."""
+        self._target = target
+        with self._flush_lock:
+            self.highlight = self._highlight_ids()
+
+    def _highlight_ids(self) -> list[str]:
+        if self._target is None or self.graph is None:
+            return []
+        instances = {r["instance"] for r in self.snapshot.get("routes", ())
+                     if r["target"] == self._target}
+        return self.graph.ids_for(instances=instances, tenant=self._target,
+                                  nodes=self.snapshot["nodes"])
+
+    def _graph_for_export(self) -> tuple[DotGraph, dict[str, Any], list[str]]:
+        if self.graph is None:
+            self.refresh()
+        assert self.graph is not None
+        return self.graph, self.snapshot, list(self.highlight)
+
+    def close(self) -> None:
+        """Unsubscribe and stop taking part in bus-table highlighting."""
+        model = getattr(self, "model", None)
+        with _graphs_lock:
+            graphs = _graphs.get(model) if model is not None else None
+            if graphs is not None:
+                graphs.discard(self)
+        super().close()
+
+
+def _short(text: str | None, limit: int = 48) -> str:
+    if text is None:
+        return ""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _route_row(route: Mapping[str, Any]) -> dict[str, Any]:
+    latency = route["last_latency"]
+    return {
+        "route": route["route"],
+        "target": route["target"],
+        "instance": route["instance"],
+        "factory": route["factory"],
+        "runnable": route["handler"].rsplit(".", 1)[-1],
+        "handler": route["handler"],
+        "arrow": f"{route['route']}[{route['target']}] → {route['handler']}",
+        "state": route["state"],
+        "calls": route["calls"],
+        "errors": route["errors"],
+        "latency": f"{latency * 1e3:.2f} ms" if latency is not None else "",
+        "result": _short(f"failed: {route['last_error']}" if route["last_error"]
+                         else route["last_result"]),
+        "error": route["last_error"],
+    }
+
+
+class BusTable(_LiveView, anywidget.AnyWidget):
+    """One row per routed name and target; clicking a row selects that tenant.
+
+    Selecting sets ``selected_target`` and highlights the serving instance's nodes in every
+    ``GraphWidget`` of the same model.
+    """
+
+    _esm = _STATIC / "bus.js"
+    _css = _STATIC / "lab.css"
+
+    rows = traitlets.List(traitlets.Dict()).tag(sync=True)
+    selected_target = traitlets.Unicode(None, allow_none=True).tag(sync=True)
+
+    def __init__(self, model: LabModel, *, interval: float = FLUSH_INTERVAL,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._start(model, interval)
+        self.refresh()
+
+    def __repr__(self) -> str:
+        return f"<BusTable: {len(self.rows)} routes, selected={self.selected_target!r}>"
+
+    def _update(self) -> None:
+        # Routes alone: a full snapshot would also walk the whole reactive graph.
+        routes = _retry(self.model.kernel.routes)
+        self.rows = [_route_row(asdict(r)) for r in routes]
+
+    @traitlets.observe("selected_target")
+    def _selected(self, change: Mapping[str, Any]) -> None:
+        for graph in _graphs_of(self.model):
+            graph.highlight_target(change["new"])
+
+    def select(self, target: str | None) -> None:
+        """Select ``target``'s rows (what a click does); None clears the selection."""
+        self.selected_target = target
+
+
+def _entry(entry: LogEntry) -> dict[str, Any]:
+    data = asdict(entry)
+    millis = int(entry.ts * 1e3) % 1000
+    data["time"] = time.strftime("%H:%M:%S", time.localtime(entry.ts)) + f".{millis:03d}"
+    return data
+
+
+class EventLog(_LiveView, anywidget.AnyWidget):
+    """The model's recent events, newest first, each with its epoch and command."""
+
+    _esm = _STATIC / "log.js"
+    _css = _STATIC / "lab.css"
+
+    entries = traitlets.List(traitlets.Dict()).tag(sync=True)
+
+    def __init__(self, model: LabModel, limit: int = 30, *, tenant: str | None = None,
+                 interval: float = FLUSH_INTERVAL, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.limit = limit
+        self.tenant = tenant
+        self._start(model, interval)
+        self.refresh()
+
+    def __repr__(self) -> str:
+        return f"<EventLog: {len(self.entries)} of the last {self.limit} events>"
+
+    def _update(self) -> None:
+        self.entries = [_entry(e) for e in self.model.recent(self.limit, tenant=self.tenant)]
+
+    def _graph_for_export(self) -> tuple[DotGraph, dict[str, Any], list[str]]:
+        snapshot = _retry(lambda: self.model.snapshot(tenant=self.tenant))
+        return to_dot(snapshot), snapshot, []
+
+
+class LabPanel(ipywidgets.VBox):
+    """The graph above, the bus table and the event log in tabs below, on one model."""
+
+    def __init__(self, model: LabModel, *, tenant: str | None = None,
+                 instance: str | None = None, include_providers: bool = False,
+                 limit: int = 30, max_nodes: int = 150, interval: float = FLUSH_INTERVAL,
+                 **kwargs: Any) -> None:
+        self.model = model
+        self.graph = GraphWidget(model, tenant, instance, include_providers,
+                                 max_nodes=max_nodes, interval=interval)
+        self.bus = BusTable(model, interval=interval)
+        self.events = EventLog(model, limit, tenant=tenant, interval=interval)
+        self.tabs = ipywidgets.Tab(children=[self.bus, self.events], titles=("Bus", "Events"))
+        super().__init__(children=[self.graph, self.tabs], **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<LabPanel: {self.graph!r}, {self.bus!r}, {self.events!r}>"
+
+    @property
+    def views(self) -> tuple[GraphWidget, BusTable, EventLog]:
+        return self.graph, self.bus, self.events
+
+    def flush(self) -> bool:
+        """Flush every view now; True if any had pending changes."""
+        flushed = [view.flush() for view in self.views]  # every view, not just the first
+        return any(flushed)
+
+    def refresh(self) -> None:
+        """Redraw every view now."""
+        for view in self.views:
+            view.refresh()
+
+    def export(self, format: str = "svg") -> str:
+        """The graph's export (see ``GraphWidget.export``)."""
+        return self.graph.export(format)
+
+    def close(self) -> None:
+        """Close the views, the tabs and the panel."""
+        for view in self.views:
+            view.close()
+        self.tabs.close()
+        super().close()

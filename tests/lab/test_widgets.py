@@ -1,0 +1,378 @@
+"""Live widgets, asserted from Python: synced traits, throttled flushes, export, close."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import ipywidgets
+import pytest
+
+import signalpy_lab.lab.widgets as widgets
+from signalpy_lab.kernel import Kernel
+from signalpy_lab.lab.model import LabModel
+from signalpy_lab.lab.render import GraphvizNotFoundError
+from signalpy_lab.lab.widgets import (
+    BusTable,
+    EventLog,
+    ExportFormatError,
+    GraphWidget,
+    LabPanel,
+    Throttle,
+)
+
+TENANTS = ("acme", "globex", "initech")
+NEW_URL = "postgres://db-new.prod/globex-migrated"
+
+
+async def invoke(kernel: Kernel, *tenants: str) -> None:
+    for tenant in tenants:
+        await kernel.bus.invoke("tenant-db.query", {"table": "users", "target": tenant})
+
+
+async def migrate_globex(kernel: Kernel, model: LabModel) -> None:
+    """A new epoch in which globex's database moves and globex is queried again."""
+    model.begin_epoch("test")
+    kernel.registry.require("IConfig").set("tenants.globex.db_url", NEW_URL)
+    await invoke(kernel, "globex")
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll ``condition`` (a timer thread is expected to make it true) or fail after timeout."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met before the timeout")
+        time.sleep(0.01)
+
+
+@pytest.fixture
+async def model(seed_kernel: Kernel) -> AsyncIterator[LabModel]:
+    """A LabModel on the seed kernel, after each tenant was queried once."""
+    lab = LabModel(seed_kernel)
+    await invoke(seed_kernel, *TENANTS)
+    yield lab
+    lab.close()
+
+
+@pytest.fixture
+def ids(model: LabModel) -> dict[str, str]:
+    """label -> DOT id of each node of the seed graph."""
+    return {n["label"]: f"n{n['id']}" for n in model.snapshot()["nodes"]}
+
+
+@pytest.fixture
+def opened() -> Any:
+    """Widgets made in a test, closed after it (so no timer outlives the test)."""
+    made: list[Any] = []
+    yield made.append
+    for widget in made:
+        widget.close()
+
+
+# -- GraphWidget ---------------------------------------------------------------------------
+
+
+async def test_classes_mark_globex_recomputed_and_the_others_untouched(
+        seed_kernel, model, ids, opened) -> None:
+    """After globex's migration, only globex's nodes changed status in this epoch."""
+    graph = GraphWidget(model)
+    opened(graph)
+    await migrate_globex(seed_kernel, model)
+    graph.flush()
+
+    assert {label: graph.classes[dot_id] for label, dot_id in ids.items()} == {
+        "tenants.acme.db_url": "signal untouched",
+        "tenants.globex.db_url": "signal set",
+        "tenants.initech.db_url": "signal untouched",
+        "tenant-db-acme.db_url": "computed untouched",
+        "tenant-db-globex.db_url": "computed recomputed",
+        "tenant-db-initech.db_url": "computed untouched",
+    }
+    assert graph.details[ids["tenant-db-globex.db_url"]].startswith("2x = 'postgres://db-new")
+
+
+async def test_caption_names_the_epoch_and_counts_statuses(seed_kernel, model, opened) -> None:
+    """The caption: epoch number and label, status counts, and the node count."""
+    graph = GraphWidget(model)
+    opened(graph)
+    await migrate_globex(seed_kernel, model)
+    graph.flush()
+
+    assert graph.caption == "epoch 1 'test': 1 set, 1 recomputed, 4 untouched · 6 nodes"
+
+
+async def test_svg_is_laid_out_again_only_when_the_structure_changes(
+        seed_kernel, model, ids, opened) -> None:
+    """Statuses and values travel in `classes`/`details`; `svg` stays the same text."""
+    graph = GraphWidget(model)
+    opened(graph)
+    svg, layouts = graph.svg, graph.layouts
+    await migrate_globex(seed_kernel, model)
+    graph.flush()
+
+    assert (svg, layouts) == (graph.svg, graph.layouts)
+    assert graph.svg.startswith("<svg")
+    assert f'<g id="{ids["tenant-db-globex.db_url"]}" class="node computed' in graph.svg
+
+
+async def test_a_tenant_filter_shows_that_tenant_only(seed_kernel, model, ids, opened) -> None:
+    """`tenant=` draws the tenant's instance and the config keys it reads."""
+    graph = GraphWidget(model, tenant="globex")
+    opened(graph)
+
+    assert {ids["tenants.globex.db_url"], ids["tenant-db-globex.db_url"]} == set(graph.classes)
+    assert "tenant='globex'" in repr(graph)
+
+
+async def test_a_big_graph_is_collapsed_and_the_caption_says_what_was_left_out(
+        seed_kernel, model, opened) -> None:
+    """With a budget smaller than the graph, idle instances fold and the caption explains."""
+    graph = GraphWidget(model, max_nodes=3)
+    opened(graph)
+    await migrate_globex(seed_kernel, model)
+    graph.flush()
+
+    assert graph.caption.endswith("showing 2 of 6 nodes; filter with --tenant/--instance")
+    assert "collapsed 2 idle instances" in graph.caption
+
+
+async def test_updates_arrive_from_another_thread_without_flush(
+        seed_kernel, model, ids, opened) -> None:
+    """A write from a plain thread reaches the widget through the throttle's timer thread."""
+    graph = GraphWidget(model)
+    opened(graph)
+    flushed = threading.Event()
+    graph.on_flush(lambda _widget: flushed.set())
+    model.begin_epoch("thread")
+    config = seed_kernel.registry.require("IConfig")
+    writer = threading.Thread(target=config.set, args=("tenants.acme.db_url", "postgres://x"))
+    writer.start()
+    writer.join()
+
+    assert flushed.wait(10)
+    assert graph.classes[ids["tenants.acme.db_url"]] == "signal set"
+    assert graph.classes[ids["tenant-db-acme.db_url"]] == "computed stale"
+
+
+async def test_a_burst_of_200_writes_costs_a_few_flushes(seed_kernel, model, ids, opened) -> None:
+    """200 config writes (hundreds of model changes) are coalesced into far fewer flushes."""
+    graph = GraphWidget(model)
+    opened(graph)
+    flushes: list[int] = []
+    graph.on_flush(lambda widget: flushes.append(widget.flush_count))
+    config = seed_kernel.registry.require("IConfig")
+    model.begin_epoch("burst")
+    for i in range(200):
+        config.set("tenants.globex.db_url", f"postgres://db/{i}")
+    key = ids["tenants.globex.db_url"]
+
+    wait_until(lambda: graph.details[key] == "= 'postgres://db/199'")
+    assert 1 <= len(flushes) <= 20
+    assert graph.flush() is False  # nothing left pending
+
+
+async def test_flush_without_changes_does_nothing_and_refresh_redraws(model, opened) -> None:
+    """`flush()` applies pending changes only; `refresh()` always re-reads the model."""
+    graph = GraphWidget(model)
+    opened(graph)
+    count = graph.flush_count
+
+    assert graph.flush() is False
+    graph.refresh()
+    assert count + 1 == graph.flush_count
+
+
+async def test_a_missing_layout_binary_shows_the_error_instead_of_a_graph(
+        model, opened, monkeypatch) -> None:
+    """No Graphviz: the widget still works and shows the one-line error where the graph goes."""
+
+    def missing(_dot: str) -> str:
+        raise GraphvizNotFoundError("No Graphviz layout binary: install graphviz-pure")
+
+    monkeypatch.setattr(widgets, "render_svg", missing)
+    graph = GraphWidget(model)
+    opened(graph)
+
+    assert graph.svg.startswith('<pre class="signalpy-empty">No Graphviz layout binary')
+    assert graph.last_error == "No Graphviz layout binary: install graphviz-pure"
+    assert len(graph.classes) == 6
+
+
+# -- BusTable, EventLog, LabPanel ----------------------------------------------------------
+
+
+async def test_bus_table_has_one_row_per_tenant_route(seed_kernel, model, opened) -> None:
+    """Each row: target, instance, factory, runnable, `route[target] → handler`, counts."""
+    bus = BusTable(model)
+    opened(bus)
+    await migrate_globex(seed_kernel, model)
+    bus.flush()
+
+    rows = {(r["route"], r["target"]): r for r in bus.rows}
+    assert len(rows) == 6
+    globex = rows["tenant-db.query", "globex"]
+    assert {k: globex[k] for k in ("target", "instance", "factory", "runnable", "arrow",
+                                 "state", "calls", "errors")} == {
+        "target": "globex", "instance": "tenant-db-globex", "factory": "tenant-db",
+        "runnable": "query", "arrow": "tenant-db.query[globex] → tenant-db-globex.query",
+        "state": "active", "calls": 2, "errors": 0,
+    }
+    assert globex["latency"].endswith(" ms")
+    assert globex["result"].startswith("{'tenant': 'globex'")
+    status = rows["tenant-db.status", "acme"]
+    assert (status["latency"], status["calls"]) == ("", 0)
+
+
+async def test_selecting_a_row_highlights_that_instance_in_the_panels_graph(
+        model, ids, opened) -> None:
+    """A click sets `selected_target`; the graph highlights globex's instance and key."""
+    panel = LabPanel(model)
+    opened(panel)
+    panel.bus.selected_target = "globex"
+
+    assert sorted([ids["tenant-db-globex.db_url"], ids["tenants.globex.db_url"]]
+                  ) == panel.graph.highlight
+    panel.bus.select(None)
+    assert panel.graph.highlight == []
+
+
+async def test_selection_reaches_every_graph_of_the_model_only(seed_kernel, model,
+                                                               opened) -> None:
+    """Graphs on the same model follow the selection; a graph of another model does not."""
+    other = LabModel(seed_kernel)
+    first, second, bus = GraphWidget(model), GraphWidget(model), BusTable(model)
+    stranger = GraphWidget(other)
+    for widget in (first, second, bus, stranger):
+        opened(widget)
+    bus.select("acme")
+
+    assert first.highlight == second.highlight != []
+    assert stranger.highlight == []
+    other.close()
+
+
+async def test_event_log_lists_recent_events_newest_first(seed_kernel, model, opened) -> None:
+    """Entries carry their epoch and command; the newest comes first; `limit` caps them."""
+    log = EventLog(model, limit=4)
+    opened(log)
+    await migrate_globex(seed_kernel, model)
+    log.flush()
+
+    assert [(e["kind"], e["epoch"], e["command"]) for e in log.entries] == [
+        ("handler.invoked", 1, "test"),
+        ("computed.recomputed", 1, "test"),
+        ("computed.stale", 1, "test"),
+        ("signal.set", 1, "test"),
+    ]
+    assert log.entries[3]["text"].startswith("tenants.globex.db_url = 'postgres://db-new")
+    assert ":" in log.entries[0]["time"]
+
+
+async def test_lab_panel_is_graph_over_bus_and_log_tabs(model, opened) -> None:
+    """The panel stacks the graph over a Bus/Events tab and flushes them together."""
+    panel = LabPanel(model)
+    opened(panel)
+
+    graph, tabs = panel.children
+    assert graph is panel.graph
+    assert isinstance(tabs, ipywidgets.Tab)
+    assert (panel.bus, panel.events) == tabs.children
+    assert tuple(tabs.titles) == ("Bus", "Events")
+    assert panel.flush() is False
+
+
+# -- export and close ------------------------------------------------------------------------
+
+
+async def test_export_gives_dot_json_and_standalone_svg(seed_kernel, model, ids,
+                                                         opened) -> None:
+    """Every widget exports the current graph as DOT, the JSON snapshot, or styled SVG."""
+    graph, bus = GraphWidget(model), BusTable(model)
+    opened(graph)
+    opened(bus)
+    await migrate_globex(seed_kernel, model)
+    computed = ids["tenant-db-globex.db_url"]
+
+    dot = graph.export("dot")
+    assert dot.startswith("digraph lab {")
+    assert f'id="{computed}"' in dot
+    assert 'class="computed recomputed"' in dot
+    snapshot = json.loads(graph.export("json"))
+    assert {"epoch", "nodes", "edges", "routes", "instances", "version",
+            "structure_version"} == set(snapshot)
+    assert snapshot["epoch"]["label"] == "test"
+    svg = graph.export("svg")
+    assert f'<g id="{computed}" class="node computed recomputed">' in svg
+    assert "<style><![CDATA[" in svg
+    assert dot == bus.export("dot")  # the bus table exports the whole model's graph
+
+
+async def test_an_unknown_export_format_lists_the_valid_ones(model, opened) -> None:
+    """The error names what was asked, the closest format and all of them."""
+    graph = GraphWidget(model)
+    opened(graph)
+
+    with pytest.raises(ExportFormatError,
+                       match=r"Cannot export 'svgz'\. Did you mean 'svg'\? "
+                             r"Valid names: 'dot', 'json', 'svg'\."):
+        graph.export("svgz")
+    with pytest.raises(ValueError, match="png"):
+        graph.export("png")
+
+
+async def test_close_detaches_from_the_model(seed_kernel, model) -> None:
+    """After close(), model changes no longer reach the widget, and no timer is left armed."""
+    listeners = len(model._listeners)
+    panel = LabPanel(model)
+    assert listeners + 3 == len(model._listeners)
+    panel.close()
+
+    assert listeners == len(model._listeners)
+    assert not any(view.subscribed for view in panel.views)
+    count = panel.graph.flush_count
+    seed_kernel.registry.require("IConfig").set("tenants.acme.db_url", "postgres://late")
+    assert panel.graph.flush() is False
+    assert count == panel.graph.flush_count
+    assert not panel.graph._throttle.pending
+
+
+# -- the throttle on its own ---------------------------------------------------------------
+
+
+def test_throttle_absorbs_pokes_while_a_run_is_pending() -> None:
+    """Many pokes before the timer fires make one run."""
+    runs = threading.Event()
+    count: list[int] = []
+    throttle = Throttle(lambda: (count.append(1), runs.set()), interval=0.05)
+    for _ in range(1000):
+        throttle.poke()
+    assert runs.wait(10)
+    wait_until(lambda: not throttle.pending)
+    assert count == [1]
+    throttle.close()
+    throttle.poke()
+    assert not throttle.pending
+
+
+# -- packaging ---------------------------------------------------------------------------------
+
+
+def test_es_modules_and_css_are_package_files() -> None:
+    """The front-end code ships inside the package (so the wheel has it), no build step."""
+    package = Path(widgets.__file__).parent
+    for name in ("graph.js", "bus.js", "log.js", "lab.css"):
+        assert (package / "static" / name).is_file()
+    for widget in (GraphWidget, BusTable, EventLog):
+        assert "export default" in str(widget._esm)
+        assert ".signalpy-graph g.node.stale" in str(widget._css)
+
+
+def test_widgets_module_exports_what_all_lists() -> None:
+    """Every name in `widgets.__all__` exists, once."""
+    assert sorted(set(widgets.__all__)) == sorted(widgets.__all__)
+    assert [n for n in widgets.__all__ if not hasattr(widgets, n)] == []
