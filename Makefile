@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint bench clean
+.PHONY: lab demo test bench clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -11,7 +11,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
-demo: $(STAMP)  ## the seed's multi-tenant demo, headless
+lab: $(STAMP)  ## JupyterLab on the multi-tenant tour notebook (the main job)
+	$(PY) -m jupyter lab notebooks/01_multi_tenant_tour.ipynb
+
+demo: $(STAMP)  ## the seed's multi-tenant demo, headless (no browser needed)
 	$(PY) -m signalpy_lab.examples.multi_tenant
 
 test: $(STAMP)  ## lint, then the whole test suite

@@ -16,3 +16,26 @@ async def seed_kernel() -> AsyncIterator[Kernel]:
     kernel = await build_kernel()
     yield kernel
     await kernel.shutdown()
+
+
+@pytest.fixture(scope="session")
+def kernel_name(tmp_path_factory) -> str:
+    """A Jupyter kernelspec that runs *this* interpreter, whatever else is installed.
+
+    A user- or system-wide `python3` kernelspec may point at another Python without
+    signalpy_lab; JUPYTER_PATH is searched first, so this spec always wins.
+    """
+    import json
+    import os
+    import sys
+
+    root = tmp_path_factory.mktemp("jupyter")
+    spec = root / "kernels" / "signalpy-lab-tests"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "signalpy_lab tests", "language": "python",
+    }))
+    os.environ["JUPYTER_PATH"] = os.pathsep.join(
+        filter(None, [str(root), os.environ.get("JUPYTER_PATH")]))
+    return "signalpy-lab-tests"

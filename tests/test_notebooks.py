@@ -11,9 +11,9 @@ from nbclient import NotebookClient
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 
-def run_notebook(name: str, tmp_path: Path) -> nbformat.NotebookNode:
+def run_notebook(name: str, tmp_path: Path, kernel_name: str) -> nbformat.NotebookNode:
     notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
-    NotebookClient(notebook, timeout=180, kernel_name="python3", store_widget_state=True,
+    NotebookClient(notebook, timeout=180, kernel_name=kernel_name, store_widget_state=True,
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
     return notebook
 
@@ -37,9 +37,9 @@ def widget_states(notebook: nbformat.NotebookNode) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_multi_tenant_tour(tmp_path) -> None:
+def test_multi_tenant_tour(tmp_path, kernel_name) -> None:
     """The tour routes to each tenant, migrates only globex, onboards and offboards."""
-    notebook = run_notebook("01_multi_tenant_tour.ipynb", tmp_path)
+    notebook = run_notebook("01_multi_tenant_tour.ipynb", tmp_path, kernel_name)
     out = text_of(notebook)
     assert "tenant-db.query[globex] via target → tenant-db-globex.query" in out
     assert "stale now: tenant-db-globex.db_url" in out
@@ -53,9 +53,9 @@ def test_multi_tenant_tour(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_debugging_reactive_chains(tmp_path) -> None:
+def test_debugging_reactive_chains(tmp_path, kernel_name) -> None:
     """The chain notebook shows a cascade, an equal-value stop and a cached failure."""
-    out = text_of(run_notebook("02_debugging_reactive_chains.ipynb", tmp_path))
+    out = text_of(run_notebook("02_debugging_reactive_chains.ipynb", tmp_path, kernel_name))
     assert "pricing-acme.rounded: recomputed in" in out
     assert "returned an equal value, so the cascade stopped here" in out
     assert "label() raises: ZeroDivisionError" in out
@@ -63,9 +63,9 @@ def test_debugging_reactive_chains(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_isolation(tmp_path) -> None:
+def test_isolation(tmp_path, kernel_name) -> None:
     """Every attempt of the malicious tenant is blocked; the victim's data is intact."""
-    out = text_of(run_notebook("03_isolation.ipynb", tmp_path))
+    out = text_of(run_notebook("03_isolation.ipynb", tmp_path, kernel_name))
     assert "NOT BLOCKED" not in out
     assert out.count("blocked: ") == 12
     assert "['acme']" in out

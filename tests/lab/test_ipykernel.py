@@ -9,8 +9,8 @@ from jupyter_client.manager import start_new_kernel
 
 
 @pytest.fixture(scope="module")
-def client():
-    manager, client = start_new_kernel(kernel_name="python3")
+def client(kernel_name):
+    manager, client = start_new_kernel(kernel_name=kernel_name)
     try:
         yield client
     finally:
