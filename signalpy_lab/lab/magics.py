@@ -431,7 +431,6 @@ class LabMagics(Magics):
             explanation = explain(self.session.model, args.node)
         except LookupError as exc:
             raise UsageError(f"%why: {exc}") from None
-        print(explanation)
         return explanation
 
     @magic_arguments()

@@ -178,6 +178,7 @@ class LabModel:
             activity = self._activity(event.node_id)
             if activity.status in ("untouched", "verified"):
                 activity.status = "stale"
+            activity.last_cause = event.cause
             self._log(event, f"{event.label} marked stale", _command_of(event.cause, command),
                       event.cause.id if event.cause else None, event.node_id)
         elif isinstance(event, ComputedRecomputed):

@@ -31,6 +31,8 @@ class Explanation:
     def __str__(self) -> str:
         return "\n".join([f"{self.label}: {self.verdict}", *(f"  {line}" for line in self.lines)])
 
+    __repr__ = __str__  # `%why` returns it; IPython shows it once, as text
+
 
 def _index(snapshot: dict[str, Any]) -> tuple[dict[int, dict[str, Any]], dict[int, list[int]],
                                               dict[str, dict[str, Any]]]:

@@ -253,3 +253,14 @@ def test_unload_removes_everything(lab) -> None:
     assert "kernel" not in shell.user_ns
     lab.run("%load_ext signalpy_lab")  # and a reload is clean
     assert lab.run("%kernel").state.value == "running"
+
+
+def test_why_explains_a_stale_node_by_its_cause(lab) -> None:
+    """Written but not yet read: stale, because of the write, and lazily waiting."""
+    lab.run("%invoke tenant-db.query target=acme")
+    lab.run("%config set tenants.acme.db_url postgres://new/acme")
+    why = lab.run("%why tenant-db-acme.db_url")
+    assert why.status == "stale"
+    assert "not yet recomputed: computeds are lazy" in why.verdict
+    assert "by `%config set tenants.acme.db_url postgres://new/acme`" in str(why)
+    assert why.chain == ["tenants.acme.db_url", "tenant-db-acme.db_url"]
