@@ -27,7 +27,7 @@ import asyncio
 import copy
 import fnmatch
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ValidationError
@@ -42,7 +42,7 @@ from ..errors import (
     choices,
 )
 from .events import EventHub, HandlerInvoked, current_command, short_repr
-from .loop import on_home_loop
+from .loop import hop_if_needed
 from .registry import Consumer
 from .sealed import Sealed, seal, unseal
 
@@ -127,6 +127,11 @@ class Handler:
         self.inflight = 0
 
     def validate(self, params: Any) -> BaseModel:
+        if type(params) is dict:  # the common case, straight to pydantic-core
+            try:
+                return self.model.__pydantic_validator__.validate_python(params)  # type: ignore[no-any-return]
+            except ValidationError as exc:
+                raise InvalidParamsError(format_validation_error(self.name, exc)) from None
         if isinstance(params, self.model):
             return params
         if params is None:
@@ -143,31 +148,13 @@ class Handler:
         except ValidationError as exc:
             raise InvalidParamsError(format_validation_error(self.name, exc)) from None
 
-    async def call(self, params: Any, timeout: float | None) -> Any:
-        validated = self.validate(params)
-        self.calls += 1
-        self.inflight += 1
-        started = time.perf_counter()
+    async def _bounded(self, awaitable: Awaitable[Any], timeout: float) -> Any:
         try:
-            result = self.fn(validated)
-            if self.is_async:
-                if timeout is None:
-                    result = await result
-                else:
-                    try:
-                        result = await asyncio.wait_for(result, timeout)
-                    except TimeoutError:
-                        raise InvokeTimeoutError(
-                            f"{self.name} did not finish within {timeout:g}s; it was cancelled."
-                        ) from None
-        except BaseException as exc:
-            self.errors += 1
-            self.last_error = f"{type(exc).__name__}: {exc}"
-            raise
-        finally:
-            self.inflight -= 1
-            self.last_latency = time.perf_counter() - started
-        return result
+            return await asyncio.wait_for(awaitable, timeout)
+        except TimeoutError:
+            raise InvokeTimeoutError(
+                f"{self.name} did not finish within {timeout:g}s; it was cancelled."
+            ) from None
 
 
 class Bus:
@@ -267,11 +254,15 @@ class Bus:
             return handler, "exact"
         return None
 
-    @on_home_loop
-    async def invoke(self, handler: str, params: Mapping[str, Any] | BaseModel | None = None,
-                     *, timeout: float | None = None) -> Any:
-        """Call ``handler`` with ``params`` (validated by its pydantic model); see module doc."""
-        return await self._invoke(handler, params, timeout, local_only=False)
+    def invoke(self, handler: str, params: Mapping[str, Any] | BaseModel | None = None,
+               *, timeout: float | None = None) -> Coroutine[Any, Any, Any]:
+        """Call ``handler`` with ``params`` (validated by its pydantic model); see module doc.
+
+        Awaitable from any loop: from another loop than the kernel's it runs on the kernel's.
+        """
+        kernel = self._kernel
+        home = kernel._loop if kernel is not None else None
+        return hop_if_needed(home, self._invoke(handler, params, timeout, local_only=False))
 
     async def invoke_local(self, handler: str, params: Any = None, *,
                            timeout: float | None = None) -> Any:
@@ -283,7 +274,7 @@ class Bus:
         if not isinstance(name, str):
             raise UnknownHandlerError(f"A handler name is a string like 'tenant-db.query', "
                                       f"got {type(name).__name__} {name!r}")
-        mapping = params if isinstance(params, Mapping) else None
+        mapping = params if type(params) is dict or isinstance(params, Mapping) else None
         if mapping is None and isinstance(params, BaseModel):
             mapping = params.model_dump()
         found = self.resolve(name, mapping)
@@ -298,26 +289,40 @@ class Bus:
         handler, route = found
         if allowed is not None:
             allowed(handler)
-        events = self._events
-        if not events.active:
-            return await handler.call(params, timeout)
         started = time.perf_counter()
-        error: str | None = None
-        result: Any = None
         try:
-            result = await handler.call(params, timeout)
-            return result
+            validated = handler.validate(params)
+        except InvalidParamsError as exc:
+            if self._events.active:
+                self._emit(name, handler, route, started, f"InvalidParamsError: {exc}", "")
+            raise
+        handler.calls += 1
+        handler.inflight += 1
+        try:
+            result = handler.fn(validated)
+            if handler.is_async:
+                result = await (result if timeout is None else handler._bounded(result, timeout))
         except BaseException as exc:
-            error = f"{type(exc).__name__}: {exc}"
+            handler.errors += 1
+            handler.last_error = f"{type(exc).__name__}: {exc}"
+            if self._events.active:
+                self._emit(name, handler, route, started, handler.last_error, "")
             raise
         finally:
-            summary = short_repr(result) if error is None else ""
-            handler.last_result = summary if error is None else handler.last_result
-            events.emit(HandlerInvoked(
-                requested=name, handler=handler.name, route=route, instance=handler.instance,
-                target=handler.target, duration=time.perf_counter() - started, error=error,
-                result=summary, command=current_command(),
-            ))
+            handler.inflight -= 1
+            handler.last_latency = time.perf_counter() - started
+        if self._events.active:  # built only for listeners: the hot path stays lean
+            handler.last_result = short_repr(result)
+            self._emit(name, handler, route, started, None, handler.last_result)
+        return result
+
+    def _emit(self, requested: str, handler: Handler, route: str, started: float,
+              error: str | None, result: str) -> None:
+        self._events.emit(HandlerInvoked(
+            requested=requested, handler=handler.name, route=route, instance=handler.instance,
+            target=handler.target, duration=time.perf_counter() - started, error=error,
+            result=result, command=current_command(),
+        ))
 
     async def _via_transport(self, transport: Transport, name: str,
                              params: Mapping[str, Any] | None, timeout: float | None) -> Any:

@@ -194,7 +194,7 @@ class SourceNode(ReactiveNode):
             # never a CLEAN dependent still holding a value computed from the old one.
             self.value = value
             self.version += 1
-            if self.subs and context.batch_depth == 0 and context.depth == 0:
+            if context.pending and context.batch_depth == 0 and context.depth == 0:
                 _flush()
             return True
 
@@ -490,7 +490,8 @@ def _relink(node: DerivedNode) -> None:
     node.new_deps = None
     assert new is not None
     old = node.deps
-    if len(old) == len(new) and all(a is b for a, b in zip(old, new)):
+    new_list = list(new)
+    if new_list == old:  # nodes define no __eq__: an identity comparison, done in C
         node.dep_versions = list(new.values())
         return
     hooks = context.hooks
@@ -506,7 +507,7 @@ def _relink(node: DerivedNode) -> None:
             context.links += 1
             if hooks is not None:
                 hooks.on_edge(dep, node, True)
-    node.deps = list(new)
+    node.deps = new_list
     node.dep_versions = list(new.values())
 
 

@@ -24,7 +24,7 @@ import inspect
 import logging
 import re
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from typing import Any
 
 from ..errors import (
@@ -351,11 +351,10 @@ class Kernel:
         if self.events.active:
             self.events.emit(InstanceRemoved(name=name))
 
-    @on_home_loop
-    async def invoke(self, handler: str, params: Any = None, *,
-                     timeout: float | None = None) -> Any:
-        """Same as ``kernel.bus.invoke``."""
-        return await self.bus.invoke(handler, params, timeout=timeout)
+    def invoke(self, handler: str, params: Any = None, *,
+               timeout: float | None = None) -> Coroutine[Any, Any, Any]:
+        """Same as ``kernel.bus.invoke`` (awaitable from any loop)."""
+        return self.bus.invoke(handler, params, timeout=timeout)
 
     # -- activation internals ----------------------------------------------------------
 

@@ -57,10 +57,11 @@ class ComponentInstance:
     def factory(self) -> str:
         return self.meta.factory_name
 
-    @property
-    def target(self) -> str | None:
+    target: str | None = field(init=False)  # fixed at instantiation, like the properties
+
+    def __post_init__(self) -> None:
         target = self.properties.get("target")
-        return str(target) if target is not None else None
+        self.target = str(target) if target is not None else None
 
     def routed_names(self) -> list[str]:
         """Names this instance's runnables are routed under when it has a target."""

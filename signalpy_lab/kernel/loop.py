@@ -13,7 +13,7 @@ import functools
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, Protocol, TypeVar
 
-__all__ = ["LoopAffine", "on_home_loop"]
+__all__ = ["LoopAffine", "hop_if_needed", "on_home_loop"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -48,3 +48,32 @@ def on_home_loop(
             raise
 
     return wrapper
+
+
+def hop_if_needed(home: asyncio.AbstractEventLoop | None,
+                  coroutine: Coroutine[Any, Any, R]) -> Coroutine[Any, Any, R]:
+    """``coroutine`` itself when it may run where it is awaited, else one that hops to ``home``.
+
+    The cheap path of ``on_home_loop`` for hot calls (``invoke``): no extra coroutine layer
+    when the caller is already on the home loop (or the kernel has none running).
+    """
+    if home is None or not home.is_running():
+        return coroutine
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:  # the coroutine is being created outside any loop
+        running = None
+    if running is home:
+        return coroutine
+    return _run_on(home, coroutine)
+
+
+async def _run_on(home: asyncio.AbstractEventLoop, coroutine: Coroutine[Any, Any, R]) -> R:
+    if asyncio.get_running_loop() is home:  # created elsewhere, awaited on the home loop
+        return await coroutine
+    future = asyncio.run_coroutine_threadsafe(coroutine, home)
+    try:
+        return await asyncio.wrap_future(future)
+    except asyncio.CancelledError:
+        future.cancel()
+        raise

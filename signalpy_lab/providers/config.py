@@ -148,7 +148,9 @@ class TenantConfig(Sealed):
 
     def get(self, key: str, default: Any = None) -> Any:
         """Like ``ConfigProvider.get``, within this tenant's view."""
-        return _readable(self, key).get(key, default)
+        config, path = _readable_path(self, key)
+        value = config._keys.read(path)
+        return default if value is MISSING else value
 
     def peek(self, key: str, default: Any = None) -> Any:
         return _readable(self, key).peek(key, default)
@@ -186,6 +188,10 @@ def _issue_tenant_config(config: ConfigProvider, target: str, instance: str) -> 
 
 def _readable(handle: TenantConfig, key: str) -> ConfigProvider:
     """The service, if ``key`` is readable through ``handle`` (never handed to the tenant)."""
+    return _readable_path(handle, key)[0]
+
+
+def _readable_path(handle: TenantConfig, key: str) -> tuple[ConfigProvider, Path]:
     config, target, instance = unseal(handle, TenantConfig)
     path = parse_key(key)
     if path[0] == TENANTS and (len(path) == 1 or path[1] != target):
@@ -194,7 +200,7 @@ def _readable(handle: TenantConfig, key: str) -> ConfigProvider:
             f"Instance {instance!r} (target {target!r}) may not read {key!r}: it belongs "
             f"to {owner}. Readable: shared keys and '{TENANTS}.{target}.*'."
         )
-    return config  # type: ignore[no-any-return]
+    return config, path
 
 
 def _writable(handle: TenantConfig, key: str) -> ConfigProvider:
