@@ -43,6 +43,10 @@ HISTORY = 5
 #: Event-log entries kept (newest first).
 LOG_SIZE = 500
 
+#: Event kinds that change the system (as opposed to reading it): each cell's first one
+#: starts a new epoch.
+_CHANGES = frozenset({"signal.set", "instance.added", "instance.removed"})
+
 #: Providers whose nodes are hidden unless asked for (their config signals stay visible).
 PROVIDER_INSTANCES = frozenset({"logging", "credentials", "storage"})
 
@@ -110,7 +114,8 @@ class LabModel:
         return lambda: self._listeners.remove(callback) if callback in self._listeners else None
 
     def cell_started(self, label: str) -> None:
-        """A cell began. Its first signal write will start a new epoch labelled ``label``.
+        """A cell began. Its first change (a signal write, an instance added or removed) will
+        start a new epoch labelled ``label``.
 
         Cells that only read (an ``%invoke`` that recomputes, a ``%graph``) stay in the epoch
         of the last write, so they show that write's cascade completing.
@@ -145,13 +150,14 @@ class LabModel:
 
     def _on_event(self, event: Event) -> None:
         with self._lock:
-            if isinstance(event, SignalSet):
+            if event.kind in _CHANGES:
                 if self.in_cell and not self._cell_wrote:
                     self._cell_wrote = True
                     self.begin_epoch(self._cell_label)
                 elif not self.in_cell and self._epoch_settled():
-                    # a write from a background task or thread outside any cell: its own epoch
-                    self.begin_epoch(event.cause.command or f"background write to {event.label}")
+                    # a change from a background task or thread outside any cell: its own epoch
+                    command = event.cause.command if isinstance(event, SignalSet) else None
+                    self.begin_epoch(command or f"background: {event.kind}")
             self._record(event)
             self.version += 1
         self._notify()

@@ -264,3 +264,23 @@ def test_why_explains_a_stale_node_by_its_cause(lab) -> None:
     assert "not yet recomputed: computeds are lazy" in why.verdict
     assert "by `%config set tenants.acme.db_url postgres://new/acme`" in str(why)
     assert why.chain == ["tenants.acme.db_url", "tenant-db-acme.db_url"]
+
+
+def test_each_changing_cell_starts_its_own_epoch(lab) -> None:
+    """Onboarding a tenant is a change: a new epoch, and the newcomer's first run is in it."""
+    from signalpy_lab.lab.session import current_session
+
+    lab.run("%invoke tenant-db.query target=acme")
+    lab.run("%config set tenants.acme.db_url postgres://new/acme")  # the migration cell
+
+    model = current_session().model
+    before = model.epoch.number
+    lab.run("%config set tenants.umbrella.db_url postgres://db4/umbrella\n"
+            "%instantiate tenant-db tenant-db-umbrella target=umbrella")
+    lab.run("%invoke tenant-db.query target=umbrella")
+    assert model.epoch.number == before + 1
+    assert model.epoch.label.startswith("cell [")
+    assert "%config set tenants.umbrella.db_url" in model.epoch.label
+    statuses = {n["label"]: n["status"] for n in model.snapshot()["nodes"]}
+    assert statuses["tenant-db-umbrella.db_url"] == "recomputed"
+    assert statuses["tenant-db-acme.db_url"] == "stale"  # still waiting from the migration

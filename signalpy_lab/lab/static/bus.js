@@ -1,16 +1,20 @@
 // signalpy_lab BusTable view: one row per (route, target); a click selects the tenant.
+//
+// Ten columns do not fit a notebook's width: the long ones ("route", "last result") wrap at
+// their spaces, and the table scrolls in its own box rather than being clipped by the
+// LabPanel's tab.
 
 const COLUMNS = [
   ["target", "target"],
   ["instance", "instance"],
   ["factory", "factory"],
   ["runnable", "runnable"],
-  ["arrow", "route"],
+  ["arrow", "route", "wrap"],
   ["state", "state"],
   ["calls", "calls", "num"],
   ["errors", "errors", "num errors"],
   ["latency", "last latency", "num"],
-  ["result", "last result"],
+  ["result", "last result", "wrap"],
 ];
 
 function render({ model, el }) {
@@ -18,10 +22,13 @@ function render({ model, el }) {
   const table = document.createElement("table");
   table.className = "signalpy-table";
   const head = document.createElement("thead");
-  head.innerHTML = "<tr>" + COLUMNS.map(([, title]) => `<th>${title}</th>`).join("") + "</tr>";
+  head.innerHTML = "<tr>" + COLUMNS.map(([, title, cls]) => `<th class="${cls || ""}">${title}</th>`).join("") + "</tr>";
   const body = document.createElement("tbody");
   table.append(head, body);
-  el.appendChild(table);
+  const scroll = document.createElement("div");
+  scroll.className = "signalpy-scroll";
+  scroll.appendChild(table);
+  el.appendChild(scroll);
 
   function draw() {
     const rows = model.get("rows") || [];

@@ -13,6 +13,17 @@ const LEGEND = [
   ["untouched", "computed", "untouched"],
 ];
 
+// Graphviz gives its SVG a fixed size in pt; at that size a graph wider than the output (a
+// chain laid out left to right) shows only its first nodes until you scroll. Shrink it to the
+// output's width (CSS max-width), but never below MIN_SCALE of its natural size, where its
+// 10pt labels stop being readable; past that the canvas scrolls.
+const MIN_SCALE = 0.75;
+
+function fit(svg) {
+  const width = svg.width && svg.width.baseVal ? svg.width.baseVal.value : 0; // in px
+  if (width > 0) svg.style.minWidth = `${Math.round(width * MIN_SCALE)}px`;
+}
+
 function legend() {
   const box = document.createElement("div");
   box.className = "signalpy-legend";
@@ -60,6 +71,8 @@ function render({ model, el }) {
 
   function drawSvg() {
     canvas.innerHTML = model.get("svg") || '<div class="signalpy-empty">no nodes</div>';
+    const svg = canvas.querySelector("svg");
+    if (svg) fit(svg);
     index = new Map();
     for (const g of canvas.querySelectorAll("g.node")) index.set(g.id, g);
     applyClasses();

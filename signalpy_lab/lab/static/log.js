@@ -1,4 +1,7 @@
 // signalpy_lab EventLog view: recent events, newest first, with their epoch and command.
+//
+// Each entry is one row: epoch and command (muted, cut to a fixed width: every event of an
+// epoch repeats the same command; hover shows it whole), the kind, then the text, which wraps.
 
 function render({ model, el }) {
   el.classList.add("signalpy-lab", "signalpy-eventlog");
@@ -21,10 +24,12 @@ function render({ model, el }) {
       const epoch = document.createElement("span");
       epoch.className = "epoch";
       epoch.textContent = `#${entry.epoch}` + (entry.command ? ` ${entry.command}` : "");
+      epoch.title = epoch.textContent;
       const kind = document.createElement("span");
       kind.className = "kind";
       kind.textContent = entry.kind;
       const text = document.createElement("span");
+      text.className = "text";
       text.textContent = entry.text;
       li.append(epoch, kind, text);
       li.title = entry.time;
