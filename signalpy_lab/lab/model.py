@@ -36,7 +36,7 @@ from ..kernel.events import (
     SignalSet,
 )
 
-__all__ = ["HISTORY", "LOG_SIZE", "EpochInfo", "LabModel", "LogEntry", "NodeActivity"]
+__all__ = ["HISTORY", "LOG_SIZE", "EpochInfo", "LabModel", "LogEntry", "NodeActivity", "describe"]
 
 #: Values remembered per node.
 HISTORY = 5
@@ -90,7 +90,8 @@ class LabModel:
         self.kernel = kernel
         self._lock = threading.RLock()
         self.activity: dict[int, NodeActivity] = {}
-        self.log: deque[LogEntry] = deque(maxlen=LOG_SIZE)
+        # (event, epoch number, epoch label): described lazily, so listening stays cheap
+        self.log: deque[tuple[Event, int, str | None]] = deque(maxlen=LOG_SIZE)
         self.causes: dict[int, Cause] = {}
         self.epoch = EpochInfo(0, None, time.time())
         self.in_cell = False
@@ -167,7 +168,7 @@ class LabModel:
         return time.time() - self.epoch.started > 0.25
 
     def _record(self, event: Event) -> None:
-        command = self.epoch.label
+        """Update per-node activity now; the log keeps the raw event, described on read."""
         if isinstance(event, SignalSet):
             cause = event.cause
             self.causes[cause.id] = cause
@@ -178,15 +179,11 @@ class LabModel:
             activity.status = "set"
             activity.history.append((event.ts, cause.new))
             activity.last_cause = cause
-            self._log(event, f"{event.label} = {cause.new} (was {cause.old})",
-                      cause.command or command, cause.id, event.node_id)
         elif isinstance(event, ComputedStale):
             activity = self._activity(event.node_id)
             if activity.status in ("untouched", "verified"):
                 activity.status = "stale"
             activity.last_cause = event.cause
-            self._log(event, f"{event.label} marked stale", _command_of(event.cause, command),
-                      event.cause.id if event.cause else None, event.node_id)
         elif isinstance(event, ComputedRecomputed):
             activity = self._activity(event.node_id)
             activity.status = "recomputed" if event.changed else "unchanged"
@@ -197,54 +194,22 @@ class LabModel:
             activity.last_error = event.error
             if event.changed:
                 activity.history.append((event.ts, event.error or event.value))
-            outcome = (f"raised {event.error}" if event.error else
-                       f"= {event.value}" if event.changed else "returned an equal value")
-            self._log(event, f"{event.label} recomputed in {event.duration * 1e6:.0f} µs, "
-                      f"{outcome}", _command_of(event.cause, command),
-                      event.cause.id if event.cause else None,
-                      event.node_id)
         elif isinstance(event, ComputedVerified):
             activity = self._activity(event.node_id)
             if activity.status == "stale":
                 activity.status = "verified"
-            self._log(event, f"{event.label} checked: no input changed, not re-run",
-                      _command_of(event.cause, command),
-                      event.cause.id if event.cause else None, event.node_id)
         elif isinstance(event, EffectRun):
             activity = self._activity(event.node_id)
             activity.status = "recomputed"
             activity.recomputes += 1
             activity.last_cause = event.cause
             activity.last_error = event.error
-            text = f"effect {event.label} ran" + (f", raised {event.error}" if event.error else "")
-            self._log(event, text, _command_of(event.cause, command),
-                      event.cause.id if event.cause else None, event.node_id)
         elif isinstance(event, EdgeChanged):
             self.structure_version += 1
-        elif isinstance(event, HandlerInvoked):
-            arrow = (f"{event.requested}[{event.target}] → {event.handler}"
-                     if event.route == "target" else event.handler)
-            outcome = f"failed: {event.error}" if event.error else f"→ {event.result}"
-            self._log(event, f"invoke {arrow} ({event.route}, {event.duration * 1e3:.2f} ms) "
-                      f"{outcome}", event.command or command, None, None)
+            return  # structure only; not an entry of the log
         elif isinstance(event, (InstanceAdded, InstanceRemoved, InstanceStateChanged)):
             self.structure_version += 1
-            if isinstance(event, InstanceStateChanged):
-                text = f"instance {event.name}: {event.old} → {event.new}" + (
-                    f" ({event.error})" if event.error else "")
-            elif isinstance(event, InstanceAdded):
-                text = f"instance {event.name} added (factory {event.factory}" + (
-                    f", target {event.target})" if event.target else ")")
-            else:
-                text = f"instance {event.name} removed"
-            self._log(event, text, command, None, None)
-
-    def _log(self, event: Event, text: str, command: str | None, cause_id: int | None,
-             node_id: int | None) -> None:
-        self.log.appendleft(LogEntry(
-            ts=event.ts, kind=event.kind, text=text, epoch=self.epoch.number, command=command,
-            cause_id=cause_id, node_id=node_id, tenant=getattr(event, "tenant", None),
-        ))
+        self.log.appendleft((event, self.epoch.number, self.epoch.label))
 
     def _notify(self) -> None:
         for callback in list(self._listeners):
@@ -296,8 +261,14 @@ class LabModel:
     def recent(self, limit: int = 50, *, tenant: str | None = None) -> list[LogEntry]:
         """Newest-first log entries (optionally one tenant's)."""
         with self._lock:
-            entries = [e for e in self.log if tenant is None or e.tenant in (None, tenant)]
-            return entries[:limit]
+            out: list[LogEntry] = []
+            for event, epoch, label in self.log:
+                if tenant is not None and getattr(event, "tenant", None) not in (None, tenant):
+                    continue
+                out.append(describe(event, epoch, label))
+                if len(out) >= limit:
+                    break
+            return out
 
     def counts(self) -> dict[str, int]:
         """How many nodes have each status in the current epoch."""
@@ -311,3 +282,41 @@ class LabModel:
 def _command_of(cause: Cause | None, fallback: str | None) -> str | None:
     """The command that wrote the signal behind ``cause``, else the epoch's label."""
     return cause.command if cause is not None and cause.command else fallback
+
+
+def describe(event: Event, epoch: int, label: str | None) -> LogEntry:
+    """One event as a log line, tied to its cause and to the command or cell behind it."""
+    cause = getattr(event, "cause", None)
+    command = _command_of(cause, label)
+    node_id = getattr(event, "node_id", None)
+    if isinstance(event, SignalSet):
+        text = f"{event.label} = {event.cause.new} (was {event.cause.old})"
+    elif isinstance(event, ComputedStale):
+        text = f"{event.label} marked stale"
+    elif isinstance(event, ComputedRecomputed):
+        outcome = (f"raised {event.error}" if event.error else
+                   f"= {event.value}" if event.changed else "returned an equal value")
+        text = f"{event.label} recomputed in {event.duration * 1e6:.0f} µs, {outcome}"
+    elif isinstance(event, ComputedVerified):
+        text = f"{event.label} checked: no input changed, not re-run"
+    elif isinstance(event, EffectRun):
+        text = f"effect {event.label} ran" + (f", raised {event.error}" if event.error else "")
+    elif isinstance(event, HandlerInvoked):
+        arrow = (f"{event.requested}[{event.target}] → {event.handler}"
+                 if event.route == "target" else event.handler)
+        outcome = f"failed: {event.error}" if event.error else f"→ {event.result}"
+        text = f"invoke {arrow} ({event.route}, {event.duration * 1e3:.2f} ms) {outcome}"
+        command = event.command or label
+    elif isinstance(event, InstanceStateChanged):
+        text = f"instance {event.name}: {event.old} → {event.new}" + (
+            f" ({event.error})" if event.error else "")
+    elif isinstance(event, InstanceAdded):
+        text = f"instance {event.name} added (factory {event.factory}" + (
+            f", target {event.target})" if event.target else ")")
+    elif isinstance(event, InstanceRemoved):
+        text = f"instance {event.name} removed"
+    else:
+        text = event.kind
+    return LogEntry(ts=event.ts, kind=event.kind, text=text, epoch=epoch, command=command,
+                    cause_id=cause.id if cause is not None else None, node_id=node_id,
+                    tenant=getattr(event, "tenant", None))
