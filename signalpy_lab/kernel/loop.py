@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, ParamSpec, Protocol, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol, TypeVar
 
 __all__ = ["LoopAffine", "hop_if_needed", "on_home_loop"]
 
-P = ParamSpec("P")
 R = TypeVar("R")
 
 
@@ -25,7 +24,7 @@ class LoopAffine(Protocol):
 
 def on_home_loop(
     method: Callable[..., Coroutine[Any, Any, R]],
-) -> Callable[..., Awaitable[R]]:
+) -> Callable[..., Coroutine[Any, Any, R]]:
     """Decorate an ``async`` method of an object with ``home_loop()`` to run on that loop.
 
     If the home loop is unset, closed or not running (a script's ``asyncio.run`` ended),
@@ -33,19 +32,8 @@ def on_home_loop(
     """
 
     @functools.wraps(method)
-    async def wrapper(self: LoopAffine, *args: Any, **kwargs: Any) -> R:
-        home = self.home_loop()
-        if home is None or not home.is_running():
-            return await method(self, *args, **kwargs)
-        running = asyncio.get_running_loop()
-        if running is home:
-            return await method(self, *args, **kwargs)
-        future = asyncio.run_coroutine_threadsafe(method(self, *args, **kwargs), home)
-        try:
-            return await asyncio.wrap_future(future)
-        except asyncio.CancelledError:
-            future.cancel()
-            raise
+    def wrapper(self: LoopAffine, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, R]:
+        return hop_if_needed(self.home_loop(), method(self, *args, **kwargs))
 
     return wrapper
 
@@ -54,8 +42,8 @@ def hop_if_needed(home: asyncio.AbstractEventLoop | None,
                   coroutine: Coroutine[Any, Any, R]) -> Coroutine[Any, Any, R]:
     """``coroutine`` itself when it may run where it is awaited, else one that hops to ``home``.
 
-    The cheap path of ``on_home_loop`` for hot calls (``invoke``): no extra coroutine layer
-    when the caller is already on the home loop (or the kernel has none running).
+    No extra coroutine layer when the caller is already on the home loop (or the kernel has
+    none running), so it is cheap enough for the hot path (``invoke``).
     """
     if home is None or not home.is_running():
         return coroutine
