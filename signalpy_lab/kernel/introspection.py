@@ -7,7 +7,7 @@ component object, so a snapshot can be kept, diffed and serialised freely.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .events import short_repr
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FactoryInfo",
+    "plain",
     "GraphEdge",
     "GraphNode",
     "GraphSnapshot",
@@ -29,6 +30,15 @@ __all__ = [
     "RouteInfo",
     "snapshot_graph",
 ]
+
+
+def plain(record: Any) -> dict[str, Any]:
+    """A flat record (the dataclasses here, all of scalar fields) as a dict.
+
+    ``dataclasses.asdict`` recurses and deep-copies every field; for flat records that is
+    pure overhead, and it dominated a lab refresh at 1,000 tenants.
+    """
+    return dict(vars(record))
 
 
 @dataclass(frozen=True)
@@ -133,7 +143,7 @@ class GraphSnapshot:
     edges: list[GraphEdge] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"nodes": [asdict(n) for n in self.nodes], "edges": [asdict(e) for e in self.edges]}
+        return {"nodes": [plain(n) for n in self.nodes], "edges": [plain(e) for e in self.edges]}
 
     def to_json(self, **kwargs: Any) -> str:
         return json.dumps(self.to_dict(), **kwargs)

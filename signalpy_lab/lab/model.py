@@ -17,7 +17,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..kernel import Kernel
@@ -35,6 +35,7 @@ from ..kernel.events import (
     InstanceStateChanged,
     SignalSet,
 )
+from ..kernel.introspection import plain
 
 __all__ = ["HISTORY", "LOG_SIZE", "EpochInfo", "LabModel", "LogEntry", "NodeActivity", "describe"]
 
@@ -236,15 +237,15 @@ class LabModel:
                 if not include_providers and node.instance in PROVIDER_INSTANCES:
                     continue
                 activity = self.activity.get(node.id)
-                data = asdict(node)
+                data = plain(node)
                 data["status"] = activity.status if activity else "untouched"
                 data["recomputes"] = activity.recomputes if activity else 0
                 data["history"] = [v for _, v in activity.history] if activity else []
                 nodes.append(data)
             kept = {n["id"] for n in nodes}
-            edges = [asdict(e) for e in graph.edges if e.source in kept and e.target in kept]
+            edges = [plain(e) for e in graph.edges if e.source in kept and e.target in kept]
             return {
-                "epoch": asdict(self.epoch),
+                "epoch": plain(self.epoch),
                 "nodes": nodes,
                 "edges": edges,
                 "routes": self.routes(),
@@ -256,7 +257,7 @@ class LabModel:
 
     def routes(self) -> list[dict[str, Any]]:
         """The bus's tenant routes as plain rows (cheap: no graph walk)."""
-        return [asdict(r) for r in self.kernel.routes()]
+        return [plain(r) for r in self.kernel.routes()]
 
     def recent(self, limit: int = 50, *, tenant: str | None = None) -> list[LogEntry]:
         """Newest-first log entries (optionally one tenant's)."""

@@ -25,7 +25,6 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,6 +33,7 @@ import ipywidgets
 import traitlets
 
 from ..errors import ExportFormatError, choices
+from ..kernel.introspection import plain
 from .model import LabModel, LogEntry
 from .render import (
     STATUSES,
@@ -409,7 +409,7 @@ class BusTable(_LiveView, anywidget.AnyWidget):
     def _update(self) -> None:
         # Routes alone: a full snapshot would also walk the whole reactive graph.
         routes = _retry(self.model.kernel.routes)
-        self.rows = [_route_row(asdict(r)) for r in routes]
+        self.rows = [_route_row(plain(r)) for r in routes]
 
     @traitlets.observe("selected_target")
     def _selected(self, change: Mapping[str, Any]) -> None:
@@ -422,7 +422,7 @@ class BusTable(_LiveView, anywidget.AnyWidget):
 
 
 def _entry(entry: LogEntry) -> dict[str, Any]:
-    data = asdict(entry)
+    data = plain(entry)
     millis = int(entry.ts * 1e3) % 1000
     data["time"] = time.strftime("%H:%M:%S", time.localtime(entry.ts)) + f".{millis:03d}"
     return data
