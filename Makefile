@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 lab: $(STAMP)  ## JupyterLab on the multi-tenant tour notebook (the main job)
-	$(PY) -m jupyter lab notebooks/01_multi_tenant_tour.ipynb
+	$(PY) -m jupyter lab --ServerApp.allow_root=True notebooks/01_multi_tenant_tour.ipynb
 
 demo: $(STAMP)  ## the seed's multi-tenant demo, headless (no browser needed)
 	$(PY) -m signalpy_lab.examples.multi_tenant
