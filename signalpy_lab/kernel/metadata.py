@@ -27,10 +27,12 @@ from pydantic import BaseModel
 
 from ..errors import ComponentDefinitionError
 from .reactive import Computed, current_scope
+from .sealed import Sealed, seal, unseal
 
 __all__ = [
     "ComponentMeta",
     "ComputedMethod",
+    "ComputedValue",
     "NoParams",
     "RunnableSpec",
     "component",
@@ -238,6 +240,37 @@ def runnable(name: str, *, params: type[BaseModel] = BaseModel,
     return decorate
 
 
+class ComputedValue(Sealed):
+    """What ``self.db_url`` is: a sealed handle on the instance's own ``Computed``.
+
+    Call it (``self.db_url()``) for the up-to-date value. It exposes no graph internals: a
+    ``Computed`` node links to its dependencies, their owners and, through them, to other
+    tenants' config signals, so tenant code gets this handle, never the node.
+    """
+
+    __slots__ = ()
+
+    def __call__(self) -> Any:
+        return unseal(self, ComputedValue).get()
+
+    def get(self) -> Any:
+        """The up-to-date value (re-running the body only if an input changed)."""
+        return unseal(self, ComputedValue).get()
+
+    def peek(self) -> Any:
+        """The up-to-date value without becoming a dependency of the caller."""
+        return unseal(self, ComputedValue).peek()
+
+    @property
+    def stale(self) -> bool:
+        """Whether the next read may run the body."""
+        return unseal(self, ComputedValue).stale  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        node = unseal(self, ComputedValue)
+        return f"<computed {node.describe()!r}>"
+
+
 class ComputedMethod:
     """Descriptor made by ``@computed``: each instance gets its own ``Computed``.
 
@@ -254,10 +287,11 @@ class ComputedMethod:
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
 
-    def bind(self, instance: Any, label: str) -> Computed[Any]:
+    def bind(self, instance: Any, label: str) -> ComputedValue:
         node: Computed[Any] = Computed(self.fn.__get__(instance), label=label)
-        instance.__dict__[self.name] = node
-        return node
+        handle = seal(ComputedValue, node)
+        instance.__dict__[self.name] = handle
+        return handle
 
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
         if instance is None:
