@@ -441,7 +441,9 @@ class Kernel:
         for pattern, method in meta.subscriptions:
             self.bus.subscribe(pattern, getattr(obj, method), tenant=target, owner=inst.name)
 
-    def _unregister(self, inst: ComponentInstance) -> None:
+    def _unroute(self, inst: ComponentInstance) -> list[Handler]:
+        """Stop new calls reaching ``inst``; returns its handlers (in-flight calls keep them)."""
+        handlers = [h for h in map(self.bus.handler, inst.handlers) if h is not None]
         for routed, target in inst.routes:
             if self.bus.route_owner(routed, target) == f"{inst.name}.{routed.rsplit('.', 1)[1]}":
                 self.bus.unregister_target_route(routed, target)
@@ -449,6 +451,10 @@ class Kernel:
         for name in inst.handlers:
             self.bus.unregister(name)
         inst.handlers.clear()
+        return handlers
+
+    def _unregister(self, inst: ComponentInstance) -> None:
+        self._unroute(inst)
         self.bus.unsubscribe_owner(inst.name)
         self.registry.unregister_instance(inst.name)
 
@@ -461,14 +467,9 @@ class Kernel:
     async def _deactivate(self, inst: ComponentInstance, final: InstanceState, *,
                           drain: bool) -> None:
         self._set_state(inst, InstanceState.DEACTIVATING)
-        handlers = [self.bus.handler(n) for n in inst.handlers]
-        for routed, target in inst.routes:
-            self.bus.unregister_target_route(routed, target)
-        inst.routes.clear()
-        for name in inst.handlers:
-            self.bus.unregister(name)  # new calls now fail; in-flight ones keep their handler
+        handlers = self._unroute(inst)
         if drain:
-            await _drain([h for h in handlers if h is not None], DRAIN_SECONDS)
+            await _drain(handlers, DRAIN_SECONDS)
         hook_error: BaseException | None = None
         try:
             await _call_hook(inst.meta.deactivate, inst)

@@ -63,11 +63,6 @@ class ComponentInstance:
         target = self.properties.get("target")
         self.target = str(target) if target is not None else None
 
-    def routed_names(self) -> list[str]:
-        """Names this instance's runnables are routed under when it has a target."""
-        prefixes = dict.fromkeys((self.factory, *self.meta.provides))
-        return [f"{p}.{r.name}" for p in prefixes for r in self.meta.runnables]
-
 
 def dependencies_of(instance: ComponentInstance, by_factory: Mapping[str, Iterable[str]],
                     by_contract: Mapping[str, Iterable[str]],

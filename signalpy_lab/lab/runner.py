@@ -83,14 +83,6 @@ class KernelRunner:
             future.cancel()
             raise
 
-    def call(self, fn: Any, *args: Any, timeout: float | None = DEFAULT_TIMEOUT) -> Any:
-        """Run a plain function on the kernel's loop thread (for loop-affine sync work)."""
-
-        async def wrapper() -> Any:
-            return fn(*args)
-
-        return self.run(wrapper(), timeout)
-
     def new_kernel(self, name: str = "lab") -> Kernel:
         """A fresh Kernel (nothing loop-bound is created until it boots on our loop)."""
         self.loop  # noqa: B018  (start the loop thread now, so boot finds it)
