@@ -24,6 +24,7 @@ from typing import Any
 
 from . import graph
 from .graph import DerivedNode, GraphHooks, ReactiveNode, SourceNode
+from .redaction import MASK, is_secret_node, redact
 
 __all__ = [
     "Cause",
@@ -41,6 +42,7 @@ __all__ = [
     "SignalSet",
     "caused_by",
     "current_command",
+    "node_value_repr",
     "short_repr",
 ]
 
@@ -52,12 +54,20 @@ _cause_ids = itertools.count(1)
 
 
 def short_repr(value: Any, limit: int = 60) -> str:
-    """``repr`` cut to ``limit`` characters, for event logs and tables."""
+    """``repr`` cut to ``limit`` characters, secrets masked, for event logs and tables."""
     try:
-        text = repr(value)
+        text = redact(repr(value))
     except Exception as exc:  # a broken __repr__ must not break observability
         text = f"<unrepresentable {type(value).__name__}: {exc}>"
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def node_value_repr(node: ReactiveNode, value: Any, limit: int = 60) -> str:
+    """A node's value for people: ``MASK`` for a secret node or one that reads a secret."""
+    if is_secret_node(node) or (isinstance(node, DerivedNode)
+                                and any(is_secret_node(dep) for dep in node.deps)):
+        return MASK
+    return short_repr(value, limit)
 
 
 @contextmanager
@@ -254,7 +264,8 @@ class _Dispatcher(GraphHooks):
     def on_set(self, node: SourceNode, old: Any, new: Any) -> Any:
         cause = Cause(
             id=next(_cause_ids), signal_id=node.uid, signal=node.describe(),
-            command=_command.get(), old=short_repr(old), new=short_repr(new),
+            command=_command.get(), old=node_value_repr(node, old),
+            new=node_value_repr(node, new),
         )
         hub = _hub_of(node)
         if hub is not None:
@@ -276,7 +287,7 @@ class _Dispatcher(GraphHooks):
         if hub is None:
             return
         instance, tenant = _where(node)
-        error_text = f"{type(error).__name__}: {error}" if error is not None else None
+        error_text = redact(f"{type(error).__name__}: {error}") if error is not None else None
         if node.is_effect:
             hub.emit(EffectRun(node_id=node.uid, label=node.describe(), instance=instance,
                                tenant=tenant, duration=seconds, error=error_text,
@@ -284,7 +295,7 @@ class _Dispatcher(GraphHooks):
         else:
             hub.emit(ComputedRecomputed(
                 node_id=node.uid, label=node.describe(), instance=instance, tenant=tenant,
-                duration=seconds, changed=changed, value=short_repr(node.value),
+                duration=seconds, changed=changed, value=node_value_repr(node, node.value),
                 error=error_text, cause=node.cause,
             ))
 

@@ -10,7 +10,8 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .events import short_repr
+from .events import node_value_repr
+from .redaction import redact, redact_tree
 from .graph import CLEAN, DIRTY, DerivedNode, ReactiveNode, context
 from .reactive import Scope
 from .runtime import thaw
@@ -58,8 +59,8 @@ class InstanceInfo:
         error = inst.error
         return cls(
             name=inst.name, factory=inst.factory, target=inst.target, state=inst.state.value,
-            error=f"{type(error).__name__}: {error}" if error is not None else None,
-            handlers=tuple(inst.handlers), properties=thaw(inst.properties),
+            error=redact(f"{type(error).__name__}: {error}") if error is not None else None,
+            handlers=tuple(inst.handlers), properties=redact_tree(thaw(inst.properties)),
             depends_on=inst.depends_on, effect_errors=inst.effect_errors,
         )
 
@@ -164,15 +165,15 @@ def _describe(node: ReactiveNode) -> GraphNode:
     if isinstance(node, DerivedNode):
         kind = "effect" if node.is_effect else "computed"
         runs, error = node.runs, node.error
-        value = "" if node.is_effect or node.runs == 0 else short_repr(node.value, 40)
+        value = "" if node.is_effect or node.runs == 0 else node_value_repr(node, node.value, 40)
     else:
         kind, runs, error = "signal", node.version, None
-        value = short_repr(getattr(node, "value", None), 40)
+        value = node_value_repr(node, getattr(node, "value", None), 40)
     return GraphNode(
         id=node.uid, kind=kind, label=node.describe(),
         instance=owner.name if owner is not None else None, tenant=node.tenant,
         state=_STATES.get(node.state, "stale"), runs=runs, value=value,
-        error=f"{type(error).__name__}: {error}" if error is not None else None,
+        error=redact(f"{type(error).__name__}: {error}") if error is not None else None,
     )
 
 

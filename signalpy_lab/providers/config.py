@@ -24,10 +24,17 @@ from ..kernel.registry import Consumer
 from ..kernel.sealed import Sealed, seal, service_proxy, unseal
 from .keyspace import MISSING, Keyspace, Path, parse_key
 
-__all__ = ["TENANTS", "ConfigProvider", "ConfigValue", "TenantConfig"]
+__all__ = ["APPS", "TENANTS", "ConfigProvider", "ConfigValue", "TenantConfig", "is_secret_key"]
 
 #: The top-level section holding one subsection per tenant.
 TENANTS = "tenants"
+#: The top-level section holding one private subsection per component: its credentials.
+APPS = "apps"
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether values at ``key`` are secrets, never to be shown (``apps`` and below)."""
+    return key == APPS or key.startswith(APPS + ".")
 
 
 @dataclass(frozen=True)
