@@ -274,7 +274,8 @@ def load_average() -> str:
 def environment_lines(command: str) -> list[str]:
     """What produced the numbers: command, date, machine, interpreter, package versions."""
     packages = ", ".join(f"{d} {_version(d)}" for d in (
-        "signalpy-lab", "signalpy-kernel", "reaktiv", "pydantic", "pydantic-core",
+        "signalpy-lab", "signalpy-kernel", "reaktiv", "observ", "nervio", "pydantic",
+        "pydantic-core",
     ))
     return [
         f"- command: `{command}`",

@@ -15,11 +15,18 @@ from __future__ import annotations
 import asyncio
 from types import ModuleType
 
-from . import reaktiv_shapes, signalpy_kernel_shapes
+from . import nervio_shapes, observ_shapes, reaktiv_shapes, signalpy_kernel_shapes
 from . import signalpy_kernel_tenants as tenants
 
 
+def _get(node: object) -> object:
+    return node.get()  # type: ignore[attr-defined]
+
+
 def check_shapes(name: str, mod: ModuleType) -> None:
+    # A module whose nodes have no ``get()`` (observ, nervio) exports ``value(node)``.
+    get = getattr(mod, "value", _get)
+
     # Public API: each returns a zero-arg update that works repeatedly.
     for label, update in (
         ("chain(10)", mod.chain(10)),
@@ -35,20 +42,20 @@ def check_shapes(name: str, mod: ModuleType) -> None:
     shape = mod.build_chain(10)
     up = mod.updater(shape)
     up()
-    assert shape.reads[0].get() == shape.source.get() + 10
+    assert get(shape.reads[0]) == get(shape.source) + 10
     print(f"OK {name} chain value c10 == s + 10")
 
     shape = mod.build_fan_out(10)
     up = mod.updater(shape)
     up()
-    s = shape.source.get()
-    assert [c.get() for c in shape.reads] == [s + i for i in range(10)]
+    s = get(shape.source)
+    assert [get(c) for c in shape.reads] == [s + i for i in range(10)]
     print(f"OK {name} fan_out values == s + i")
 
     shape = mod.build_diamond()
     up = mod.updater(shape)
     up()
-    assert shape.reads[0].get() == 2 * shape.source.get() + 3
+    assert get(shape.reads[0]) == 2 * get(shape.source) + 3
     print(f"OK {name} diamond d == 2s + 3")
 
     shape = mod.build_diamond_effect()
@@ -58,7 +65,7 @@ def check_shapes(name: str, mod: ModuleType) -> None:
     for k in range(1, 4):
         up()
         assert shape.log.runs == 1 + k, f"effect ran {shape.log.runs} times after {k} updates"
-        assert shape.log.last == 2 * shape.source.get() + 3, "effect saw a stale/glitched d"
+        assert shape.log.last == 2 * get(shape.source) + 3, "effect saw a stale/glitched d"
     print(f"OK {name} diamond_effect runs once per update and sees d == 2s + 3")
 
     for depth in (10, 100):
@@ -97,6 +104,8 @@ async def check_tenants() -> None:
 
 
 def main() -> None:
+    check_shapes("observ", observ_shapes)
+    check_shapes("nervio", nervio_shapes)
     check_shapes("reaktiv", reaktiv_shapes)
     check_shapes("signalpy-kernel", signalpy_kernel_shapes)
     asyncio.run(check_tenants())
