@@ -11,9 +11,11 @@ import difflib
 from collections.abc import Iterable
 
 __all__ = [
+    "AccessDeniedError",
     "AmbiguousServiceError",
     "ComponentDefinitionError",
     "ConfigKeyError",
+    "ConfigValidationError",
     "CycleError",
     "DependencyCycleError",
     "DependencyError",
@@ -28,12 +30,15 @@ __all__ = [
     "InvokeTimeoutError",
     "KernelStateError",
     "LayoutError",
+    "PolicyError",
+    "PublishDeniedError",
     "RouteConflictError",
     "RoutingError",
     "ServiceNotFoundError",
     "SignalpyLabError",
     "StorageKeyError",
     "TenantIsolationError",
+    "UndeclaredCallError",
     "UnknownFactoryError",
     "UnknownHandlerError",
     "UnknownInstanceError",
@@ -163,8 +168,28 @@ class StorageKeyError(SignalpyLabError, ValueError):
     """A storage key was not a relative path inside the instance's own prefix."""
 
 
-class TenantIsolationError(SignalpyLabError, PermissionError):
-    """A targeted instance reached for another tenant's data."""
+class ConfigValidationError(SignalpyLabError, ValueError):
+    """A config section failed the pydantic model given to ``get_typed`` (names the key)."""
+
+
+class AccessDeniedError(SignalpyLabError, PermissionError):
+    """A component reached for something that is not its own and was not granted to it."""
+
+
+class TenantIsolationError(AccessDeniedError):
+    """An instance reached for another tenant's data or another component's ``apps`` section."""
+
+
+class UndeclaredCallError(AccessDeniedError):
+    """A component called a handler it did not declare (``depends``/``@requires``) or get granted."""
+
+
+class PublishDeniedError(AccessDeniedError):
+    """A component published a topic its policy's ``publish_allow`` does not match."""
+
+
+class PolicyError(SignalpyLabError, ValueError):
+    """A policy given to ``set_policy`` or ``Kernel(policies=...)`` is malformed."""
 
 
 # --- the lab ----------------------------------------------------------------------------

@@ -4,7 +4,7 @@ Each is an ordinary component built on ``signalpy_lab.kernel``; each hands consu
 handle scoped to them (see ``Registry.bind``).
 """
 
-from .config import ConfigProvider, ConfigValue, TenantConfig
+from .config import ConfigProvider, ConfigValue, ConfigView, TenantConfig
 from .credentials import CredentialHandle, CredentialProvider
 from .logging import LoggingProvider
 from .storage import StorageHandle, StorageProvider
@@ -13,6 +13,7 @@ __all__ = [
     "DEFAULT_PROVIDERS",
     "ConfigProvider",
     "ConfigValue",
+    "ConfigView",
     "CredentialHandle",
     "CredentialProvider",
     "LoggingProvider",

@@ -5,31 +5,62 @@
     config.set("tenants.acme.db_url", "postgres://new/acme")   # only acme's readers react
     config.explain("tenants.acme.db_url")                      # value and where it came from
 
-Scoping: an untargeted component gets this service itself (the whole config, for admin or
-analytics components). A targeted instance (``{"target": "acme"}``) gets a ``TenantConfig``
-that reads shared keys and its own ``tenants.acme.`` section, writes only inside that section,
-and raises ``TenantIsolationError`` for anything under another tenant.
+The tree has two reserved top-level sections:
+
+* ``tenants.<target>.`` - one per tenant, readable and writable by that tenant's instances;
+* ``apps.<component-name>.`` - one per component (instance) name, private to it: its
+  credentials, with per-target sub-sections ``apps.<name>.targets.<target>.<key>``. The
+  ``credentials`` provider is a scoped view of this tree, so a rotation is a config write.
+
+Scoping is structural and per consumer. The host (``kernel.registry.require("IConfig")``, the
+lab's ``%config``) holds the service and sees everything. Every component gets a sealed
+``ConfigView`` instead:
+
+* every component reads and writes ``apps.<its own name>.*``; ``apps``, ``apps.<another
+  name>`` and anything under them raise ``TenantIsolationError``, whoever asks;
+* a *targeted* instance (``{"target": "acme"}``) reads shared keys and ``tenants.acme.*``,
+  writes only inside ``tenants.acme.`` and its own ``apps.`` section, and ``tenants`` as a
+  whole or another tenant's section raise ``TenantIsolationError``;
+* an *untargeted* component (an admin or analytics component) reads and writes everything
+  else, every tenant's section included, but still no other component's ``apps.`` section.
+
+``all()`` is a reactive read of everything a handle may see; ``get_typed(section, Model)``
+validates a section with a pydantic model. Values under ``apps.`` are secrets: the lab shows
+those keys and their readers, never their values (``kernel.redaction``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from ..errors import TenantIsolationError
+from pydantic import BaseModel, ValidationError
+
+from ..errors import ConfigValidationError, TenantIsolationError
 from ..kernel import component, lifecycle, provides
+from ..kernel.events import short_repr
 from ..kernel.reactive import batch, current_scope
 from ..kernel.registry import Consumer
-from ..kernel.sealed import Sealed, seal, service_proxy, unseal
+from ..kernel.sealed import Sealed, seal, unseal
 from .keyspace import MISSING, Keyspace, Path, parse_key
 
-__all__ = ["APPS", "TENANTS", "ConfigProvider", "ConfigValue", "TenantConfig", "is_secret_key"]
+__all__ = [
+    "APPS",
+    "TENANTS",
+    "ConfigProvider",
+    "ConfigValue",
+    "ConfigView",
+    "TenantConfig",
+    "is_secret_key",
+]
 
 #: The top-level section holding one subsection per tenant.
 TENANTS = "tenants"
 #: The top-level section holding one private subsection per component: its credentials.
 APPS = "apps"
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def is_secret_key(key: str) -> bool:
@@ -61,7 +92,8 @@ class ConfigProvider:
         defaults = self.rt.properties.get("defaults", {})
         if not isinstance(defaults, Mapping):
             raise TypeError(f"config 'defaults' must be a mapping, got {defaults!r}")
-        self._keys = Keyspace(defaults, owner=current_scope(), tenant_of=tenant_of)
+        self._keys = Keyspace(defaults, owner=current_scope(), tenant_of=tenant_of,
+                              secret_prefix=APPS)
 
     # -- the service -------------------------------------------------------------------
 
@@ -83,21 +115,20 @@ class ConfigProvider:
 
         Returns how many keys were set.
         """
-        base = parse_key(prefix) if prefix else ()
-        count = 0
-        with batch():
-            stack: list[tuple[Path, Any]] = [(base, values)]
-            while stack:
-                path, value = stack.pop()
-                if isinstance(value, Mapping) and value:
-                    for key, sub in value.items():
-                        stack.append((path + parse_key(str(key)), sub))
-                else:
-                    if not path:
-                        raise TypeError(f"merge needs a mapping, got {value!r}")
-                    self._keys.write(path, value)
-                    count += 1
-        return count
+        return _merge(self._keys, values, parse_key(prefix) if prefix else ())
+
+    def all(self) -> dict[str, Any]:
+        """The whole effective tree (reactive: re-runs on any change, per-key readers don't)."""
+        self._keys.watch(())
+        return self._keys.snapshot()
+
+    def get_typed(self, section: str, model: type[M]) -> M:
+        """``section`` validated by the pydantic ``model`` (reactive); errors name the key.
+
+        >>> config.get_typed("tenants.acme.quota", QuotaSettings)
+        """
+        raw = self.get(section) if section else self.all()
+        return _validate(section, raw, model)
 
     def source(self, key: str) -> str | None:
         """Where the value at ``key`` comes from: runtime, defaults, runtime+defaults or None."""
@@ -125,98 +156,231 @@ class ConfigProvider:
         value = self._keys.peek(parse_key(prefix))
         return None if value is MISSING else value
 
-    def scoped_for(self, consumer: Consumer) -> Any:
-        """What a component receives: this service, or a tenant view for a targeted one."""
-        if consumer.target is None:
-            return service_proxy(self, hidden=frozenset({"activate"}))
-        return _issue_tenant_config(self, consumer.target, consumer.name)
+    def seed_defaults(self, prefix: str, values: Mapping[str, Any]) -> None:
+        """Deep-merge ``values`` into the defaults layer at ``prefix`` (runtime values win).
+
+        How another provider contributes its part of the tree, e.g. the credentials
+        provider's ``secrets`` property under ``apps.``.
+        """
+        self._keys.merge_defaults(parse_key(prefix), values)
+
+    def scoped_for(self, consumer: Consumer) -> ConfigView:
+        """What a component receives: a view scoped to its name (and tenant, if targeted)."""
+        return seal(ConfigView, (self, consumer.target, consumer.name))
 
     def __repr__(self) -> str:
         return "<ConfigProvider>"
 
 
-class TenantConfig(Sealed):
-    """A targeted instance's view of config: shared keys plus its own tenant section.
+class ConfigView(Sealed):
+    """A component's view of config: its own ``apps.<name>`` section, plus shared keys and
+    its own tenant section (targeted) or everything but other components' sections.
 
-    A sealed handle: the service and the target live outside the object, and no method
-    returns the service, so neither can be read or rewritten through it.
+    A sealed handle: the service, the target and the name live outside the object, and no
+    method returns the service, so neither can be read or rewritten through it.
     """
 
     __slots__ = ()
 
     @property
-    def target(self) -> str:
-        return unseal(self, TenantConfig)[1]  # type: ignore[no-any-return]
+    def target(self) -> str | None:
+        """The tenant this view is scoped to (``None`` for an untargeted component)."""
+        return unseal(self, ConfigView)[1]  # type: ignore[no-any-return]
 
     @property
-    def section(self) -> str:
-        """This instance's own section, e.g. ``'tenants.acme'``."""
-        return f"{TENANTS}.{unseal(self, TenantConfig)[1]}"
+    def name(self) -> str:
+        """The component (instance) name whose ``apps.<name>`` section this view owns."""
+        return unseal(self, ConfigView)[2]  # type: ignore[no-any-return]
+
+    @property
+    def section(self) -> str | None:
+        """This instance's own tenant section, e.g. ``'tenants.acme'`` (``None`` untargeted)."""
+        target = unseal(self, ConfigView)[1]
+        return f"{TENANTS}.{target}" if target is not None else None
+
+    @property
+    def apps_section(self) -> str:
+        """This component's private section, e.g. ``'apps.tenant-db-acme'``."""
+        return f"{APPS}.{unseal(self, ConfigView)[2]}"
 
     def get(self, key: str, default: Any = None) -> Any:
-        """Like ``ConfigProvider.get``, within this tenant's view."""
-        config, path = _readable_path(self, key)
+        """Like ``ConfigProvider.get``, within this view."""
+        config, path = _readable(self, key, "read")
         value = config._keys.read(path)
         return default if value is MISSING else value
 
     def peek(self, key: str, default: Any = None) -> Any:
-        return _readable(self, key).peek(key, default)
+        config, path = _readable(self, key, "read")
+        value = config._keys.peek(path)
+        return default if value is MISSING else value
 
     def source(self, key: str) -> str | None:
-        return _readable(self, key).source(key)
+        config, path = _readable(self, key, "read")
+        return config._keys.source(path)  # type: ignore[no-any-return]
 
     def explain(self, key: str) -> ConfigValue:
-        return _readable(self, key).explain(key)
+        config, _path = _readable(self, key, "read")
+        return config.explain(key)  # type: ignore[no-any-return]
 
     def set(self, key: str, value: Any) -> None:
-        """Set a key inside this tenant's own section."""
-        _writable(self, key).set(key, value)
+        """Set a key this view may write (see the module docstring)."""
+        config, path = _writable(self, key)
+        config._keys.write(path, value)
 
     def unset(self, key: str) -> bool:
-        return _writable(self, key).unset(key)
+        config, path = _writable(self, key)
+        return config._keys.delete(path)  # type: ignore[no-any-return]
+
+    def all(self) -> dict[str, Any]:
+        """Everything this view may read, as one tree (reactive, within the view only).
+
+        A targeted instance gets the shared keys, ``tenants.<its target>`` and
+        ``apps.<its name>``; it re-runs on a change to any of those and on nothing else.
+        """
+        config, target, name = unseal(self, ConfigView)
+        keys = config._keys
+        tree: dict[str, Any] = {}
+        for top in sorted(keys.top_keys()):
+            if top == APPS:
+                own = (APPS, name)
+            elif top == TENANTS and target is not None:
+                own = (TENANTS, target)
+            else:
+                keys.watch((top,))
+                value = keys.peek((top,))
+                if value is not MISSING:
+                    tree[top] = value
+                continue
+            keys.watch(own)
+            value = keys.peek(own)
+            if value is not MISSING:
+                tree[top] = {own[1]: value}
+        return tree
+
+    def get_typed(self, section: str, model: type[M]) -> M:
+        """``section`` validated by the pydantic ``model`` (reactive); errors name the key."""
+        raw = self.get(section) if section else self.all()
+        return _validate(section, raw, model)
 
     def keys(self, prefix: str = "") -> list[str]:
-        """Readable leaf keys: shared ones and this tenant's section."""
+        """Readable leaf keys (optionally under ``prefix``), sorted."""
+        config, target, name = unseal(self, ConfigView)
         if prefix:
-            return _readable(self, prefix).keys(prefix)
-        config, target, _instance = unseal(self, TenantConfig)
-        own = f"{TENANTS}.{target}."
+            _readable(self, prefix, "read")
+            return config.keys(prefix)  # type: ignore[no-any-return]
         return [k for k in config.keys()  # noqa: SIM118 (our method, not dict.keys)
-                if not k.startswith(f"{TENANTS}.") or k.startswith(own)]
+                if _refusal(name, target, tuple(k.split(".")), "read") is None]
 
     def __repr__(self) -> str:
-        _config, target, instance = unseal(self, TenantConfig)
-        return f"<config view of {instance!r} (tenant {target!r})>"
+        _config, target, name = unseal(self, ConfigView)
+        tenant = f" (tenant {target!r})" if target is not None else ""
+        return f"<config view of {name!r}{tenant}>"
 
 
-def _issue_tenant_config(config: ConfigProvider, target: str, instance: str) -> TenantConfig:
-    return seal(TenantConfig, (config, target, instance))
+#: The name this handle class had when only targeted instances were scoped.
+TenantConfig = ConfigView
 
 
-def _readable(handle: TenantConfig, key: str) -> ConfigProvider:
-    """The service, if ``key`` is readable through ``handle`` (never handed to the tenant)."""
-    return _readable_path(handle, key)[0]
+def _who(name: str, target: str | None) -> str:
+    return f"Instance {name!r}" + (f" (target {target!r})" if target is not None else "")
 
 
-def _readable_path(handle: TenantConfig, key: str) -> tuple[ConfigProvider, Path]:
-    config, target, instance = unseal(handle, TenantConfig)
-    path = parse_key(key)
-    if path[0] == TENANTS and (len(path) == 1 or path[1] != target):
+def _refusal(name: str, target: str | None, path: Path, verb: str) -> str | None:
+    """Why ``name`` may not ``verb`` ``path``, or None if it may (the rules, in one place)."""
+    key = ".".join(path)
+    head = path[0]
+    if head == APPS and (len(path) == 1 or path[1] != name):
+        owner = "every component" if len(path) == 1 else f"component {path[1]!r}"
+        return (f"{_who(name, target)} may not {verb} {key!r}: it belongs to {owner}, and "
+                f"'{APPS}.<name>' is private to component <name>. Its own section is "
+                f"'{APPS}.{name}.*'.")
+    if target is not None and head == TENANTS and (len(path) == 1 or path[1] != target):
         owner = "every tenant" if len(path) == 1 else f"tenant {path[1]!r}"
-        raise TenantIsolationError(
-            f"Instance {instance!r} (target {target!r}) may not read {key!r}: it belongs "
-            f"to {owner}. Readable: shared keys and '{TENANTS}.{target}.*'."
-        )
+        return (f"{_who(name, target)} may not {verb} {key!r}: it belongs to {owner}. "
+                f"Readable: shared keys, '{TENANTS}.{target}.*' and '{APPS}.{name}.*'.")
+    return None
+
+
+def _readable(handle: ConfigView, key: str, verb: str) -> tuple[ConfigProvider, Path]:
+    """The service and parsed key, if ``key`` is readable through ``handle``."""
+    config, target, name = unseal(handle, ConfigView)
+    path = parse_key(key)
+    refusal = _refusal(name, target, path, verb)
+    if refusal is not None:
+        raise TenantIsolationError(refusal)
     return config, path
 
 
-def _writable(handle: TenantConfig, key: str) -> ConfigProvider:
-    config, target, instance = unseal(handle, TenantConfig)
-    path = parse_key(key)
-    if len(path) < 3 or path[0] != TENANTS or path[1] != target:
+def _check_write(name: str, target: str | None, path: Path) -> None:
+    key = ".".join(path)
+    if path[0] == APPS:
+        refusal = _refusal(name, target, path, "write")
+        if refusal is not None:
+            raise TenantIsolationError(refusal)
+        if len(path) < 3:
+            raise TenantIsolationError(
+                f"{_who(name, target)} may not write {key!r}: it may write inside "
+                f"'{APPS}.{name}.' (e.g. '{APPS}.{name}.api_key'), not the section itself."
+            )
+    elif target is not None and not (len(path) >= 3 and path[0] == TENANTS
+                                     and path[1] == target):
         section = f"{TENANTS}.{target}"
         raise TenantIsolationError(
-            f"Instance {instance!r} (target {target!r}) may not write {key!r}: it may "
-            f"write only inside '{section}.' (e.g. '{section}.db_url')."
+            f"{_who(name, target)} may not write {key!r}: it may write only inside "
+            f"'{section}.' (e.g. '{section}.db_url') and '{APPS}.{name}.'."
         )
-    return config  # type: ignore[no-any-return]
+
+
+def _writable(handle: ConfigView, key: str) -> tuple[ConfigProvider, Path]:
+    config, target, name = unseal(handle, ConfigView)
+    path = parse_key(key)
+    _check_write(name, target, path)
+    return config, path
+
+
+def _leaves(values: Mapping[str, Any], base: Path) -> list[tuple[Path, Any]]:
+    """``(path, value)`` for every leaf of a nested mapping (dotted keys split)."""
+    leaves: list[tuple[Path, Any]] = []
+    stack: list[tuple[Path, Any]] = [(base, values)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, Mapping) and value:
+            stack.extend((path + parse_key(str(k)), v) for k, v in value.items())
+        elif not path:
+            raise TypeError(f"merge needs a mapping, got {value!r}")
+        else:
+            leaves.append((path, value))
+    return leaves
+
+
+def _merge(keys: Keyspace, values: Mapping[str, Any], base: Path) -> int:
+    leaves = _leaves(values, base)
+    with batch():
+        for path, value in leaves:
+            keys.write(path, value)
+    return len(leaves)
+
+
+def _validate(section: str, raw: Any, model: type[M]) -> M:
+    where = section or "(the whole config)"
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        raise TypeError(f"get_typed({section!r}, ...) needs a pydantic model class, got {model!r}")
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise ConfigValidationError(
+            f"{where} must be a section (a mapping) to validate as {model.__name__}, "
+            f"got {short_repr(raw, 40)}."
+        )
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for item in exc.errors()[:5]:
+            field = ".".join(str(p) for p in item["loc"])
+            key = f"{section}.{field}" if section and field else (section or field or where)
+            problems.append(f"{key}: {item['msg']} (got {short_repr(item.get('input'), 40)})")
+        more = f" (+{exc.error_count() - 5} more)" if exc.error_count() > 5 else ""
+        raise ConfigValidationError(
+            f"{where} is not a valid {model.__name__}: " + "; ".join(problems) + more
+        ) from None

@@ -10,6 +10,15 @@ updates the signals of K, of every watched key below K, and of every watched anc
 ``tenants.globex.db_url`` does not touch, or even mark stale, readers of acme's keys. The
 cost of a write is proportional to the key's depth plus the watched keys below it, never to
 the number of tenants.
+
+Subtree watches serve whole-view reads (``IConfig.all()``): ``watch(path)`` subscribes to a
+version counter that moves on every write at, above or below ``path``, and ``top_keys()`` to
+the set of top-level keys. A view made of a few subtrees re-runs on any change inside them
+and on nothing else. Like value signals, they exist only once someone watched.
+
+Secrets: a keyspace made with ``secret_prefix="apps"`` gives the signals under that top-level
+key the ``SecretSignal`` class (views never render their values) and reports the strings
+stored there to the redactor, which masks them inside any other rendered text.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from typing import Any
 from ..errors import ConfigKeyError
 from ..kernel.graph import context
 from ..kernel.reactive import Scope, Signal, batch, current_scope
+from ..kernel.redaction import SecretSignal, register_secret_source, secrets_changed
 
 __all__ = ["MISSING", "Keyspace", "parse_key"]
 
@@ -56,13 +66,14 @@ def _get_in(tree: Any, path: Path) -> Any:
 class _Node:
     """A trie node for one path: its runtime value, its signal, and its children."""
 
-    __slots__ = ("children", "override", "overrides_below", "signal")
+    __slots__ = ("children", "override", "overrides_below", "signal", "version")
 
     def __init__(self) -> None:
         self.children: dict[str, _Node] = {}
         self.override: Any = MISSING
         self.overrides_below = 0  # runtime values strictly below this node
         self.signal: Signal[Any] | None = None
+        self.version: Signal[int] | None = None  # moves on any change in this subtree
 
 
 class Keyspace:
@@ -71,12 +82,16 @@ class Keyspace:
     def __init__(self, defaults: Mapping[str, Any] | None = None, *,
                  owner: Scope | None = None,
                  tenant_of: Callable[[Path], str | None] | None = None,
-                 label_prefix: str = "") -> None:
+                 label_prefix: str = "", secret_prefix: str | None = None) -> None:
         self._defaults: dict[str, Any] = _thaw(defaults or {})
         self._root = _Node()
         self._owner = owner if owner is not None else current_scope()
         self._tenant_of = tenant_of
         self._label_prefix = label_prefix
+        self._secret_prefix = secret_prefix
+        self._top: Signal[frozenset[str]] | None = None
+        if secret_prefix is not None:
+            register_secret_source(self)
 
     # -- reading -----------------------------------------------------------------------
 
@@ -88,12 +103,57 @@ class Keyspace:
             with context.lock:
                 signal = node.signal
                 if signal is None:
-                    signal = Signal(self._resolve(path), label=self._label(path),
-                                    owner=self._owner)
+                    kind = SecretSignal if path[0] == self._secret_prefix else Signal
+                    signal = kind(self._resolve(path), label=self._label(path),
+                                  owner=self._owner)
                     if self._tenant_of is not None:
                         signal.tenant = self._tenant_of(path)
                     node.signal = signal
         return _copy(signal.get())
+
+    def watch(self, path: Path) -> None:
+        """Subscribe the running computed to every change at, above or below ``path``."""
+        node = self._node(path, create=True)
+        version = node.version
+        if version is None:
+            with context.lock:
+                version = node.version
+                if version is None:
+                    # 'tenants.acme.*' reads as what it is: a change anywhere in there.
+                    label = self._label((*path, "*"))
+                    version = node.version = Signal(0, label=label, owner=self._owner)
+                    if self._tenant_of is not None:
+                        version.tenant = self._tenant_of(path)
+        version.get()
+
+    def top_keys(self) -> frozenset[str]:
+        """The top-level keys of the effective tree (reactive: re-runs when one comes or goes)."""
+        signal = self._top
+        if signal is None:
+            with context.lock:
+                signal = self._top
+                if signal is None:
+                    signal = self._top = Signal(self._top_keys(),
+                                                label=self._label_prefix + "(top-level keys)",
+                                                owner=self._owner)
+        return signal.get()
+
+    def secret_values(self) -> list[str]:
+        """Every string stored under the secret prefix (for the redactor)."""
+        if self._secret_prefix is None:
+            return []
+        tree = self.peek((self._secret_prefix,))
+        found: list[str] = []
+        stack = [tree]
+        while stack:
+            value = stack.pop()
+            if isinstance(value, str):
+                found.append(value)
+            elif isinstance(value, Mapping):
+                stack.extend(value.values())
+            elif isinstance(value, (list, tuple, set)):
+                stack.extend(value)
+        return found
 
     def peek(self, path: Path) -> Any:
         """The value at ``path`` without subscribing or creating a signal."""
@@ -153,6 +213,23 @@ class Keyspace:
             for ancestor in nodes[:-1]:
                 ancestor.overrides_below += added - removed
             self._notify(nodes, path)
+
+    def merge_defaults(self, path: Path, value: Mapping[str, Any]) -> None:
+        """Deep-merge ``value`` into the defaults layer at ``path`` and notify watchers.
+
+        Runtime values still win; this is how another provider seeds its part of the tree.
+        """
+        with batch():
+            tree = self._defaults
+            for part in path[:-1]:
+                sub = tree.get(part)
+                if not isinstance(sub, dict):
+                    sub = tree[part] = {}
+                tree = sub
+            current = tree.get(path[-1])
+            tree[path[-1]] = _deep_merge(current if isinstance(current, dict) else {},
+                                         _thaw(value))
+            self._notify(self._walk(path), path)
 
     def delete(self, path: Path) -> bool:
         """Remove runtime values at or below ``path``; returns whether anything was removed."""
@@ -218,16 +295,37 @@ class Keyspace:
         return base
 
     def _notify(self, nodes: list[_Node], path: Path) -> None:
-        """Re-resolve every watched signal the write at ``path`` may have changed."""
-        for depth, node in enumerate(nodes[:-1]):
+        """Re-resolve every watched signal the write at ``path`` may have changed.
+
+        ``nodes`` may stop short of ``path`` (nobody ever watched that deep): then only the
+        ancestors that exist are notified.
+        """
+        full = len(nodes) == len(path) + 1
+        for depth, node in enumerate(nodes[:-1] if full else nodes):
             if node.signal is not None:
                 node.signal.set(self._resolve(path[:depth]))
-        stack = [(path, nodes[-1])]
-        while stack:
-            sub_path, node = stack.pop()
-            if node.signal is not None:
-                node.signal.set(self._resolve(sub_path))
-            stack.extend(((*sub_path, k), child) for k, child in node.children.items())
+            if node.version is not None:
+                node.version.set(node.version.peek() + 1)
+        if full:
+            stack = [(path, nodes[-1])]
+            while stack:
+                sub_path, node = stack.pop()
+                if node.signal is not None:
+                    node.signal.set(self._resolve(sub_path))
+                if node.version is not None:
+                    node.version.set(node.version.peek() + 1)
+                stack.extend(((*sub_path, k), child) for k, child in node.children.items())
+        if self._top is not None:
+            self._top.set(self._top_keys())
+        if path[0] == self._secret_prefix:
+            secrets_changed()
+
+    def _top_keys(self) -> frozenset[str]:
+        keys = set(self._defaults)
+        for key, child in self._root.children.items():
+            if child.override is not MISSING or child.overrides_below:
+                keys.add(key)
+        return frozenset(keys)
 
 
 def _clear_below(node: _Node) -> int:
@@ -259,6 +357,17 @@ def _overlay(tree: dict[str, Any], node: _Node) -> None:
                 if not isinstance(sub, dict):
                     sub = target[key] = {}
                 stack.append((sub, child))
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``extra`` merged into ``base`` (in place): mappings merge, anything else replaces."""
+    for key, value in extra.items():
+        current = base.get(key)
+        if isinstance(value, dict) and isinstance(current, dict):
+            _deep_merge(current, value)
+        else:
+            base[key] = value
+    return base
 
 
 def _thaw(mapping: Mapping[str, Any]) -> dict[str, Any]:

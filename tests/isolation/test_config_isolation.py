@@ -67,9 +67,10 @@ async def test_listing_another_tenants_keys_is_refused(attack) -> None:
 
 
 async def test_listing_all_keys_shows_shared_and_own_only(attack) -> None:
-    """`keys()` lists `region` and acme's keys, not one of globex's."""
+    """`keys()` lists its own secret, `region` and acme's keys; nothing of globex's."""
     keys = await attack(lambda self: self.rt.config.keys())
-    assert ["region", "tenants.acme.api_key", "tenants.acme.db_url"] == keys
+    assert ["apps.mallory.password", "region", "tenants.acme.api_key",
+            "tenants.acme.db_url"] == keys
 
 
 async def test_a_glob_in_the_tenant_part_is_just_another_tenant(attack) -> None:
@@ -144,7 +145,7 @@ async def test_writing_its_own_section_leaves_the_victim_alone(attack, kernel,
 @pytest.mark.parametrize("method", ["as_dict", "merge"])
 async def test_the_tenant_view_has_no_whole_tree_methods(attack, method) -> None:
     """`as_dict` and `merge` exist on the service only; the view has no such attribute."""
-    with pytest.raises(AttributeError, match=f"'TenantConfig' object has no attribute '{method}'"):
+    with pytest.raises(AttributeError, match=f"'ConfigView' object has no attribute '{method}'"):
         await attack(lambda self: getattr(self.rt.config, method))
 
 

@@ -53,7 +53,7 @@ async def test_keys_that_try_to_climb_are_config_key_errors(attack, victim_intac
 ])
 async def test_dotted_tricks_stay_under_its_own_prefix(attack, key) -> None:
     """A well-formed key is looked up below `apps.mallory.`, where nothing is: the default."""
-    assert "<none>" == await attack(lambda self: self.rt.creds.get(key, "<none>"))
+    assert "<none>" == await attack(lambda self: self.rt.creds.get(key, default="<none>"))
 
 
 async def test_rotating_a_dotted_victim_key_writes_under_its_own_prefix(attack, kernel,

@@ -204,15 +204,15 @@ async def test_bound_methods_lead_back_to_the_handle_itself(attack) -> None:
 
 @pytest.mark.parametrize(("forge", "refusal"), [
     (lambda self: TenantConfig.keys(object()),
-     (TypeError, "object object is not a kernel-issued TenantConfig handle")),
+     (TypeError, "object object is not a kernel-issued ConfigView handle")),
     (lambda self: TenantConfig.keys(self.rt.creds),
-     (TypeError, "CredentialHandle object is not a kernel-issued TenantConfig handle")),
+     (TypeError, "CredentialHandle object is not a kernel-issued ConfigView handle")),
     (lambda self: CredentialHandle.get(self.rt.config, "password"),
-     (TypeError, "TenantConfig object is not a kernel-issued CredentialHandle handle")),
+     (TypeError, "ConfigView object is not a kernel-issued CredentialHandle handle")),
     (lambda self: ScopedBus.invoke(self.rt.creds, f"{VICTIM}.read"),
      (TypeError, "CredentialHandle object is not a kernel-issued ScopedBus handle")),
     (lambda self: Runtime.service(self.rt.config, "IConfig"),
-     (TypeError, "TenantConfig object is not a kernel-issued Runtime handle")),
+     (TypeError, "ConfigView object is not a kernel-issued Runtime handle")),
 ], ids=["object", "creds-as-config", "config-as-creds", "creds-as-bus", "config-as-runtime"])
 async def test_unbound_methods_with_a_forged_self_are_refused(attack, victim_intact, forge,
                                                               refusal) -> None:
@@ -226,7 +226,7 @@ async def test_unbound_methods_with_a_forged_self_are_refused(attack, victim_int
 async def test_a_config_view_issued_for_globex_over_its_own_view_is_still_acme(
         attack, victim_intact) -> None:
     """There is no `TenantConfig.issue` to forge a globex view with."""
-    with pytest.raises(AttributeError, match="'TenantConfig' has no attribute 'issue'"):
+    with pytest.raises(AttributeError, match="'ConfigView' has no attribute 'issue'"):
         await attack(lambda self: type(self.config).issue(self.config, "globex", "mallory")
                      .get("tenants.globex.db_url"))
     await victim_intact()

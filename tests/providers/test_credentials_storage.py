@@ -18,7 +18,7 @@ class App:
 
     @effect
     def connect(self):
-        self.seen.append(self.creds.get("password", "<none>"))
+        self.seen.append(self.creds.get("password", default="<none>"))
 
 
 @pytest.fixture
