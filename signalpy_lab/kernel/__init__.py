@@ -29,6 +29,7 @@ from .events import (
     InstanceAdded,
     InstanceRemoved,
     InstanceStateChanged,
+    PolicyChanged,
     SignalSet,
     caused_by,
 )
@@ -46,6 +47,7 @@ from .metadata import (
     runnable,
     subscribe,
 )
+from .policy import Policy
 from .reactive import Computed, Effect, Scope, Signal, batch, untracked
 from .registry import Consumer, Registry
 from .runtime import Runtime
@@ -83,6 +85,8 @@ __all__ = [
     "InvalidParamsError",
     "Kernel",
     "KernelState",
+    "Policy",
+    "PolicyChanged",
     "Registry",
     "RouteConflictError",
     "RouteInfo",

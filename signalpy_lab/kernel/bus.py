@@ -43,6 +43,7 @@ from ..errors import (
 )
 from .events import EventHub, HandlerInvoked, current_command, short_repr
 from .loop import hop_if_needed
+from .redaction import redact
 from .registry import Consumer
 from .sealed import Sealed, seal, unseal
 
@@ -270,7 +271,8 @@ class Bus:
         return await self._invoke(handler, params, timeout, local_only=True)
 
     async def _invoke(self, name: str, params: Any, timeout: float | None,
-                      local_only: bool, allowed: Callable[[Handler], None] | None = None) -> Any:
+                      local_only: bool, allowed: Callable[[Handler], None] | None = None,
+                      remote_allowed: Callable[[str], None] | None = None) -> Any:
         if not isinstance(name, str):
             raise UnknownHandlerError(f"A handler name is a string like 'tenant-db.query', "
                                       f"got {type(name).__name__} {name!r}")
@@ -279,7 +281,9 @@ class Bus:
             mapping = params.model_dump()
         found = self.resolve(name, mapping)
         if found is None:
-            if not local_only:
+            if not local_only and self._transports:
+                if remote_allowed is not None:
+                    remote_allowed(name)
                 for transport in self._transports:
                     try:
                         return await self._via_transport(transport, name, mapping, timeout)
@@ -304,7 +308,7 @@ class Bus:
                 result = await (result if timeout is None else handler._bounded(result, timeout))
         except BaseException as exc:
             handler.errors += 1
-            handler.last_error = f"{type(exc).__name__}: {exc}"
+            handler.last_error = redact(f"{type(exc).__name__}: {exc}")
             if self._events.active:
                 self._emit(name, handler, route, started, handler.last_error, "")
             raise
@@ -419,33 +423,48 @@ class InProcessTransport:
 class ScopedBus(Sealed):
     """``rt.bus``: call and publish *as* one instance (a sealed handle).
 
-    A targeted instance may call untargeted handlers and its own tenant's, never another
-    tenant's (by exact name or by routed call), and never through transports. Events it
-    publishes carry its name and target, set here, and reach only its own tenant's
-    subscribers and untargeted ones.
+    Two rules, the tenant rule on top (``kernel.policy``):
+
+    * a targeted instance may call untargeted handlers and its own tenant's, never another
+      tenant's (by exact name or by routed call), and never through transports;
+    * any component may call only its own handlers, those of the components it declared
+      (``depends`` / ``@requires``) and what its policy's ``invoke_allow`` grants.
+
+    Events it publishes carry its name and target, set here, must match its policy's
+    ``publish_allow``, and reach only its own tenant's subscribers and untargeted ones.
     """
 
     __slots__ = ()
 
     async def invoke(self, handler: str, params: Any = None, *,
                      timeout: float | None = None) -> Any:
-        """Call a handler on this kernel's bus, limited to this instance's tenant."""
+        """Call a handler on this kernel's bus as this instance (see the class docstring)."""
         bus, consumer = unseal(self, ScopedBus)
         target = consumer.target
+        kernel = bus._kernel
 
         def check(found: Handler) -> None:
             if target is not None and found.target not in (None, target):
                 raise TenantIsolationError(
                     f"Instance {consumer.name!r} (target {target!r}) may not call "
-                    f"{found.name!r}, which serves target {found.target!r}."
+                    f"{found.name!r}, which serves target {found.target!r}: an instance never "
+                    f"reaches another tenant's instances, whatever it declared."
                 )
+            if kernel is not None:
+                kernel._authorize_call(consumer, handler, found)
+
+        def check_remote(name: str) -> None:
+            if kernel is not None:
+                kernel._authorize_call(consumer, name, None)
 
         return await bus._invoke(handler, params, timeout, local_only=target is not None,
-                                 allowed=check)
+                                 allowed=check, remote_allowed=check_remote)
 
     def publish(self, topic: str, payload: Any = None) -> int:
-        """Publish an event whose source is this instance."""
+        """Publish an event whose source is this instance (its policy permitting)."""
         bus, consumer = unseal(self, ScopedBus)
+        if bus._kernel is not None:
+            bus._kernel._authorize_publish(consumer, topic)
         return bus.publish(topic, payload, source=consumer.name,  # type: ignore[no-any-return]
                            target=consumer.target)
 

@@ -39,6 +39,7 @@ __all__ = [
     "InstanceAdded",
     "InstanceRemoved",
     "InstanceStateChanged",
+    "PolicyChanged",
     "SignalSet",
     "caused_by",
     "current_command",
@@ -200,6 +201,15 @@ class InstanceStateChanged(Event):
 class InstanceRemoved(Event):
     kind: str = "instance.removed"
     name: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PolicyChanged(Event):
+    """The host set (``policy`` a dict) or removed (``None``) the policy of ``name``."""
+
+    kind: str = "policy.changed"
+    name: str
+    policy: dict[str, Any] | None
 
 
 Listener = Callable[[Event], None]

@@ -11,15 +11,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .events import node_value_repr
-from .redaction import redact, redact_tree
 from .graph import CLEAN, DIRTY, DerivedNode, ReactiveNode, context
 from .reactive import Scope
+from .redaction import redact, redact_tree
 from .runtime import thaw
 
 if TYPE_CHECKING:
     from .bus import Handler
     from .lifecycle import ComponentInstance
     from .metadata import ComponentMeta
+    from .policy import Policy
 
 __all__ = [
     "FactoryInfo",
@@ -53,15 +54,22 @@ class InstanceInfo:
     properties: dict[str, Any]
     depends_on: tuple[str, ...]
     effect_errors: int
+    #: What it may call: its own handlers plus these factory, contract or instance names.
+    declared: tuple[str, ...] = ()
+    #: The host's grant beyond ``declared`` (``Policy.to_dict()``), if one applies.
+    policy: dict[str, Any] | None = None
 
     @classmethod
-    def of(cls, inst: ComponentInstance) -> InstanceInfo:
+    def of(cls, inst: ComponentInstance, policy: Policy | None = None) -> InstanceInfo:
         error = inst.error
+        meta = inst.meta
         return cls(
             name=inst.name, factory=inst.factory, target=inst.target, state=inst.state.value,
             error=redact(f"{type(error).__name__}: {error}") if error is not None else None,
             handlers=tuple(inst.handlers), properties=redact_tree(thaw(inst.properties)),
             depends_on=inst.depends_on, effect_errors=inst.effect_errors,
+            declared=tuple(dict.fromkeys((*meta.depends, *meta.requires.values()))),
+            policy=policy.to_dict() if policy is not None else None,
         )
 
 

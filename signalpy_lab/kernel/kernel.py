@@ -33,7 +33,10 @@ from ..errors import (
     InvalidNameError,
     InvalidPropertiesError,
     KernelStateError,
+    PolicyError,
+    PublishDeniedError,
     RouteConflictError,
+    UndeclaredCallError,
     UnknownFactoryError,
     UnknownInstanceError,
     choices,
@@ -44,6 +47,7 @@ from .events import (
     InstanceAdded,
     InstanceRemoved,
     InstanceStateChanged,
+    PolicyChanged,
     short_repr,
 )
 from .graph import DerivedNode
@@ -62,6 +66,7 @@ from .lifecycle import (
 )
 from .loop import on_home_loop
 from .metadata import ComponentMeta, ComputedMethod, LifecycleSpec, meta_of
+from .policy import DEFAULT_POLICY, Policy
 from .reactive import Effect, Scope
 from .registry import Consumer, Registry
 from .runtime import issue_runtime, thaw
@@ -69,6 +74,7 @@ from .runtime import issue_runtime, thaw
 __all__ = ["Kernel", "KernelState"]
 
 _log = logging.getLogger("signalpy_lab.kernel")
+_audit = logging.getLogger("signalpy_lab.audit")
 _INSTANCE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 
 #: How long ``hot_remove`` lets in-flight calls to the instance finish before deactivating.
@@ -89,7 +95,8 @@ class KernelState(enum.Enum):
 class Kernel:
     """A reactive component microkernel (see the module docstring for the whole story)."""
 
-    def __init__(self, name: str = "kernel") -> None:
+    def __init__(self, name: str = "kernel", *,
+                 policies: Mapping[str, Policy | Mapping[str, Any]] | None = None) -> None:
         self.name = name
         self.events = EventHub()
         self.registry = Registry()
@@ -102,6 +109,14 @@ class Kernel:
         self._by_factory: dict[str, dict[str, None]] = {}
         self._by_contract: dict[str, dict[str, None]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._policies: dict[str, Policy] = {}
+        if policies is not None:
+            if not isinstance(policies, Mapping):
+                raise PolicyError(f"Kernel(policies=...) maps component names to policies, "
+                                  f"like {{'reporting': {{'invoke_allow': ['billing.*']}}}}; "
+                                  f"got {policies!r}.")
+            for component_name, policy in policies.items():
+                self.set_policy(component_name, policy)
 
     def __repr__(self) -> str:
         return (f"<Kernel {self.name!r} {self.state}: {len(self._factories)} factories, "
@@ -242,6 +257,105 @@ class Kernel:
         prefixes = dict.fromkeys((inst.factory, *inst.meta.provides))
         return [(f"{p}.{r.name}", f"{inst.name}.{r.name}")
                 for p in prefixes for r in inst.meta.runnables]
+
+    # -- policies (least privilege on the bus) -----------------------------------------
+
+    def set_policy(self, name: str, policy: Policy | Mapping[str, Any] | None = None, *,
+                   invoke_allow: Iterable[str] | None = None,
+                   publish_allow: Iterable[str] | None = None,
+                   audit: bool | None = None) -> Policy:
+        """Grant component ``name`` (an instance or a factory) what it did not declare.
+
+        >>> kernel.set_policy("reporting", invoke_allow=["billing.*"])
+        >>> kernel.set_policy("tenant-db", {"publish_allow": ["tenant.*"]})   # the original's form
+
+        Takes effect at once, for calls already wired; replaces an earlier policy of ``name``.
+        See ``kernel.policy`` for the rules.
+        """
+        if not isinstance(name, str) or not _INSTANCE_NAME.match(name):
+            raise PolicyError(f"A policy is set for a component name like 'reporting' (an "
+                              f"instance or factory), got {name!r}.")
+        fields = {k: v for k, v in (("invoke_allow", invoke_allow),
+                                    ("publish_allow", publish_allow), ("audit", audit))
+                  if v is not None}
+        if policy is not None and fields:
+            raise PolicyError("Give set_policy either a policy or keyword fields, not both.")
+        if policy is None and not fields:
+            raise PolicyError(f"set_policy({name!r}) needs invoke_allow=[...], "
+                              f"publish_allow=[...] or audit=...; to drop a policy use "
+                              f"kernel.remove_policy({name!r}).")
+        resolved = Policy.coerce(policy if policy is not None else fields)
+        self._policies[name] = resolved
+        if self.events.active:
+            self.events.emit(PolicyChanged(name=name, policy=resolved.to_dict()))
+        return resolved
+
+    def remove_policy(self, name: str) -> bool:
+        """Drop ``name``'s policy (it keeps only what it declared); whether there was one."""
+        removed = self._policies.pop(name, None) is not None
+        if removed and self.events.active:
+            self.events.emit(PolicyChanged(name=name, policy=None))
+        return removed
+
+    def policies(self) -> dict[str, Policy]:
+        """Every policy set, by the component name it was set for."""
+        return dict(self._policies)
+
+    def policy_for(self, instance: str) -> Policy:
+        """The policy that applies to ``instance``: its own, else its factory's, else none."""
+        inst = self._instance(instance)
+        return self._policy_of(inst.name, inst.factory)
+
+    def _policy_of(self, name: str, factory: str) -> Policy:
+        policies = self._policies
+        return policies.get(name) or policies.get(factory) or DEFAULT_POLICY
+
+    def _authorize_call(self, caller: Consumer, requested: str, handler: Handler | None) -> None:
+        """Raise ``UndeclaredCallError`` unless ``caller`` may call ``handler`` (see policy.py).
+
+        ``handler`` is None for a call that will go to the transports (known by name only).
+        """
+        if handler is not None and handler.instance == caller.name:
+            return
+        meta = self._factories.get(caller.factory)
+        declared = (*meta.depends, *meta.requires.values()) if meta is not None else ()
+        policy = self._policy_of(caller.name, caller.factory)
+        if handler is not None:
+            served = self._instances.get(handler.instance)
+            contracts = served.meta.provides if served is not None else ()
+            ok = (handler.instance in declared or handler.factory in declared
+                  or any(c in declared for c in contracts)
+                  or policy.allows_invoke(requested, handler.name))
+        else:
+            ok = requested.rpartition(".")[0] in declared or policy.allows_invoke(requested)
+        if policy.audit:
+            _audit.info('{"action": "invoke", "caller": %r, "handler": %r, "allowed": %s}',
+                        caller.name, handler.name if handler is not None else requested,
+                        "true" if ok else "false")
+        if ok:
+            return
+        owner = handler.factory if handler is not None else requested.rpartition(".")[0]
+        via = f" (handler {handler.name!r})" if handler is not None and handler.name != requested \
+            else ""
+        raise UndeclaredCallError(
+            f"Instance {caller.name!r} may not call {requested!r}{via}: it did not declare "
+            f"{owner!r} in @component(depends=[...]) or @requires(...), and no policy grants "
+            f"it. Declare it, or grant it from the host: "
+            f"kernel.set_policy({caller.name!r}, invoke_allow=[{requested!r}])."
+        )
+
+    def _authorize_publish(self, caller: Consumer, topic: str) -> None:
+        policy = self._policy_of(caller.name, caller.factory)
+        ok = policy.allows_publish(topic) if isinstance(topic, str) else True
+        if policy.audit:
+            _audit.info('{"action": "publish", "caller": %r, "topic": %r, "allowed": %s}',
+                        caller.name, topic, "true" if ok else "false")
+        if not ok:
+            raise PublishDeniedError(
+                f"Instance {caller.name!r} may not publish {topic!r}: its policy allows "
+                f"{', '.join(map(repr, policy.publish_allow)) or 'no topics'}. Grant it from the "
+                f"host: kernel.set_policy({caller.name!r}, publish_allow=[..., {topic!r}])."
+            )
 
     # -- boot and shutdown -------------------------------------------------------------
 
@@ -518,8 +632,10 @@ class Kernel:
         return inst
 
     def instances(self) -> list[InstanceInfo]:
-        """Every instance with its factory, target, state, error and handlers."""
-        return [InstanceInfo.of(i) for i in self._instances.values()]
+        """Every instance with its factory, target, state, error, handlers and policy."""
+        policies = self._policies
+        return [InstanceInfo.of(i, policies.get(i.name) or policies.get(i.factory))
+                for i in self._instances.values()]
 
     def factories(self) -> list[FactoryInfo]:
         """Every discovered factory with what it provides, requires and exposes."""

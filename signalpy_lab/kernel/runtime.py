@@ -91,6 +91,10 @@ class Runtime(Sealed):
         """Call handlers and publish events as this instance."""
         return unseal(self, Runtime).bus
 
+    async def publish(self, topic: str, data: Any = None) -> int:
+        """Publish an event as this instance (the same as ``rt.bus.publish``, awaitable)."""
+        return unseal(self, Runtime).bus.publish(topic, data)  # type: ignore[no-any-return]
+
     def service(self, contract: str) -> Any:
         """The consumer-scoped handle of any contract, bound once and cached."""
         record: _Record = unseal(self, Runtime)

@@ -133,11 +133,17 @@ def delivered(event: BusEvent) -> tuple[str, str | None, str | None, Any]:
     return (event.topic, event.source, event.target, copy.deepcopy(event.payload))
 
 
+#: What ``mallory`` declares by default: the providers, and the vault it legitimately calls
+#: (so the bus tests show the tenant rule holding *whatever* is declared).
+MALLORY_DEPENDS = ("config", "credentials", "storage", "vault")
+
+
 def malicious(plan: Plan, *, on: str = "call",
-              on_event: Callable[[Any, BusEvent], Any] | None = None) -> type:
+              on_event: Callable[[Any, BusEvent], Any] | None = None,
+              depends: tuple[str, ...] = MALLORY_DEPENDS) -> type:
     """A fresh ``mallory`` component class whose own code is ``plan`` (and ``on_event``)."""
 
-    @component("mallory", depends=["config", "credentials", "storage"])
+    @component("mallory", depends=list(depends))
     @requires(config="IConfig", creds="ICredentials", storage="IStorage")
     class Mallory:
         @lifecycle.activate
@@ -192,20 +198,22 @@ def attack(kernel: Kernel) -> Callable[..., Awaitable[Any]]:
     ``target`` is the attacker's tenant (``None`` for an untargeted admin component),
     ``on="activate"`` runs the plan in ``activate`` and returns what it returned,
     ``on_event`` is the attacker's ``payments.*`` subscriber, ``invoke=False`` only adds the
-    instance (invoke ``<name>.attack`` later). A second call replaces the first attacker.
+    instance (invoke ``<name>.attack`` later), ``depends`` replaces what it declares. A second
+    call replaces the first attacker.
     """
     added: list[str] = []
 
     async def run(plan: Plan, *, target: str | None = "acme", name: str = "mallory",
                   on: str = "call", on_event: Callable[[Any, BusEvent], Any] | None = None,
-                  properties: dict[str, Any] | None = None, invoke: bool = True) -> Any:
+                  properties: dict[str, Any] | None = None, invoke: bool = True,
+                  depends: tuple[str, ...] = MALLORY_DEPENDS) -> Any:
         for old in added:
             await kernel.hot_remove(old)
         added.clear()
         props = dict(properties or {})
         if target is not None:
             props["target"] = target
-        cls = malicious(plan, on=on, on_event=on_event)
+        cls = malicious(plan, on=on, on_event=on_event, depends=depends)
         added.append(name)
         await kernel.hot_add(cls, name, props)
         if on == "activate":
