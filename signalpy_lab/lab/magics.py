@@ -16,7 +16,7 @@ import importlib
 import json
 import shlex
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import wraps
 from typing import Any
 
@@ -25,9 +25,10 @@ from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from ..errors import SignalpyLabError, choices
-from ..kernel.events import caused_by, short_repr
+from ..kernel.events import caused_by
 from ..kernel.metadata import meta_of
 from . import text
+from .masking import MASK, is_secret_key, returned, shown
 from .session import LabSession
 from .why import explain
 
@@ -115,7 +116,7 @@ class LabMagics(Magics):
         """Register component classes (or every component in a module) as factories."""
         args = parse_argstring(self.discover, line)
         found = [self._resolve_component(name) for name in args.names]
-        names = self.kernel.discover(found)
+        names = self.session.discover(found)
         print(f"discovered: {', '.join(names)}")
 
     def _resolve_component(self, name: str) -> Any:
@@ -149,6 +150,7 @@ class LabMagics(Magics):
         %instantiate tenant-db tenant-db-acme target=acme
         """
         args = parse_argstring(self.instantiate, line)
+        self._check_not_stopped("%instantiate")
         rest = list(args.rest)
         name = rest.pop(0) if rest and "=" not in rest[0] else None
         properties = parse_assignments(rest, "%instantiate")
@@ -161,19 +163,45 @@ class LabMagics(Magics):
     @line_magic
     @_user_errors
     def boot(self, line: str) -> None:
-        """Boot the kernel: activate every queued instance in dependency order."""
-        self.session.boot()
-        failed = [i for i in self.kernel.instances() if i.state == "failed"]
-        print(f"booted: {len(self.kernel.instances())} instances"
-              + (f", {len(failed)} failed: " + "; ".join(f"{i.name}: {i.error}" for i in failed)
-                 if failed else ""))
+        """Boot the kernel: activate every queued instance in dependency order.
+
+        On a running kernel it changes nothing and says what is running (so a notebook
+        written instantiate-then-boot survives Run All). After %shutdown it restarts the
+        kernel with the same factories, instances and config.
+        """
+        with caused_by("%boot"):
+            report = self.session.boot()
+        self.shell.user_ns["kernel"] = self.session.kernel
+        states: dict[str, int] = {}
+        for info in self.kernel.instances():
+            states[info.state] = states.get(info.state, 0) + 1
+        counts = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+        head = {"booted": "booted", "restarted": "restarted with the same factories, "
+                "instances and config", "running": "already running, nothing to boot"}
+        text = f"{head[report.action]}: {report.instances} instances ({counts or 'none'})"
+        if report.failed:
+            text += f"; {len(report.failed)} failed: " + "; ".join(report.failed)
+        if report.lost:
+            text += ("; not restarted (class not found, %discover it again): "
+                     + ", ".join(report.lost))
+        print(text)
 
     @line_magic
     @_user_errors
     def shutdown(self, line: str) -> None:
-        """Deactivate every instance in reverse dependency order."""
-        self.session.run(self.kernel.shutdown())
-        print("kernel stopped (%reset for a fresh one)")
+        """Deactivate every instance in reverse dependency order (%boot restarts)."""
+        if self.session.stopped:
+            print("kernel already stopped: %boot restarts it, %reset starts a fresh one")
+            return
+        with caused_by("%shutdown"):
+            count = self.session.shutdown()
+        print(f"kernel stopped: {count} instances deactivated. %boot restarts it with the "
+              "same factories, instances and config; %reset starts a fresh one")
+
+    def _check_not_stopped(self, magic: str) -> None:
+        if self.session.stopped:
+            raise UsageError(f"{magic}: the kernel is stopped; %boot restarts it (same "
+                             "factories, instances and config), then try again")
 
     @magic_arguments()
     @argument("--no-boot", action="store_true", help="leave the new kernel unbooted")
@@ -228,6 +256,7 @@ class LabMagics(Magics):
         r = %invoke tenant-db.query target=globex table=users
         """
         args = parse_argstring(self.invoke, line)
+        self._check_not_stopped("%invoke")
         params = self._params(args.params)
         found = self.kernel.bus.resolve(args.handler, params)
         route = ("transport" if found is None else
@@ -260,6 +289,12 @@ class LabMagics(Magics):
     @line_cell_magic
     def config(self, line: str, cell: str | None = None) -> Any:
         """%config set KEY VALUE | get KEY | show [PREFIX] | unset KEY; %%config merges YAML/JSON.
+
+        `%config show` lists every key as the host sees it; `show PREFIX` the keys under it.
+        Secrets (every value at or under `apps.`) are always shown as ••••••, in every
+        listing and message. `r = %config get KEY` returns the value, except for a secret
+        key: then a SecretValue that displays masked (Out[], print, repr), and whose
+        `.reveal()` gives the real value to code.
 
         Any other use (%config, %config InlineBackend.figure_format = 'svg', ...) is
         IPython's own %config, unchanged.
@@ -294,32 +329,44 @@ class LabMagics(Magics):
                     session.set_config(key, value)
             finally:
                 unsubscribe()
-            where = "runtime" if session.booted else "pending: becomes a default at %boot"
-            print(f"{key} = {value!r} ({where})"
+            where = ("runtime" if session.booted else
+                     "pending: applied when %boot restarts the kernel" if session.stopped else
+                     "pending: becomes a default at %boot")
+            print(f"{key} = {shown(key, value)} ({where})"
                   + (f"; stale now: {', '.join(sorted(stale))}" if stale else ""))
             return None
         if not session.booted:
             raise UsageError(f"%config {command}: the kernel is not booted; run %boot first")
         if command == "get":
             explained = session.config.explain(key)
-            print(f"{key} = {explained.value!r} (source: {explained.source or 'unset'})")
-            return explained.value
+            print(f"{key} = {shown(key, explained.value)} "
+                  f"(source: {explained.source or 'unset'})")
+            return returned(key, explained.value)
         removed = session.config.unset(key)
         print(f"{key}: " + ("runtime value removed" if removed else "no runtime value to remove"))
         return None
 
     def _config_show(self, prefix: str) -> text.Table:
         session = self.session
+        under = f" under {prefix}" if prefix else ""
         if not session.booted:
-            return text.Table(["key", "value", "source"],
-                              [(k, short_repr(v), "pending (defaults at boot)")
-                               for k, v in _leaves(session.pending_config, "")],
-                              title="Config (not booted)")
+            pending = "pending (runtime at %boot)" if session.stopped else \
+                "pending (defaults at boot)"
+            stopped = session.stopped_config() if session.stopped else None
+            rows = [] if stopped is None else [
+                (k, shown(k, stopped.peek(k)), stopped.source(k) or "")
+                for k in stopped.keys(prefix)]
+            rows += [(k, shown(k, v), pending) for k, v in _leaves(session.pending_config, "")
+                     if not prefix or k == prefix or k.startswith(prefix + ".")]
+            title = "Config (stopped: %boot restores it)" if session.stopped else \
+                "Config (not booted)"
+            return text.Table(["key", "value", "source"], rows, title=title + under,
+                              footer=_masked_note(r[0] for r in rows))
         config = session.config
-        rows = [(k, short_repr(config.peek(k)), config.source(k) or "")
+        rows = [(k, shown(k, config.peek(k)), config.source(k) or "")
                 for k in config.keys(prefix)]
-        return text.Table(["key", "value", "source"], rows,
-                          title=f"Config{' under ' + prefix if prefix else ''}")
+        return text.Table(["key", "value", "source"], rows, title=f"Config{under}",
+                          footer=_masked_note(r[0] for r in rows))
 
     @_user_errors
     def _config_cell(self, line: str, cell: str) -> None:
@@ -463,6 +510,13 @@ class LabMagics(Magics):
         """The recent reactive and bus events, newest first, with their command."""
         args = parse_argstring(self.events, line)
         return text.log_table(self.session.model.recent(args.limit, tenant=args.tenant))
+
+
+def _masked_note(keys: Iterable[str]) -> str | None:
+    """The footer of a config listing that hides secrets."""
+    if any(is_secret_key(k) for k in keys):
+        return f"values under apps. are secrets, shown as {MASK}"
+    return None
 
 
 def _leaves(tree: Mapping[str, Any], prefix: str) -> list[tuple[str, Any]]:

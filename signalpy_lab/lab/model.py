@@ -110,6 +110,18 @@ class LabModel:
         self._unsubscribe()
         self._listeners.clear()
 
+    def attach(self, kernel: Kernel) -> None:
+        """Follow ``kernel`` instead (a restart): the views and the log stay, so a widget on
+        the page keeps updating; node activity starts afresh (the new nodes are new)."""
+        with self._lock:
+            self._unsubscribe()
+            self.kernel = kernel
+            self.activity.clear()
+            self._unsubscribe = kernel.events.subscribe(self._on_event)
+            self.structure_version += 1
+            self.version += 1
+        self._notify()
+
     def on_change(self, callback: Callable[[LabModel], None]) -> Callable[[], None]:
         """Call ``callback(model)`` after each recorded event (views throttle on their side)."""
         self._listeners.append(callback)

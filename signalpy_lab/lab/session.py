@@ -5,19 +5,31 @@ embedded providers (config, logging, credentials, storage in ``./.signalpy_lab/s
 ``%reset`` replaces it with a fresh one (``--no-boot`` to teach boot order: instances are
 then queued until ``%boot``). Config written before boot becomes the config instance's
 defaults at boot.
+
+One story for the lifecycle magics: ``boot()`` on a running kernel changes nothing and says
+so (a notebook written instantiate-then-boot survives Run All); ``shutdown()`` then
+``boot()`` *restarts*: a new kernel (a stopped one cannot boot again) with the same
+discovered factories, the same instances and properties, and the same config, runtime
+values included, so ``%config get`` still tells runtime from defaults. The model follows
+the new kernel, so widgets on the page keep updating.
 """
 
 from __future__ import annotations
 
+import copy
+import importlib
 from collections.abc import Coroutine, Mapping
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ..kernel import Kernel, KernelState
+from ..kernel.lifecycle import activation_order
+from ..kernel.metadata import meta_of
 from ..providers import DEFAULT_PROVIDERS
 from .model import LabModel
 from .runner import DEFAULT_TIMEOUT, KernelRunner
 
-__all__ = ["LabSession", "current_session"]
+__all__ = ["BootReport", "LabSession", "current_session"]
 
 T = TypeVar("T")
 
@@ -31,6 +43,24 @@ def current_session() -> LabSession:
     return _current
 
 
+@dataclass(frozen=True)
+class BootReport:
+    """What ``LabSession.boot()`` did, for the ``%boot`` magic to say."""
+
+    action: str  # "booted" | "restarted" | "running" (nothing to do)
+    instances: int
+    failed: tuple[str, ...] = ()  # "name: error" of instances that did not activate
+    lost: tuple[str, ...] = ()  # factories a restart could not find a class for
+
+
+@dataclass
+class _SavedConfig:
+    """The config a restart brings back: the instance's defaults plus its runtime writes."""
+
+    defaults: dict[str, Any]
+    runtime: list[tuple[str, Any]] = field(default_factory=list)
+
+
 class LabSession:
     """A kernel, its model and its loop thread, managed together."""
 
@@ -41,11 +71,13 @@ class LabSession:
         self.kernel: Kernel = self.runner.new_kernel()
         self.model = LabModel(self.kernel)
         self.pending_config: dict[str, Any] = {}
+        self._classes: dict[str, type] = {}  # factory -> class, for a restart
+        self._saved_config: _SavedConfig | None = None
         self._setup(boot)
         _current = self
 
     def _setup(self, boot: bool) -> None:
-        self.kernel.discover(list(DEFAULT_PROVIDERS))
+        self.discover(list(DEFAULT_PROVIDERS))
         if boot:
             self.boot()
 
@@ -59,8 +91,29 @@ class LabSession:
     def booted(self) -> bool:
         return self.kernel.state is KernelState.RUNNING
 
-    def boot(self) -> None:
-        """Boot the kernel; config written before boot becomes the config's defaults."""
+    @property
+    def stopped(self) -> bool:
+        """Shut down: ``boot()`` restarts it."""
+        return self.kernel.state is KernelState.STOPPED
+
+    def discover(self, classes: list[Any]) -> list[str]:
+        """``kernel.discover`` that also remembers the classes, so a restart finds them."""
+        names = self.kernel.discover(classes)
+        for item in classes:
+            meta = meta_of(item) if isinstance(item, type) else None
+            if meta is not None:
+                self._classes[meta.factory_name] = item
+        return names
+
+    def boot(self) -> BootReport:
+        """Boot, restart (after a shutdown) or, when running, leave the kernel as it is.
+
+        Config written before the first boot becomes the config's defaults.
+        """
+        if self.kernel.state is KernelState.RUNNING:
+            return BootReport("running", len(self.kernel.instances()), self._failed())
+        if self.stopped:
+            return self._restart()
         names = {i.name for i in self.kernel.instances()}
         if "config" not in names:
             self.kernel.instantiate("config", properties={"defaults": self.pending_config})
@@ -69,6 +122,81 @@ class LabSession:
         if self.pending_config:
             self.config.merge(self.pending_config)
             self.pending_config = {}
+        return BootReport("booted", len(self.kernel.instances()), self._failed())
+
+    def shutdown(self) -> int:
+        """Deactivate every instance (reverse order); returns how many were active.
+
+        The config is remembered first, so ``boot()`` can restart with it.
+        """
+        if self.kernel.state is not KernelState.RUNNING:
+            return 0
+        active = sum(1 for i in self.kernel.instances() if i.state == "active")
+        self._saved_config = _read_config(self.kernel)
+        self.run(self.kernel.shutdown())
+        return active
+
+    def stopped_config(self) -> Any:
+        """The stopped kernel's config provider (still readable): what ``boot()`` restores."""
+        if not self.stopped:
+            return None
+        try:
+            return self.kernel.instance("config").obj
+        except LookupError:
+            return None
+
+    def _failed(self) -> tuple[str, ...]:
+        return tuple(f"{i.name}: {i.error}" for i in self.kernel.instances()
+                     if i.state == "failed")
+
+    def _restart(self) -> BootReport:
+        """A new kernel with the stopped one's factories, instances and config.
+
+        The config instance boots first and gets its runtime values back before any other
+        instance activates (then each is added in the old activation order), so no
+        component ever sees the config without them.
+        """
+        old = self.kernel
+        saved = self._saved_config or _read_config(old)
+        records = {i.name: old.instance(i.name) for i in old.instances()}
+        order = activation_order(records)
+        classes: dict[str, type] = {}
+        lost: list[str] = []
+        for info in old.factories():
+            cls = (next((records[n].meta.cls for n in info.instances if n in records), None)
+                   or self._classes.get(info.name) or _import_class(info.cls))
+            if cls is None:
+                lost.append(info.name)
+            else:
+                classes[info.name] = cls
+        kernel = self.runner.new_kernel()
+        config = records.get("config")
+        if config is not None and config.factory in classes:
+            kernel.discover([classes[config.factory]])
+            kernel.instantiate(config.factory, "config", copy.deepcopy(config.properties))
+        self.kernel = kernel
+        self.model.attach(kernel)
+        self._saved_config = None
+        self.run(kernel.boot())
+        if config is not None and saved is not None and saved.runtime:
+            service = self.config
+            for key, value in saved.runtime:
+                service.set(key, value)
+        if self.pending_config:  # written while stopped: runtime values now
+            self.config.merge(self.pending_config)
+            self.pending_config = {}
+        kernel.discover(list(classes.values()))
+        failed: list[str] = []
+        for name in order:
+            record = records[name]
+            if name == "config" or record.factory not in classes:
+                continue
+            try:
+                self.run(kernel.hot_add(record.factory, name, copy.deepcopy(record.properties)))
+            except Exception as exc:  # kept as failed, like boot; reported by %boot
+                failed.append(f"{name}: {type(exc).__name__}: {exc}")
+        return BootReport("restarted", len(kernel.instances()),
+                          tuple(failed) or self._failed(), tuple(sorted(lost)))
 
     @property
     def config(self) -> Any:
@@ -113,9 +241,10 @@ class LabSession:
         self.kernel = self.runner.new_kernel()
         self.model = LabModel(self.kernel)
         self.pending_config = {}
+        self._saved_config = None
         self._setup(boot)
 
-    def _shutdown_kernel(self) -> None:
+    def _shutdown_kernel(self) -> None:  # closing or resetting: nothing to restart
         if self.kernel.state in (KernelState.RUNNING, KernelState.BOOTING):
             self.run(self.kernel.shutdown())
 
@@ -129,3 +258,55 @@ class LabSession:
             self.runner.stop()
             if _current is self:
                 _current = None
+
+
+def _read_config(kernel: Kernel) -> _SavedConfig | None:
+    """The ``config`` instance's defaults and runtime writes (None without one).
+
+    Reads the provider object, which keeps its values after deactivation, so this works
+    before a shutdown and after one made outside the lab (``await kernel.shutdown()``).
+    """
+    try:
+        record = kernel.instance("config")
+    except LookupError:
+        return None
+    provider = record.obj
+    defaults = copy.deepcopy(record.properties.get("defaults", {}))
+    if provider is None:
+        return _SavedConfig(defaults)
+    return _SavedConfig(defaults, _runtime_writes(provider, "", provider.as_dict(), defaults))
+
+
+def _runtime_writes(config: Any, path: str, value: Any,
+                    defaults: Any) -> list[tuple[str, Any]]:
+    """``set(key, value)`` calls that rebuild the runtime layer over ``defaults``.
+
+    A key that has defaults but takes its value from the runtime layer was replaced by a
+    write at or above it: one write (its subtree included). A runtime subtree with no
+    defaults under it is rebuilt leaf by leaf (the same tree, and the same writes a user
+    makes); a mixed subtree is walked; a key from the defaults needs nothing.
+    """
+    source = config.source(path) if path else "runtime+defaults"
+    mapping = isinstance(value, Mapping) and bool(value)
+    if source == "runtime" and (defaults is not _ABSENT or not mapping):
+        return [(path, value)]
+    if source not in ("runtime", "runtime+defaults") or not mapping:
+        return []
+    out: list[tuple[str, Any]] = []
+    for key, sub in value.items():
+        below = defaults.get(key, _ABSENT) if isinstance(defaults, Mapping) else _ABSENT
+        out.extend(_runtime_writes(config, f"{path}.{key}" if path else str(key), sub, below))
+    return out
+
+
+_ABSENT: Any = object()
+
+
+def _import_class(dotted: str) -> type | None:
+    """``pkg.module.Class`` imported, or None (a class from ``__main__`` has gone)."""
+    module, _, name = dotted.rpartition(".")
+    try:
+        found = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        return None
+    return found if isinstance(found, type) else None

@@ -162,7 +162,6 @@ def test_discover_a_class_defined_in_a_cell(lab) -> None:
         ("%graph --tenant umbrela", "no instance serves 'umbrela'"),
         ("%graph --export out.png", "expected a path ending in .svg, .dot or .json"),
         ("%%config\n- just\n- a list\n", "the cell must be a mapping"),
-        ("%boot", "already running; boot once"),
     ],
 )
 def test_user_errors_are_one_line_usage_errors(lab, cell, message) -> None:
