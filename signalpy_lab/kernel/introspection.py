@@ -138,6 +138,9 @@ class GraphNode:
     runs: int
     value: str
     error: str | None
+    # How many computeds and effects read it now. A provider's per-key signal outlives its
+    # readers (its owner is the provider's scope): 0 says nobody depends on it any more.
+    readers: int = 0
 
 
 @dataclass(frozen=True)
@@ -182,6 +185,7 @@ def _describe(node: ReactiveNode) -> GraphNode:
         instance=owner.name if owner is not None else None, tenant=node.tenant,
         state=_STATES.get(node.state, "stale"), runs=runs, value=value,
         error=redact(f"{type(error).__name__}: {error}") if error is not None else None,
+        readers=len(node.subs),
     )
 
 

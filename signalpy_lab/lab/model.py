@@ -37,7 +37,17 @@ from ..kernel.events import (
 )
 from ..kernel.introspection import plain
 
-__all__ = ["HISTORY", "LOG_SIZE", "EpochInfo", "LabModel", "LogEntry", "NodeActivity", "describe"]
+__all__ = [
+    "HISTORY",
+    "LOG_SIZE",
+    "ON_DEMAND_INSTANCES",
+    "PROVIDER_INSTANCES",
+    "EpochInfo",
+    "LabModel",
+    "LogEntry",
+    "NodeActivity",
+    "describe",
+]
 
 #: Values remembered per node.
 HISTORY = 5
@@ -50,6 +60,9 @@ _CHANGES = frozenset({"signal.set", "instance.added", "instance.removed"})
 
 #: Providers whose nodes are hidden unless asked for (their config signals stay visible).
 PROVIDER_INSTANCES = frozenset({"logging", "credentials", "storage"})
+#: Providers whose signals exist because someone read a key: once nobody reads one (its
+#: readers were removed), it is a ghost, hidden unless providers are asked for.
+ON_DEMAND_INSTANCES = PROVIDER_INSTANCES | {"config"}
 
 
 @dataclass
@@ -241,15 +254,25 @@ class LabModel:
 
     def snapshot(self, *, tenant: str | None = None, instance: str | None = None,
                  include_providers: bool = False) -> dict[str, Any]:
-        """Graph nodes with their epoch status, history and counts; edges; routes; epoch."""
+        """Graph nodes with their epoch status, history and counts; edges; routes; epoch.
+
+        A provider's key signal that nobody reads any more (``readers == 0``: its readers
+        were removed, say by ``%remove tenant-db-acme``) is left out; with
+        ``include_providers`` it is kept and marked ``unread``.
+        """
         graph = self.kernel.graph(tenant=tenant, instance=instance)
         with self._lock:
             nodes = []
             for node in graph.nodes:
                 if not include_providers and node.instance in PROVIDER_INSTANCES:
                     continue
+                unread = (node.kind == "signal" and node.readers == 0
+                          and node.instance in ON_DEMAND_INSTANCES)
+                if unread and not include_providers:
+                    continue
                 activity = self.activity.get(node.id)
                 data = plain(node)
+                data["unread"] = unread
                 data["status"] = activity.status if activity else "untouched"
                 data["recomputes"] = activity.recomputes if activity else 0
                 data["history"] = [v for _, v in activity.history] if activity else []

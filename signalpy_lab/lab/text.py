@@ -106,7 +106,8 @@ def graph_table(snapshot: dict[str, Any], footer: str | None = None) -> Table:
     nodes = sorted(snapshot["nodes"], key=lambda n: (n["instance"] or "", n["kind"] != "signal",
                                                       n["label"]))
     rows = [(f"{STATUS_MARK.get(n['status'], '?')} {n['status']}", n["instance"] or "",
-             n["tenant"] or "", n["kind"], n["label"], n["runs"], n["error"] or n["value"],
+             n["tenant"] or "", n["kind"], n["label"], n["runs"],
+             n["error"] or (f"no readers, {n['value']}" if n.get("unread") else n["value"]),
              ", ".join(sorted(reads.get(n["id"], [])))) for n in nodes]
     epoch = snapshot["epoch"]
     title = f"Reactive graph — epoch {epoch['number']}" + (

@@ -103,6 +103,8 @@ def _detail(node: Mapping[str, Any]) -> str:
         text = f"ran {runs}x"
     elif kind == "computed":
         text = f"{runs}x = {node['value']}" if runs else "not run yet"
+    elif node.get("unread"):
+        text = f"no readers, = {node['value']}"
     else:
         text = f"= {node['value']}"
     return text if len(text) <= DETAIL_WIDTH else text[: DETAIL_WIDTH - 3] + "..."
@@ -110,7 +112,8 @@ def _detail(node: Mapping[str, Any]) -> str:
 
 def _class_of(node: Mapping[str, Any]) -> str:
     status = node["status"] if node["status"] in STATUSES else "untouched"
-    return f"{node['kind']} {status}" + (" error" if node.get("error") else "")
+    return (f"{node['kind']} {status}" + (" error" if node.get("error") else "")
+            + (" unread" if node.get("unread") else ""))
 
 
 def _quote(text: str) -> str:
@@ -187,7 +190,7 @@ def to_dot(snapshot: Mapping[str, Any], *, max_nodes: int = 150,
     by_id = {n["id"]: n for n in nodes}
     tenants_of: dict[str, set[str]] = {}
     for node in nodes:
-        if node["instance"] is not None:
+        if node["instance"] is not None and not node.get("unread"):  # a ghost shares nothing
             tenants_of.setdefault(node["instance"], set()).add(node["tenant"])
     all_tenants = {t for ts in tenants_of.values() for t in ts if t}
 

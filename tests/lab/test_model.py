@@ -1,0 +1,66 @@
+"""The lab model's graph: what it shows after tenants come and go."""
+
+from __future__ import annotations
+
+from signalpy_lab.kernel import Kernel
+from signalpy_lab.lab.model import LabModel
+from signalpy_lab.lab.render import to_dot
+from signalpy_lab.testing import LabShell
+
+TENANTS = ("acme", "globex", "initech")
+
+
+def labels(snapshot: dict) -> set[str]:
+    return {n["label"] for n in snapshot["nodes"]}
+
+
+async def test_a_removed_tenants_config_key_leaves_the_graph(seed_kernel: Kernel) -> None:
+    """After acme's instance is removed, nobody reads tenants.acme.db_url: no ghost node.
+
+        tenants.acme.db_url ──▶ tenant-db-acme.db_url      (removed: the key has no reader)
+    """
+    model = LabModel(seed_kernel)
+    for tenant in TENANTS:
+        await seed_kernel.bus.invoke("tenant-db.query", {"target": tenant})
+    assert "tenants.acme.db_url" in labels(model.snapshot())
+    await seed_kernel.hot_remove("tenant-db-acme")
+    snapshot = model.snapshot()
+    assert "tenants.acme.db_url" not in labels(snapshot)
+    assert {n["tenant"] for n in snapshot["nodes"] if n["instance"] == "config"} == {
+        "globex", "initech"}
+    assert "shared by 2 tenants" in to_dot(snapshot).source
+    model.close()
+
+
+async def test_with_providers_the_ghost_is_shown_as_no_readers(seed_kernel: Kernel) -> None:
+    """`--providers` keeps the unread key, says "no readers", and does not count its tenant."""
+    model = LabModel(seed_kernel)
+    for tenant in TENANTS:
+        await seed_kernel.bus.invoke("tenant-db.query", {"target": tenant})
+    await seed_kernel.hot_remove("tenant-db-acme")
+    snapshot = model.snapshot(include_providers=True)
+    ghost = next(n for n in snapshot["nodes"] if n["label"] == "tenants.acme.db_url")
+    assert ghost["readers"] == 0
+    assert ghost["unread"] is True
+    graph = to_dot(snapshot)
+    dot_id = f"n{ghost['id']}"
+    assert graph.details[dot_id].startswith("no readers, = ")
+    assert graph.classes[dot_id].endswith(" unread")
+    assert "shared by 2 tenants" in graph.source
+    model.close()
+
+
+def test_the_graph_magic_after_remove() -> None:
+    """The story from the issue, typed: %remove, then %graph shows no acme key."""
+    with LabShell() as lab:
+        lab.run("from signalpy_lab.examples.multi_tenant import TenantDatabase\n"
+                "%discover TenantDatabase")
+        for tenant in TENANTS:
+            lab.run(f"%config set tenants.{tenant}.db_url postgres://db/{tenant}")
+            lab.run(f"%instantiate tenant-db tenant-db-{tenant} target={tenant}")
+            lab.run(f"%invoke tenant-db.query target={tenant}")
+        lab.run("%remove tenant-db-acme")
+        assert "tenants.acme.db_url" not in str(lab.run("%graph"))
+        providers = str(lab.run("%graph --providers"))
+        row = next(line for line in providers.splitlines() if "tenants.acme.db_url" in line)
+        assert "no readers, 'postgres://db/acme'" in row
