@@ -37,6 +37,7 @@ __all__ = [
     "MAX_EFFECT_ROUNDS",
     "MAX_NESTED_EVALUATIONS",
     "MAYBE",
+    "RUNNING",
     "DerivedNode",
     "GraphHooks",
     "ReactiveNode",
@@ -48,6 +49,10 @@ __all__ = [
 ]
 
 CLEAN, MAYBE, DIRTY = 0, 1, 2
+#: The state of a node while its body runs: non-zero, so a lock-free read takes the locked
+#: path (waiting for a body in another thread, reporting a cycle in this one), and below
+#: CLEAN, so a write during the body marks it like a clean node and the mark survives.
+RUNNING = -1
 
 #: Nested first evaluations allowed before the innermost read is deferred to the outermost one.
 MAX_NESTED_EVALUATIONS = 64
@@ -92,7 +97,7 @@ class _Context:
 
     __slots__ = (
         "depth", "batch_depth", "flushing", "pending", "hooks", "lock",
-        "eval_stack", "links", "nodes", "error_handler",
+        "links", "nodes", "error_handler",
     )
 
     def __init__(self) -> None:
@@ -102,13 +107,13 @@ class _Context:
         self.pending: list[DerivedNode] = []  # queued effects
         self.hooks: GraphHooks | None = None
         self.lock = threading.RLock()
-        self.eval_stack: list[DerivedNode] = []
         self.links = 0  # live dependency links, for leak checks
         self.nodes = 0  # live (undisposed) derived nodes
         self.error_handler: Callable[[DerivedNode, BaseException], None] | None = None
 
 
 context = _Context()
+_lock = context.lock  # the one engine lock, as a module global: read on every locked path
 
 
 class _Tracking(threading.local):
@@ -174,6 +179,7 @@ class SourceNode(ReactiveNode):
         self.equals = equals
 
     def _read(self) -> Any:
+        """The value; recorded as a dependency of the body running in this thread, if any."""
         observer = tracking.observer
         if observer is not None:
             observer.new_deps[self] = self.version  # type: ignore[index]
@@ -181,10 +187,16 @@ class SourceNode(ReactiveNode):
 
     def _write(self, value: Any) -> bool:
         """Store ``value``; mark and flush dependents. Returns whether it changed."""
-        with context.lock:
+        with _lock:
             old = self.value
-            if _same(old, value, self.equals):
+            if old is value:
                 return False
+            equals = self.equals
+            try:  # _same, inlined: this is every write's path
+                if old == value if equals is None else equals(old, value):
+                    return False
+            except Exception:  # e.g. numpy arrays: ambiguous truth value means "changed"
+                pass
             hooks = context.hooks
             cause = hooks.on_set(self, old, value) if hooks is not None else None
             if self.subs:
@@ -194,7 +206,8 @@ class SourceNode(ReactiveNode):
             # never a CLEAN dependent still holding a value computed from the old one.
             self.value = value
             self.version += 1
-            if context.pending and context.batch_depth == 0 and context.depth == 0:
+            ctx = context
+            if ctx.pending and ctx.batch_depth == 0 and ctx.depth == 0:
                 _flush()
             return True
 
@@ -203,7 +216,7 @@ class DerivedNode(ReactiveNode):
     """A node with a body: a computed (cached value) or an effect (side effect)."""
 
     __slots__ = (
-        "fn", "value", "error", "deps", "dep_versions", "new_deps", "running", "checking",
+        "fn", "value", "error", "dep_map", "new_deps", "running", "checking", "caller",
         "runs", "cause", "disposed", "is_effect", "queued", "equals", "cleanup",
     )
 
@@ -214,11 +227,13 @@ class DerivedNode(ReactiveNode):
         self.fn = fn
         self.value: Any = _MISSING
         self.error: BaseException | None = None
-        self.deps: list[ReactiveNode] = []
-        self.dep_versions: list[int] = []
+        # Dependency -> its version when last read, in the order the body read them: one
+        # dict is both the list of dependencies and their recorded versions.
+        self.dep_map: dict[ReactiveNode, int] = {}
         self.new_deps: dict[ReactiveNode, int] | None = None
         self.running = False
         self.checking = False
+        self.caller: DerivedNode | None = None  # the observer when the body last started
         self.runs = 0
         self.cause: Any = None
         self.disposed = False
@@ -229,19 +244,26 @@ class DerivedNode(ReactiveNode):
         self.state = DIRTY  # never ran
         context.nodes += 1
 
+    @property
+    def deps(self) -> list[ReactiveNode]:
+        """The dependencies recorded by the last run, in the order the body read them."""
+        return list(self.dep_map)
+
     # -- reading ---------------------------------------------------------------------
 
     def _read(self) -> Any:
-        """Return the current value, refreshing it first if it may be stale."""
-        # ``disposed`` is tested too: ``dispose`` leaves the node CLEAN, and without it a read
-        # returned the internal ``_MISSING`` sentinel instead of raising.
-        if self.state or self.running or self.disposed:
+        """Return the current value, refreshing it first if it may be stale.
+
+        The common case (clean) costs one test of ``state``: a running or disposed node is
+        never CLEAN (RUNNING, DIRTY), so both reach the locked path.
+        """
+        if self.state:
             if self.disposed:
                 raise DisposedError(
                     f"{self.describe()!r} was disposed (its owner was removed); "
                     "it can no longer be read."
                 )
-            with context.lock:
+            with _lock:
                 # ``running`` is checked under the lock: every body runs with the lock held, so
                 # here it can only mean this thread is inside the body (a cycle). Checked before
                 # taking the lock, a body running in another thread looked like a cycle too.
@@ -250,11 +272,18 @@ class DerivedNode(ReactiveNode):
                     if observer is not None:  # record the edge so a later change re-checks it
                         observer.new_deps[self] = self.version  # type: ignore[index]
                     raise CycleError(_cycle_message(self))
-                if context.depth == 0:
-                    _refresh_outermost(self)
-                    if context.pending and not context.batch_depth:
+                ctx = context
+                if ctx.depth == 0:
+                    if self.state == DIRTY:  # the outermost read of a dirty node: run it here
+                        try:
+                            _run(self)
+                        except _Deferred as deferred:
+                            _refresh_outermost(self, deferred)
+                    elif self.state:
+                        _refresh_outermost(self)
+                    if ctx.pending and not ctx.batch_depth:
                         _flush()  # a body wrote a signal (discouraged, but not lost)
-                elif context.depth >= MAX_NESTED_EVALUATIONS:
+                elif ctx.depth >= MAX_NESTED_EVALUATIONS:
                     raise _Deferred(self)
                 else:
                     _refresh(self)
@@ -269,20 +298,19 @@ class DerivedNode(ReactiveNode):
 
     def dispose(self) -> None:
         """Unsubscribe from every dependency; the node can no longer run."""
-        with context.lock:
+        with _lock:
             if self.disposed:
                 return
             self.disposed = True
             context.nodes -= 1
             hooks = context.hooks
-            for dep in self.deps:
+            for dep in self.dep_map:
                 if dep.subs.pop(self, _MISSING) is not _MISSING:
                     context.links -= 1
                     if hooks is not None:
                         hooks.on_edge(dep, self, False)
-            self.deps = []
-            self.dep_versions = []
-            self.state = CLEAN
+            self.dep_map = {}
+            self.state = DIRTY  # never CLEAN again, so a read takes the path that raises
             self.value = _MISSING
             cleanup, self.cleanup = self.cleanup, None
         if cleanup is not None:
@@ -301,30 +329,37 @@ def _same(old: Any, new: Any, equals: Callable[[Any, Any], bool] | None) -> bool
 
 
 def _cycle_message(node: DerivedNode) -> str:
-    stack = context.eval_stack
-    start = next((i for i, n in enumerate(stack) if n is node), 0)
-    chain = [n.describe() for n in stack[start:]] + [node.describe()]
-    return f"Cycle detected: {' -> '.join(chain)}. A computed cannot depend on itself."
+    # Walk the bodies running in this thread, innermost first, back to ``node``.
+    chain: list[DerivedNode] = []
+    current = tracking.observer
+    while current is not None and current is not node and len(chain) < 10_000:
+        chain.append(current)
+        current = current.caller
+    names = [node.describe(), *(n.describe() for n in reversed(chain)), node.describe()]
+    return f"Cycle detected: {' -> '.join(names)}. A computed cannot depend on itself."
 
 
 def _mark_downstream(source: ReactiveNode, cause: Any) -> None:
     """Mark direct subscribers DIRTY and everything below them MAYBE; queue effects.
 
     Invariant kept: a non-clean node's subscribers are all non-clean, so the walk stops at
-    nodes already marked.
+    nodes already marked. A RUNNING node counts as clean here (its mark must survive the
+    run). Nodes with no subscribers are not pushed at all (fan-out: a thousand leaves).
     """
     hooks = context.hooks
+    if hooks is not None:
+        _mark_downstream_observed(source, cause, hooks)
+        return
     stack: list[DerivedNode] = []
+    push = stack.append
     for sub in source.subs:
         previous = sub.state
         sub.state = DIRTY
-        if previous == CLEAN:
-            stack.append(sub)
-            if hooks is not None:
-                sub.cause = cause
-                hooks.on_stale(sub, cause)
+        if previous <= CLEAN:
+            if sub.subs or sub.is_effect:
+                push(sub)
         elif sub.is_effect and not sub.queued:
-            stack.append(sub)  # stale but unqueued (dropped by an EffectLoopError): requeue
+            push(sub)  # stale but unqueued (dropped by an EffectLoopError): requeue
     while stack:
         node = stack.pop()
         if node.is_effect:
@@ -333,111 +368,155 @@ def _mark_downstream(source: ReactiveNode, cause: Any) -> None:
                 context.pending.append(node)
             continue
         for sub in node.subs:
-            if sub.state == CLEAN:
+            if sub.state <= CLEAN:
+                sub.state = MAYBE
+                if sub.subs or sub.is_effect:
+                    push(sub)
+            elif sub.is_effect and not sub.queued:
+                push(sub)
+
+
+def _mark_downstream_observed(source: ReactiveNode, cause: Any, hooks: GraphHooks) -> None:
+    """``_mark_downstream`` while a hook listens: the same walk, reporting each node."""
+    stack: list[DerivedNode] = []
+    for sub in source.subs:
+        previous = sub.state
+        sub.state = DIRTY
+        if previous <= CLEAN:
+            stack.append(sub)
+            sub.cause = cause
+            hooks.on_stale(sub, cause)
+        elif sub.is_effect and not sub.queued:
+            stack.append(sub)
+    while stack:
+        node = stack.pop()
+        if node.is_effect:
+            if not node.queued:
+                node.queued = True
+                context.pending.append(node)
+            continue
+        for sub in node.subs:
+            if sub.state <= CLEAN:
                 sub.state = MAYBE
                 stack.append(sub)
-                if hooks is not None:
-                    sub.cause = cause
-                    hooks.on_stale(sub, cause)
+                sub.cause = cause
+                hooks.on_stale(sub, cause)
             elif sub.is_effect and not sub.queued:
                 stack.append(sub)
 
 
-def _refresh_outermost(node: DerivedNode) -> None:
-    """Refresh ``node``, first evaluating any node whose nested first run was deferred."""
+def _refresh_outermost(node: DerivedNode, deferred: _Deferred | None = None) -> None:
+    """Refresh ``node``, first evaluating any node whose nested first run was deferred.
+
+    ``deferred``: a first attempt at ``node`` already raised it (``_read``'s fast try).
+    """
     pending = [node]
     while pending:
-        target = pending[-1]
-        try:
-            _refresh(target)
-        except _Deferred as deferred:
-            if any(p is deferred.node for p in pending):
-                # Each hop here spans up to MAX_NESTED_EVALUATIONS links, hence the "...".
-                chain = " -> ... -> ".join(p.describe() for p in [*pending, deferred.node])
-                raise CycleError(
-                    f"Cycle detected: {chain}. A computed cannot depend on itself."
-                ) from None
-            pending.append(deferred.node)
-        else:
-            pending.pop()
+        if deferred is None:
+            try:
+                _refresh(pending[-1])
+            except _Deferred as exc:
+                deferred = exc
+            else:
+                pending.pop()
+                continue
+        if any(p is deferred.node for p in pending):
+            # Each hop here spans up to MAX_NESTED_EVALUATIONS links, hence the "...".
+            chain = " -> ... -> ".join(p.describe() for p in [*pending, deferred.node])
+            raise CycleError(
+                f"Cycle detected: {chain}. A computed cannot depend on itself."
+            ) from None
+        pending.append(deferred.node)
+        deferred = None
 
 
 def _refresh(node: DerivedNode) -> None:
-    """Bring ``node`` up to date, iteratively: verify MAYBE nodes, run DIRTY ones."""
-    if node.state == DIRTY:
+    """Bring ``node`` up to date, iteratively: verify MAYBE nodes, run DIRTY ones.
+
+    Depth first over recorded dependencies, in the order the body read them, with an
+    explicit stack of (node, its remaining dependencies, the version recorded for the one
+    being refreshed). A DIRTY dependency runs in place; a MAYBE one is descended into.
+    Once a node is decided (run, or verified clean) its parent compares versions at once.
+    """
+    state = node.state
+    if state == DIRTY:
         _run(node)
         return
-    nodes = [node]
-    positions = [0]
+    if state != MAYBE:
+        return  # refreshed meanwhile (by the thread that held the lock before us)
+    stack: list[tuple[DerivedNode, Any, int]] = []
+    current = node
+    items = iter(node.dep_map.items())
     node.checking = True
     try:
-        while nodes:
-            current = nodes[-1]
-            if current.state == DIRTY:
-                _run(current)  # popped even if its body re-marked it: no spinning here
-                current.checking = False
-                nodes.pop()
-                positions.pop()
-                continue
-            if current.state == CLEAN:
-                current.checking = False
-                nodes.pop()
-                positions.pop()
-                continue
-            deps = current.deps
-            versions = current.dep_versions
-            index = positions[-1]
+        while True:
             descended = False
-            while index < len(deps):
-                dep = deps[index]
-                if dep.state:
-                    if dep.checking or getattr(dep, "running", False):
-                        current.state = DIRTY  # a recorded cycle; running reports it properly
+            for dep, version in items:
+                state = dep.state
+                if not state:
+                    if dep.version != version:
+                        current.state = DIRTY
                         break
-                    positions[-1] = index
-                    dep.checking = True  # type: ignore[union-attr]
-                    nodes.append(dep)  # type: ignore[arg-type]
-                    positions.append(0)
-                    descended = True
+                    continue
+                if dep.checking or dep.running:  # type: ignore[attr-defined]
+                    current.state = DIRTY  # a recorded cycle; running reports it properly
                     break
-                if dep.version != versions[index]:
-                    current.state = DIRTY
-                    break
-                index += 1
-            if descended or current.state == DIRTY:
+                if state == DIRTY:
+                    _run(dep)  # type: ignore[arg-type]
+                    if dep.version != version:
+                        current.state = DIRTY
+                        break
+                    continue
+                stack.append((current, items, version))
+                dep.checking = True  # type: ignore[attr-defined]
+                current = dep  # type: ignore[assignment]
+                items = iter(current.dep_map.items())
+                descended = True
+                break
+            if descended:
                 continue
-            current.state = CLEAN
-            hooks = context.hooks
-            if hooks is not None:
-                hooks.on_verified(current)
-    finally:
-        for leftover in nodes:
-            leftover.checking = False
+            while True:  # ``current`` is decided: run or verify it, then its parent's turn
+                if current.state == DIRTY:
+                    _run(current)
+                elif current.state == MAYBE:
+                    current.state = CLEAN
+                    hooks = context.hooks
+                    if hooks is not None:
+                        hooks.on_verified(current)
+                current.checking = False
+                if not stack:
+                    return
+                parent, items, version = stack.pop()
+                changed = current.version != version
+                current = parent
+                if changed:
+                    current.state = DIRTY
+                    continue  # no need to look at the parent's other dependencies
+                break  # go on with the parent's remaining dependencies
+    except BaseException:
+        current.checking = False
+        for frame in stack:
+            frame[0].checking = False
+        raise
 
 
 def _run(node: DerivedNode) -> None:
     """Run the body of ``node`` with dependency tracking; relink and version it."""
     if node.disposed:
-        node.state = CLEAN
+        return  # stays DIRTY: a disposed node never runs again
+    if node.is_effect:
+        _run_effect(node)
         return
     hooks = context.hooks
     started = time.perf_counter() if hooks is not None else 0.0
-    cleanup = node.cleanup
-    if cleanup is not None:
-        node.cleanup = None
-        cleanup()
+    ctx = context
     previous_observer = tracking.observer
-    node.new_deps = {}
+    node.caller = previous_observer
+    new = node.new_deps = {}
     node.running = True
-    node.state = CLEAN  # a write during the body re-marks it, and that mark survives
+    node.state = RUNNING  # a write during the body re-marks it, and that mark survives
     tracking.observer = node
-    context.eval_stack.append(node)
-    is_effect = node.is_effect
-    if is_effect:
-        # An effect body is an evaluation root: reads in it may defer and retry on their own.
-        saved_depth, context.depth = context.depth, 0
-    else:
-        context.depth += 1
+    ctx.depth += 1
     error: BaseException | None = None
     value: Any = None
     changed = True
@@ -454,61 +533,103 @@ def _run(node: DerivedNode) -> None:
             raise
         finally:
             tracking.observer = previous_observer
-            context.eval_stack.pop()
-            if is_effect:
-                context.depth = saved_depth
-            else:
-                context.depth -= 1
-        _relink(node)
+            ctx.depth -= 1
+        node.new_deps = None
+        old_deps = node.dep_map
+        node.dep_map = new  # always the latest read order
+        if new.keys() != old_deps.keys():  # a set comparison, done in C
+            _resubscribe(node, old_deps, new)
         node.runs += 1
-        if is_effect:
-            if callable(value):
-                node.cleanup = value
-        elif error is not None:
+        if error is not None:
             node.error = error
             node.value = _MISSING
             node.version += 1
-        elif node.error is None and _same(node.value, value, node.equals):
-            changed = False
         else:
-            node.error = None
-            node.value = value
-            node.version += 1
+            old = node.value
+            if node.error is None and (old is value or (
+                    old is not _MISSING and _same(old, value, node.equals))):
+                changed = False
+            else:
+                node.error = None
+                node.value = value
+                node.version += 1
     finally:
-        # Cleared only once the result is stored: the node is already CLEAN, and a lock-free
-        # read from another thread takes "CLEAN and not running" to mean "value is current".
+        # Cleared only once the result is stored: a lock-free read from another thread takes
+        # "CLEAN" to mean "value is current".
         node.running = False
-    if is_effect and error is not None:
-        _report_effect_error(node, error)
+        if node.state == RUNNING:
+            node.state = CLEAN
     if hooks is not None:
         hooks.on_run(node, time.perf_counter() - started, changed, error)
 
 
-def _relink(node: DerivedNode) -> None:
-    """Replace the node's recorded dependencies with those tracked in this run."""
-    new = node.new_deps
-    node.new_deps = None
-    assert new is not None
-    old = node.deps
-    new_list = list(new)
-    if new_list == old:  # nodes define no __eq__: an identity comparison, done in C
-        node.dep_versions = list(new.values())
-        return
+def _run_effect(node: DerivedNode) -> None:
+    """``_run`` for an effect: cleanup first, an evaluation root, errors reported."""
     hooks = context.hooks
-    if old:
-        for dep in old:
-            if dep not in new and dep.subs.pop(node, _MISSING) is not _MISSING:
-                context.links -= 1
-                if hooks is not None:
-                    hooks.on_edge(dep, node, False)
+    started = time.perf_counter() if hooks is not None else 0.0
+    cleanup = node.cleanup
+    if cleanup is not None:
+        node.cleanup = None
+        cleanup()
+    ctx = context
+    previous_observer = tracking.observer
+    node.caller = previous_observer
+    new = node.new_deps = {}
+    node.running = True
+    node.state = RUNNING
+    tracking.observer = node
+    # An effect body is an evaluation root: reads in it may defer and retry on their own.
+    saved_depth, ctx.depth = ctx.depth, 0
+    error: BaseException | None = None
+    try:
+        try:
+            value = node.fn()
+        except Exception as exc:
+            error = exc
+            value = None
+        except BaseException:
+            node.state = DIRTY
+            node.new_deps = None
+            raise
+        finally:
+            tracking.observer = previous_observer
+            ctx.depth = saved_depth
+        node.new_deps = None
+        old_deps = node.dep_map
+        node.dep_map = new
+        if new.keys() != old_deps.keys():
+            _resubscribe(node, old_deps, new)
+        node.runs += 1
+        if callable(value):
+            node.cleanup = value
+    finally:
+        node.running = False
+        if node.state == RUNNING:
+            node.state = CLEAN
+    if error is not None:
+        _report_effect_error(node, error)
+    if hooks is not None:
+        hooks.on_run(node, time.perf_counter() - started, True, error)
+
+
+def _resubscribe(node: DerivedNode, old: dict[ReactiveNode, int],
+                 new: dict[ReactiveNode, int]) -> None:
+    """The body read a different set of dependencies than last time: fix the edges."""
+    hooks = context.hooks
+    for dep in old:
+        if dep not in new and dep.subs.pop(node, _MISSING) is not _MISSING:
+            context.links -= 1
+            if hooks is not None:
+                hooks.on_edge(dep, node, False)
+    if node.disposed:  # disposed by its own body: subscribe to nothing
+        node.dep_map = {}
+        return
     for dep in new:
         if node not in dep.subs:
             dep.subs[node] = None
             context.links += 1
             if hooks is not None:
                 hooks.on_edge(dep, node, True)
-    node.deps = new_list
-    node.dep_versions = list(new.values())
 
 
 def _report_effect_error(node: DerivedNode, error: BaseException) -> None:
@@ -552,7 +673,10 @@ def _flush() -> None:
             for effect in queue:
                 effect.queued = False
                 if effect.state and not effect.disposed:
-                    _refresh_outermost(effect)
+                    try:
+                        _refresh(effect)
+                    except _Deferred as deferred:
+                        _refresh_outermost(effect, deferred)
     finally:
         context.flushing = False
 

@@ -122,10 +122,9 @@ class Signal(SourceNode, Generic[T]):
         super().__init__(value, label, equals)
         _adopt(self, owner)
 
-    def get(self) -> T:
-        """The value; tracked as a dependency when read inside a computed or effect."""
-        return self._read()  # type: ignore[no-any-return]
-
+    #: ``get()``: the value; tracked as a dependency when read inside a computed or effect.
+    #: The engine's read itself (not a method calling it): one Python call per read.
+    get: Callable[[], T] = SourceNode._read  # type: ignore[assignment]
     __call__ = get
 
     def peek(self) -> T:
@@ -161,10 +160,9 @@ class Computed(DerivedNode, Generic[T]):
         super().__init__(fn, label, equals=equals)
         _adopt(self, owner)
 
-    def get(self) -> T:
-        """The up-to-date value (re-running the body only if an input changed)."""
-        return self._read()  # type: ignore[no-any-return]
-
+    #: ``get()``: the up-to-date value (re-running the body only if an input changed).
+    #: The engine's read itself (not a method calling it): one Python call per read.
+    get: Callable[[], T] = DerivedNode._read  # type: ignore[assignment]
     __call__ = get
 
     def peek(self) -> T:
