@@ -43,8 +43,10 @@ __all__ = [
     "ReactiveNode",
     "SourceNode",
     "context",
+    "current_observer",
     "graph_stats",
-    "tracking",
+    "pause_tracking",
+    "resume_tracking",
     "set_hooks",
 ]
 
@@ -97,7 +99,7 @@ class _Context:
 
     __slots__ = (
         "depth", "batch_depth", "flushing", "pending", "hooks", "lock",
-        "links", "nodes", "error_handler",
+        "links", "nodes", "error_handler", "observer", "owner",
     )
 
     def __init__(self) -> None:
@@ -110,22 +112,48 @@ class _Context:
         self.links = 0  # live dependency links, for leak checks
         self.nodes = 0  # live (undisposed) derived nodes
         self.error_handler: Callable[[DerivedNode, BaseException], None] | None = None
+        # The node whose body is running (reads in it become its dependencies), and the
+        # ident of the thread running it. Both are written only by the thread holding
+        # ``lock`` (every body runs under it); see ``_observer``.
+        self.observer: DerivedNode | None = None
+        self.owner: int | None = None
 
 
 context = _Context()
 _lock = context.lock  # the one engine lock, as a module global: read on every locked path
 
 
-class _Tracking(threading.local):
-    """The node whose body is running in this thread: reads in it become dependencies.
+_get_ident = threading.get_ident
 
-    Thread-local so a plain read from another thread is never recorded as a dependency.
-    """
+# Tracking: which body a read belongs to. Not a thread-local (three of those per body run and
+# one per read cost more than the rest of a fan-out update): one engine-wide ``observer``,
+# written only under the lock. A lock-free read in another thread sees it too, so a read
+# records itself only if ``owner`` is its own thread: the owner is set, before the observer,
+# by the thread that starts an outermost body, and no other thread can write either while
+# that body runs (it holds the lock).
 
-    observer: DerivedNode | None = None
+
+def current_observer() -> DerivedNode | None:
+    """The node whose body is running in this thread, if any (reads become its deps)."""
+    observer = context.observer
+    if observer is not None and context.owner == _get_ident():
+        return observer
+    return None
 
 
-tracking = _Tracking()
+def pause_tracking() -> DerivedNode | None:
+    """Stop recording this thread's reads; pass the result to ``resume_tracking`` after."""
+    observer = context.observer
+    if observer is not None and context.owner == _get_ident():
+        context.observer = None  # this thread holds the lock: its body is running
+        return observer
+    return None
+
+
+def resume_tracking(observer: DerivedNode | None) -> None:
+    """Undo ``pause_tracking`` (a no-op if it paused nothing)."""
+    if observer is not None:
+        context.observer = observer
 
 
 def set_hooks(hooks: GraphHooks | None) -> None:
@@ -180,8 +208,9 @@ class SourceNode(ReactiveNode):
 
     def _read(self) -> Any:
         """The value; recorded as a dependency of the body running in this thread, if any."""
-        observer = tracking.observer
-        if observer is not None:
+        ctx = context
+        observer = ctx.observer
+        if observer is not None and ctx.owner == _get_ident():
             observer.new_deps[self] = self.version  # type: ignore[index]
         return self.value
 
@@ -267,12 +296,12 @@ class DerivedNode(ReactiveNode):
                 # ``running`` is checked under the lock: every body runs with the lock held, so
                 # here it can only mean this thread is inside the body (a cycle). Checked before
                 # taking the lock, a body running in another thread looked like a cycle too.
+                ctx = context
                 if self.running:
-                    observer = tracking.observer
+                    observer = ctx.observer  # ours: we hold the lock
                     if observer is not None:  # record the edge so a later change re-checks it
                         observer.new_deps[self] = self.version  # type: ignore[index]
                     raise CycleError(_cycle_message(self))
-                ctx = context
                 if ctx.depth == 0:
                     if self.state == DIRTY:  # the outermost read of a dirty node: run it here
                         try:
@@ -287,8 +316,9 @@ class DerivedNode(ReactiveNode):
                     raise _Deferred(self)
                 else:
                     _refresh(self)
-        observer = tracking.observer
-        if observer is not None:
+        ctx = context
+        observer = ctx.observer
+        if observer is not None and ctx.owner == _get_ident():
             observer.new_deps[self] = self.version  # type: ignore[index]
         if self.error is not None:
             raise self.error
@@ -331,7 +361,7 @@ def _same(old: Any, new: Any, equals: Callable[[Any, Any], bool] | None) -> bool
 def _cycle_message(node: DerivedNode) -> str:
     # Walk the bodies running in this thread, innermost first, back to ``node``.
     chain: list[DerivedNode] = []
-    current = tracking.observer
+    current = context.observer  # the caller holds the lock: this thread's
     while current is not None and current is not node and len(chain) < 10_000:
         chain.append(current)
         current = current.caller
@@ -507,15 +537,16 @@ def _run(node: DerivedNode) -> None:
     if node.is_effect:
         _run_effect(node)
         return
-    hooks = context.hooks
-    started = time.perf_counter() if hooks is not None else 0.0
     ctx = context
-    previous_observer = tracking.observer
-    node.caller = previous_observer
+    hooks = ctx.hooks
+    started = time.perf_counter() if hooks is not None else 0.0
+    previous_observer = node.caller = ctx.observer
+    if previous_observer is None:
+        ctx.owner = _get_ident()  # before the observer: see current_observer
     new = node.new_deps = {}
     node.running = True
     node.state = RUNNING  # a write during the body re-marks it, and that mark survives
-    tracking.observer = node
+    ctx.observer = node
     ctx.depth += 1
     error: BaseException | None = None
     value: Any = None
@@ -532,7 +563,7 @@ def _run(node: DerivedNode) -> None:
             node.new_deps = None
             raise
         finally:
-            tracking.observer = previous_observer
+            ctx.observer = previous_observer
             ctx.depth -= 1
         node.new_deps = None
         old_deps = node.dep_map
@@ -572,12 +603,13 @@ def _run_effect(node: DerivedNode) -> None:
         node.cleanup = None
         cleanup()
     ctx = context
-    previous_observer = tracking.observer
-    node.caller = previous_observer
+    previous_observer = node.caller = ctx.observer
+    if previous_observer is None:
+        ctx.owner = _get_ident()
     new = node.new_deps = {}
     node.running = True
     node.state = RUNNING
-    tracking.observer = node
+    ctx.observer = node
     # An effect body is an evaluation root: reads in it may defer and retry on their own.
     saved_depth, ctx.depth = ctx.depth, 0
     error: BaseException | None = None
@@ -592,7 +624,7 @@ def _run_effect(node: DerivedNode) -> None:
             node.new_deps = None
             raise
         finally:
-            tracking.observer = previous_observer
+            ctx.observer = previous_observer
             ctx.depth = saved_depth
         node.new_deps = None
         old_deps = node.dep_map

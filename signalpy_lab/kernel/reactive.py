@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from typing import Any, Generic, TypeVar, overload
 
 from . import graph
-from .graph import DerivedNode, SourceNode, context, tracking
+from .graph import DerivedNode, SourceNode, context, pause_tracking, resume_tracking
 
 __all__ = [
     "Computed",
@@ -167,12 +167,11 @@ class Computed(DerivedNode, Generic[T]):
 
     def peek(self) -> T:
         """The up-to-date value, without becoming a dependency of the caller."""
-        previous = tracking.observer
-        tracking.observer = None
+        paused = pause_tracking()
         try:
             return self._read()  # type: ignore[no-any-return]
         finally:
-            tracking.observer = previous
+            resume_tracking(paused)
 
     @property
     def stale(self) -> bool:
@@ -239,11 +238,10 @@ class _Untracked:
     __slots__ = ("previous",)
 
     def __enter__(self) -> None:
-        self.previous = tracking.observer
-        tracking.observer = None
+        self.previous = pause_tracking()
 
     def __exit__(self, *exc: object) -> None:
-        tracking.observer = self.previous
+        resume_tracking(self.previous)
 
 
 @overload
@@ -256,9 +254,8 @@ def untracked(fn: Callable[[], T] | None = None) -> Any:
     """Read without creating dependencies: ``untracked(fn)`` or ``with untracked(): ...``."""
     if fn is None:
         return _Untracked()
-    previous = tracking.observer
-    tracking.observer = None
+    paused = pause_tracking()
     try:
         return fn()
     finally:
-        tracking.observer = previous
+        resume_tracking(paused)
