@@ -64,8 +64,13 @@ def test_debugging_reactive_chains(tmp_path, kernel_name) -> None:
 
 @pytest.mark.slow
 def test_isolation(tmp_path, kernel_name) -> None:
-    """Every attempt of the malicious tenant is blocked; the victim's data is intact."""
+    """Every attempt is blocked, credentials rotate through config (masked), grants work."""
     out = text_of(run_notebook("03_isolation.ipynb", tmp_path, kernel_name))
     assert "NOT BLOCKED" not in out
-    assert out.count("blocked: ") == 12
+    assert out.count("blocked: ") == 12 + 3 + 1
     assert "['acme']" in out
+    assert "'apps.<name>' is private to component <name>" in out
+    assert "apps.db-client.targets.prod.api_key = ••••••" in out
+    assert "key-v1" not in out and "key-v2" not in out
+    assert "Instance 'reporting' may not call 'tenant-db.query'" in out
+    assert "after the grant: postgres://db1.prod/acme" in out
