@@ -107,6 +107,9 @@ class LabModel:
         # (event, epoch number, epoch label): described lazily, so listening stays cheap
         self.log: deque[tuple[Event, int, str | None]] = deque(maxlen=LOG_SIZE)
         self.causes: dict[int, Cause] = {}
+        # handler name -> (time, sequence number) of its latest call: "most recent first"
+        self.last_calls: dict[str, tuple[float, int]] = {}
+        self._calls = 0
         self.epoch = EpochInfo(0, None, time.time())
         self.in_cell = False
         self._cell_label: str | None = None
@@ -130,6 +133,7 @@ class LabModel:
             self._unsubscribe()
             self.kernel = kernel
             self.activity.clear()
+            self.last_calls.clear()
             self._unsubscribe = kernel.events.subscribe(self._on_event)
             self.structure_version += 1
             self.version += 1
@@ -230,6 +234,9 @@ class LabModel:
             activity.recomputes += 1
             activity.last_cause = event.cause
             activity.last_error = event.error
+        elif isinstance(event, HandlerInvoked):
+            self._calls += 1
+            self.last_calls[event.handler] = (event.ts, self._calls)
         elif isinstance(event, EdgeChanged):
             self.structure_version += 1
             return  # structure only; not an entry of the log

@@ -34,6 +34,7 @@ import traitlets
 
 from ..errors import ExportFormatError, choices
 from ..kernel.introspection import plain
+from .bus_rows import DEFAULT_LIMIT, SORT_COLUMNS, bus_view, merge_routes
 from .model import LabModel, LogEntry
 from .render import (
     STATUSES,
@@ -358,37 +359,16 @@ class GraphWidget(_LiveView, anywidget.AnyWidget):
         super().close()
 
 
-def _short(text: str | None, limit: int = 48) -> str:
-    if text is None:
-        return ""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _route_row(route: Mapping[str, Any]) -> dict[str, Any]:
-    latency = route["last_latency"]
-    return {
-        "route": route["route"],
-        "target": route["target"],
-        "instance": route["instance"],
-        "factory": route["factory"],
-        "runnable": route["handler"].rsplit(".", 1)[-1],
-        "handler": route["handler"],
-        "arrow": f"{route['route']}[{route['target']}] → {route['handler']}",
-        "state": route["state"],
-        "calls": route["calls"],
-        "errors": route["errors"],
-        "latency": f"{latency * 1e3:.2f} ms" if latency is not None else "",
-        "result": _short(f"failed: {route['last_error']}" if route["last_error"]
-                         else route["last_result"]),
-        "error": route["last_error"],
-    }
-
-
 class BusTable(_LiveView, anywidget.AnyWidget):
-    """One row per routed name and target; clicking a row selects that tenant.
+    """One row per served handler and target; clicking a row selects that tenant.
 
-    Selecting sets ``selected_target`` and highlights the serving instance's nodes in every
-    ``GraphWidget`` of the same model.
+    Sorting, filtering, "most recent first" and the row window are computed in Python
+    (``bus_rows``) from the traits the browser sets (``sort_by``, ``descending``,
+    ``filter``, ``recent_first``); ``rows`` is the window, ``summary`` says how many rows
+    are hidden. Selecting sets ``selected_target`` and highlights the serving instance's
+    nodes in every ``GraphWidget`` of the same model.
+
+    >>> BusTable(model, filter="tenant:t7", recent_first=True)  # doctest: +SKIP
     """
 
     _esm = _STATIC / "bus.js"
@@ -396,6 +376,14 @@ class BusTable(_LiveView, anywidget.AnyWidget):
 
     rows = traitlets.List(traitlets.Dict()).tag(sync=True)
     selected_target = traitlets.Unicode(None, allow_none=True).tag(sync=True)
+    sort_by = traitlets.Enum(SORT_COLUMNS, default_value="target").tag(sync=True)
+    descending = traitlets.Bool(False).tag(sync=True)
+    filter = traitlets.Unicode("").tag(sync=True)
+    recent_first = traitlets.Bool(False).tag(sync=True)
+    limit = traitlets.Int(DEFAULT_LIMIT, min=1).tag(sync=True)
+    total = traitlets.Int(0).tag(sync=True)
+    matched = traitlets.Int(0).tag(sync=True)
+    summary = traitlets.Unicode("").tag(sync=True)
 
     def __init__(self, model: LabModel, *, interval: float = FLUSH_INTERVAL,
                  **kwargs: Any) -> None:
@@ -404,12 +392,32 @@ class BusTable(_LiveView, anywidget.AnyWidget):
         self.refresh()
 
     def __repr__(self) -> str:
-        return f"<BusTable: {len(self.rows)} routes, selected={self.selected_target!r}>"
+        return f"<BusTable: {self.summary}, selected={self.selected_target!r}>"
 
     def _update(self) -> None:
         # Routes alone: a full snapshot would also walk the whole reactive graph.
         routes = _retry(self.model.kernel.routes)
-        self.rows = [_route_row(plain(r)) for r in routes]
+        merged = merge_routes([plain(r) for r in routes], dict(self.model.last_calls))
+        view = bus_view(merged, sort_by=self.sort_by, descending=self.descending,
+                        filter=self.filter, recent_first=self.recent_first, limit=self.limit)
+        self.rows = view.rows
+        self.total, self.matched = view.total, view.matched
+        self.summary = view.summary(self.filter)
+
+    @traitlets.observe("sort_by", "descending", "filter", "recent_first", "limit")
+    def _view_changed(self, change: Mapping[str, Any]) -> None:
+        if getattr(self, "_flush_lock", None) is not None:  # after __init__
+            self.refresh()
+
+    def sort(self, column: str, descending: bool | None = None) -> None:
+        """Sort by ``column`` (what a header click does: again reverses the order)."""
+        if column not in SORT_COLUMNS:
+            raise ValueError(f"Cannot sort the bus table by {column!r}. "
+                             f"{choices(column, SORT_COLUMNS)}")
+        if descending is None:
+            descending = not self.descending if column == self.sort_by else False
+        with self.hold_trait_notifications():
+            self.sort_by, self.descending = column, descending
 
     @traitlets.observe("selected_target")
     def _selected(self, change: Mapping[str, Any]) -> None:
