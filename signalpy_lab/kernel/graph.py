@@ -114,13 +114,17 @@ class _Context:
         self.error_handler: Callable[[DerivedNode, BaseException], None] | None = None
         # The node whose body is running (reads in it become its dependencies), and the
         # ident of the thread running it. Both are written only by the thread holding
-        # ``lock`` (every body runs under it); see ``_observer``.
+        # ``lock`` (every body runs under it); see ``current_observer``.
         self.observer: DerivedNode | None = None
         self.owner: int | None = None
 
 
 context = _Context()
-_lock = context.lock  # the one engine lock, as a module global: read on every locked path
+# The one engine lock's methods as module globals, called directly on the hot paths:
+# ``_acquire(); try: ... finally: _release()`` costs about half of ``with context.lock:``
+# (~100 ns against ~180 ns here), which was a sixth of a fan-out update.
+_acquire = context.lock.acquire
+_release = context.lock.release
 
 
 _get_ident = threading.get_ident
@@ -216,7 +220,8 @@ class SourceNode(ReactiveNode):
 
     def _write(self, value: Any) -> bool:
         """Store ``value``; mark and flush dependents. Returns whether it changed."""
-        with _lock:
+        _acquire()
+        try:
             old = self.value
             if old is value:
                 return False
@@ -239,6 +244,8 @@ class SourceNode(ReactiveNode):
             if ctx.pending and ctx.batch_depth == 0 and ctx.depth == 0:
                 _flush()
             return True
+        finally:
+            _release()
 
 
 class DerivedNode(ReactiveNode):
@@ -292,7 +299,8 @@ class DerivedNode(ReactiveNode):
                     f"{self.describe()!r} was disposed (its owner was removed); "
                     "it can no longer be read."
                 )
-            with _lock:
+            _acquire()
+            try:
                 # ``running`` is checked under the lock: every body runs with the lock held, so
                 # here it can only mean this thread is inside the body (a cycle). Checked before
                 # taking the lock, a body running in another thread looked like a cycle too.
@@ -314,8 +322,12 @@ class DerivedNode(ReactiveNode):
                         _flush()  # a body wrote a signal (discouraged, but not lost)
                 elif ctx.depth >= MAX_NESTED_EVALUATIONS:
                     raise _Deferred(self)
+                elif self.state == DIRTY:
+                    _run(self)  # read in a body: runs nested (the other case is _refresh's)
                 else:
                     _refresh(self)
+            finally:
+                _release()
         ctx = context
         observer = ctx.observer
         if observer is not None and ctx.owner == _get_ident():
@@ -328,7 +340,7 @@ class DerivedNode(ReactiveNode):
 
     def dispose(self) -> None:
         """Unsubscribe from every dependency; the node can no longer run."""
-        with _lock:
+        with context.lock:
             if self.disposed:
                 return
             self.disposed = True
@@ -577,8 +589,17 @@ def _run(node: DerivedNode) -> None:
             node.version += 1
         else:
             old = node.value
-            if node.error is None and (old is value or (
-                    old is not _MISSING and _same(old, value, node.equals))):
+            if old is value:
+                same = node.error is None
+            elif old is _MISSING or node.error is not None:
+                same = False
+            else:
+                equals = node.equals
+                try:  # _same, inlined: this is every recompute's path
+                    same = bool(old == value if equals is None else equals(old, value))
+                except Exception:  # e.g. numpy arrays: ambiguous truth value means "changed"
+                    same = False
+            if same:
                 changed = False
             else:
                 node.error = None
