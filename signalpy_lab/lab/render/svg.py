@@ -181,6 +181,10 @@ def apply_state(svg: str, classes: Mapping[str, str], details: Mapping[str, str]
         attrs = match[1]
         if 'class="' not in attrs:
             attrs += ' class="signalpy-graph"'
+        if 'style="' not in attrs:
+            # Graphviz sizes the picture in pt; a wide graph (a chain laid out left to right)
+            # would overflow a notebook's output. With its viewBox it scales down instead.
+            attrs += ' style="max-width: 100%; height: auto"'
         return f"<svg{attrs}>{style}"
 
     return _SVG_OPEN_RE.sub(root, out, count=1)

@@ -14,14 +14,125 @@ const LEGEND = [
 ];
 
 // Graphviz gives its SVG a fixed size in pt; at that size a graph wider than the output (a
-// chain laid out left to right) shows only its first nodes until you scroll. Shrink it to the
-// output's width (CSS max-width), but never below MIN_SCALE of its natural size, where its
-// 10pt labels stop being readable; past that the canvas scrolls.
+// chain laid out left to right) runs past the output's edge. The view has a zoom level,
+// applied as the SVG's width (its viewBox scales the drawing), inside a canvas that scrolls
+// both ways, so every node is always on screen or reachable:
+//
+// * a new layout opens "fitted": shrunk to the canvas width, but not below MIN_SCALE of its
+//   natural size (where its 10pt labels stop being readable); past that the canvas scrolls;
+// * the toolbar zooms out / in, "fit" shows the whole graph in the canvas (any scale), and
+//   "1:1" is the natural size; Ctrl/⌘ + wheel zooms at the pointer; dragging the background
+//   pans (plain wheel and trackpad scroll as usual).
+//
+// Hooks for a browser test: the canvas is .signalpy-canvas with data-zoom (the scale) and
+// data-fitted; buttons are .signalpy-zoom-out, -in, -fit and -reset; node groups keep
+// Graphviz's id (n<uid>) and get data-node.
 const MIN_SCALE = 0.75;
+const ZOOM_MIN = 0.1;
+const ZOOM_MAX = 4;
+const ZOOM_STEP = 1.25;
 
-function fit(svg) {
+function naturalSize(svg) {
+  const box = svg.viewBox && svg.viewBox.baseVal;
+  if (box && box.width > 0) return { width: box.width * (4 / 3), height: box.height * (4 / 3) };
   const width = svg.width && svg.width.baseVal ? svg.width.baseVal.value : 0; // in px
-  if (width > 0) svg.style.minWidth = `${Math.round(width * MIN_SCALE)}px`;
+  const height = svg.height && svg.height.baseVal ? svg.height.baseVal.value : 0;
+  return { width, height };
+}
+
+function toolbar(zoom) {
+  const bar = document.createElement("div");
+  bar.className = "signalpy-zoom";
+  const buttons = [
+    ["signalpy-zoom-out", "−", "zoom out", () => zoom.by(1 / ZOOM_STEP)],
+    ["signalpy-zoom-in", "+", "zoom in", () => zoom.by(ZOOM_STEP)],
+    ["signalpy-zoom-fit", "fit", "show the whole graph", () => zoom.fit(true)],
+    ["signalpy-zoom-reset", "1:1", "natural size", () => zoom.set(1)],
+  ];
+  for (const [cls, text, title, action] of buttons) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = cls;
+    button.textContent = text;
+    button.title = title;
+    button.addEventListener("click", action);
+    bar.appendChild(button);
+  }
+  const level = document.createElement("span");
+  level.className = "signalpy-zoom-level";
+  bar.appendChild(level);
+  return { bar, level };
+}
+
+function zoomable(canvas) {
+  let svg = null;
+  let natural = { width: 0, height: 0 };
+  let scale = 1;
+  let onChange = () => {};
+
+  function apply(next, anchor) {
+    if (!svg || natural.width <= 0) return;
+    const old = scale;
+    scale = Math.min(ZOOM_MAX, Math.max(ZOOM_MIN, next));
+    svg.style.maxWidth = "none";
+    svg.style.minWidth = "0";
+    svg.style.width = `${Math.round(natural.width * scale)}px`;
+    svg.style.height = `${Math.round(natural.height * scale)}px`;
+    if (anchor) {
+      // keep the point under the pointer where it was
+      const ratio = scale / old;
+      canvas.scrollLeft = (canvas.scrollLeft + anchor.x) * ratio - anchor.x;
+      canvas.scrollTop = (canvas.scrollTop + anchor.y) * ratio - anchor.y;
+    }
+    canvas.dataset.zoom = scale.toFixed(3);
+    onChange(scale);
+  }
+
+  const zoom = {
+    attach(element) {
+      svg = element;
+      natural = naturalSize(svg);
+      canvas.dataset.fitted = "true";
+      zoom.fit(false);
+    },
+    set(next) { canvas.dataset.fitted = "false"; apply(next); },
+    by(factor, anchor) { canvas.dataset.fitted = "false"; apply(scale * factor, anchor); },
+    fit(whole) {
+      const width = canvas.clientWidth || natural.width;
+      const maxHeight = parseFloat(getComputedStyle(canvas).maxHeight) || Infinity;
+      let next = Math.min(1, width / natural.width);
+      if (whole) next = Math.min(next, maxHeight / natural.height);
+      else next = Math.max(next, Math.min(1, MIN_SCALE));
+      canvas.dataset.fitted = "true";
+      apply(next);
+    },
+    onChange(callback) { onChange = callback; },
+  };
+
+  canvas.addEventListener("wheel", (event) => {
+    if (!(event.ctrlKey || event.metaKey) || !svg) return; // plain wheel scrolls
+    event.preventDefault();
+    const rect = canvas.getBoundingClientRect();
+    const anchor = { x: event.clientX - rect.left, y: event.clientY - rect.top };
+    zoom.by(event.deltaY < 0 ? ZOOM_STEP : 1 / ZOOM_STEP, anchor);
+  }, { passive: false });
+
+  let drag = null;
+  canvas.addEventListener("pointerdown", (event) => {
+    if (event.button !== 0 || event.target.closest("g.node")) return;
+    drag = { x: event.clientX, y: event.clientY, left: canvas.scrollLeft, top: canvas.scrollTop };
+    canvas.classList.add("panning");
+    canvas.setPointerCapture(event.pointerId);
+  });
+  canvas.addEventListener("pointermove", (event) => {
+    if (!drag) return;
+    canvas.scrollLeft = drag.left - (event.clientX - drag.x);
+    canvas.scrollTop = drag.top - (event.clientY - drag.y);
+  });
+  const stop = () => { drag = null; canvas.classList.remove("panning"); };
+  canvas.addEventListener("pointerup", stop);
+  canvas.addEventListener("pointercancel", stop);
+  return zoom;
 }
 
 function legend() {
@@ -47,7 +158,13 @@ function render({ model, el }) {
   caption.className = "signalpy-caption";
   const canvas = document.createElement("div");
   canvas.className = "signalpy-canvas";
-  el.append(caption, legend(), canvas);
+  const zoom = zoomable(canvas);
+  const tools = toolbar(zoom);
+  zoom.onChange((scale) => { tools.level.textContent = `${Math.round(scale * 100)}%`; });
+  const header = document.createElement("div");
+  header.className = "signalpy-graph-header";
+  header.append(legend(), tools.bar);
+  el.append(caption, header, canvas);
 
   let index = new Map(); // node id -> <g> of the current SVG
 
@@ -72,9 +189,16 @@ function render({ model, el }) {
   function drawSvg() {
     canvas.innerHTML = model.get("svg") || '<div class="signalpy-empty">no nodes</div>';
     const svg = canvas.querySelector("svg");
-    if (svg) fit(svg);
+    if (svg) {
+      svg.removeAttribute("style"); // the static max-width rule; the zoom sizes it here
+      // the canvas may not be laid out yet (a widget rendered into a hidden tab)
+      requestAnimationFrame(() => zoom.attach(svg));
+    }
     index = new Map();
-    for (const g of canvas.querySelectorAll("g.node")) index.set(g.id, g);
+    for (const g of canvas.querySelectorAll("g.node")) {
+      g.dataset.node = g.id;
+      index.set(g.id, g);
+    }
     applyClasses();
     applyDetails();
   }
