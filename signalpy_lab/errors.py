@@ -181,7 +181,7 @@ class TenantIsolationError(AccessDeniedError):
 
 
 class UndeclaredCallError(AccessDeniedError):
-    """A component called a handler it did not declare (``depends``/``@requires``) or get granted."""
+    """A component called a handler it neither declared (depends, @requires) nor was granted."""
 
 
 class PublishDeniedError(AccessDeniedError):

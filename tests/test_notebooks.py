@@ -71,6 +71,7 @@ def test_isolation(tmp_path, kernel_name) -> None:
     assert "['acme']" in out
     assert "'apps.<name>' is private to component <name>" in out
     assert "apps.db-client.targets.prod.api_key = ••••••" in out
-    assert "key-v1" not in out and "key-v2" not in out
+    assert "key-v1" not in out
+    assert "key-v2" not in out
     assert "Instance 'reporting' may not call 'tenant-db.query'" in out
     assert "after the grant: postgres://db1.prod/acme" in out

@@ -272,9 +272,10 @@ class _Dispatcher(GraphHooks):
             graph.set_hooks(self if self._active_hubs > 0 else None)
 
     def on_set(self, node: SourceNode, old: Any, new: Any) -> Any:
+        command = _command.get()
         cause = Cause(
             id=next(_cause_ids), signal_id=node.uid, signal=node.describe(),
-            command=_command.get(), old=node_value_repr(node, old),
+            command=redact(command) if command else command, old=node_value_repr(node, old),
             new=node_value_repr(node, new),
         )
         hub = _hub_of(node)

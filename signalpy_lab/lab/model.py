@@ -36,6 +36,7 @@ from ..kernel.events import (
     SignalSet,
 )
 from ..kernel.introspection import plain
+from ..kernel.redaction import redact
 
 __all__ = [
     "HISTORY",
@@ -163,7 +164,9 @@ class LabModel:
     def begin_epoch(self, label: str | None) -> None:
         """Start a new epoch now: every status resets to untouched."""
         with self._lock:
-            self.epoch = EpochInfo(self.epoch.number + 1, label, time.time())
+            # A cell that set a secret names it in its source: the label is masked too.
+            self.epoch = EpochInfo(self.epoch.number + 1, redact(label) if label else label,
+                                   time.time())
             for activity in self.activity.values():
                 # A node still stale from an earlier write stays stale: it will not be marked
                 # again (the engine marks only clean nodes), so "untouched" would be a lie.

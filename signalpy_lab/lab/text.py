@@ -67,12 +67,24 @@ def _ms(seconds: float | None) -> str:
 
 
 def instances_table(infos: Iterable[Any]) -> Table:
+    """One row per instance; 'may call' is what it declared, 'granted' its policy's globs."""
     return Table(
-        ["instance", "factory", "target", "state", "handlers", "error"],
-        [(i.name, i.factory, i.target or "", i.state, len(i.handlers), i.error or "")
-         for i in infos],
+        ["instance", "factory", "target", "state", "handlers", "may call", "granted", "error"],
+        [(i.name, i.factory, i.target or "", i.state, len(i.handlers), ", ".join(i.declared),
+          _grant(i.policy), i.error or "") for i in infos],
         title="Instances",
     )
+
+
+def _grant(policy: dict[str, Any] | None) -> str:
+    if policy is None:
+        return ""
+    parts = [", ".join(policy["invoke_allow"]) or "nothing more"]
+    if policy["publish_allow"] != ["*"]:
+        parts.append("publish " + (", ".join(policy["publish_allow"]) or "nothing"))
+    if policy["audit"]:
+        parts.append("audited")
+    return "; ".join(parts)
 
 
 def factories_table(infos: Iterable[Any]) -> Table:

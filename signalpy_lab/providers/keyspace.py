@@ -300,6 +300,8 @@ class Keyspace:
         ``nodes`` may stop short of ``path`` (nobody ever watched that deep): then only the
         ancestors that exist are notified.
         """
+        if path[0] == self._secret_prefix:
+            secrets_changed()  # first: what watchers see (a command label) is masked already
         full = len(nodes) == len(path) + 1
         for depth, node in enumerate(nodes[:-1] if full else nodes):
             if node.signal is not None:
@@ -317,8 +319,6 @@ class Keyspace:
                 stack.extend(((*sub_path, k), child) for k, child in node.children.items())
         if self._top is not None:
             self._top.set(self._top_keys())
-        if path[0] == self._secret_prefix:
-            secrets_changed()
 
     def _top_keys(self) -> frozenset[str]:
         keys = set(self._defaults)
