@@ -482,7 +482,10 @@ def _refresh(node: DerivedNode) -> None:
     """
     state = node.state
     if state == DIRTY:
-        _run(node)
+        if node.is_effect:
+            _run_effect(node)
+        else:
+            _run(node)
         return
     if state != MAYBE:
         return  # refreshed meanwhile (by the thread that held the lock before us)
@@ -519,7 +522,10 @@ def _refresh(node: DerivedNode) -> None:
                 continue
             while True:  # ``current`` is decided: run or verify it, then its parent's turn
                 if current.state == DIRTY:
-                    _run(current)
+                    if current.is_effect:  # only ever the root: effects have no subscribers
+                        _run_effect(current)
+                    else:
+                        _run(current)
                 elif current.state == MAYBE:
                     current.state = CLEAN
                     hooks = context.hooks
@@ -543,12 +549,12 @@ def _refresh(node: DerivedNode) -> None:
 
 
 def _run(node: DerivedNode) -> None:
-    """Run the body of ``node`` with dependency tracking; relink and version it."""
+    """Run the body of computed ``node`` with dependency tracking; relink and version it.
+
+    Effects run in ``_run_effect``; the callers that may hold one (``_refresh``) choose.
+    """
     if node.disposed:
         return  # stays DIRTY: a disposed node never runs again
-    if node.is_effect:
-        _run_effect(node)
-        return
     ctx = context
     hooks = ctx.hooks
     started = time.perf_counter() if hooks is not None else 0.0
@@ -617,13 +623,15 @@ def _run(node: DerivedNode) -> None:
 
 def _run_effect(node: DerivedNode) -> None:
     """``_run`` for an effect: cleanup first, an evaluation root, errors reported."""
-    hooks = context.hooks
+    if node.disposed:
+        return
+    ctx = context
+    hooks = ctx.hooks
     started = time.perf_counter() if hooks is not None else 0.0
     cleanup = node.cleanup
     if cleanup is not None:
         node.cleanup = None
         cleanup()
-    ctx = context
     previous_observer = node.caller = ctx.observer
     if previous_observer is None:
         ctx.owner = _get_ident()
@@ -653,7 +661,7 @@ def _run_effect(node: DerivedNode) -> None:
         if new.keys() != old_deps.keys():
             _resubscribe(node, old_deps, new)
         node.runs += 1
-        if callable(value):
+        if value is not None and callable(value):
             node.cleanup = value
     finally:
         node.running = False
@@ -705,24 +713,25 @@ def _report_effect_error(node: DerivedNode, error: BaseException) -> None:
 
 def _flush() -> None:
     """Run queued effects until none is pending (bounded by ``MAX_EFFECT_ROUNDS``)."""
-    if context.flushing:
+    ctx = context
+    if ctx.flushing:
         return
-    context.flushing = True
+    ctx.flushing = True
     try:
         rounds = 0
-        while context.pending:
+        while ctx.pending:
             rounds += 1
             if rounds > MAX_EFFECT_ROUNDS:
-                culprits = ", ".join(sorted({e.describe() for e in context.pending})[:5])
-                for dropped in context.pending:
+                culprits = ", ".join(sorted({e.describe() for e in ctx.pending})[:5])
+                for dropped in ctx.pending:
                     dropped.queued = False  # stays stale; the next write that reaches it requeues
-                context.pending.clear()
+                ctx.pending.clear()
                 raise EffectLoopError(
                     f"Effects kept re-triggering each other for {MAX_EFFECT_ROUNDS} rounds "
                     f"(still pending: {culprits}); an effect probably sets a signal it reads."
                 )
-            queue = context.pending
-            context.pending = []
+            queue = ctx.pending
+            ctx.pending = []
             for effect in queue:
                 effect.queued = False
                 if effect.state and not effect.disposed:

@@ -131,9 +131,9 @@ class Signal(SourceNode, Generic[T]):
         """The value, without becoming a dependency."""
         return self.value  # type: ignore[no-any-return]
 
-    def set(self, value: T) -> bool:
-        """Store ``value``; dependents go stale and effects re-run. Returns whether it changed."""
-        return self._write(value)
+    #: ``set(value)``: store ``value``; dependents go stale and effects re-run. Returns
+    #: whether it changed. The engine's write itself, like ``get``.
+    set: Callable[[T], bool] = SourceNode._write  # type: ignore[assignment]
 
     def update(self, fn: Callable[[T], T]) -> bool:
         """Set the value to ``fn(current)``."""
