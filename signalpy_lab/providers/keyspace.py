@@ -352,6 +352,8 @@ def _overlay(tree: dict[str, Any], node: _Node) -> None:
         for key, child in current.children.items():
             if child.override is not MISSING:
                 target[key] = copy.deepcopy(child.override)
+                if child.overrides_below and isinstance(target[key], dict):
+                    stack.append((target[key], child))  # written below it after it was set
             elif child.overrides_below:
                 sub = target.get(key)
                 if not isinstance(sub, dict):

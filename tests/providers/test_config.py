@@ -162,3 +162,13 @@ def test_tenant_view_reads_own_section_and_shared_keys(config) -> None:
     view.set("tenants.acme.pool", 6)
     assert config.get("tenants.acme.pool") == 6
     assert config.get("region") == "eu"
+
+
+async def test_a_key_set_below_a_replaced_subtree_shows_in_every_listing(config) -> None:
+    """`set("tenants", {...})` then `set("tenants.acme.pool", 3)`: get, as_dict and keys agree."""
+    config.set("tenants", {"acme": {"db_url": "postgres://x/acme"}})
+    config.set("tenants.acme.pool", 3)
+    assert 3 == config.get("tenants.acme.pool")
+    assert {"acme": {"db_url": "postgres://x/acme", "pool": 3}} == config.as_dict("tenants")
+    assert {"db_url": "postgres://x/acme", "pool": 3} == config.all()["tenants"]["acme"]
+    assert ["tenants.acme.db_url", "tenants.acme.pool"] == config.keys("tenants")
