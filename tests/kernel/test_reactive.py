@@ -876,6 +876,40 @@ def test_a_read_from_another_thread_is_never_recorded_as_a_dependency() -> None:
     assert ([mine], {}) == (c.deps, theirs.subs)
 
 
+def test_untracked_in_another_thread_leaves_this_threads_tracking_alone() -> None:
+    """While a body runs here, another thread enters and leaves ``untracked()``: the body's
+    reads before and after are still its dependencies, the other thread's read is not.
+
+    (Tracking is one engine-wide observer owned by the thread running the body.)"""
+    mine, later, theirs = Signal(1), Signal(2), Signal(100)
+    entered, leave, left = threading.Event(), threading.Event(), threading.Event()
+    other_read: list[int] = []
+
+    def other_thread() -> None:
+        with untracked():
+            entered.set()
+            leave.wait(timeout=10)
+            other_read.append(theirs.get())
+        left.set()
+
+    thread = threading.Thread(target=other_thread)
+
+    def body() -> int:
+        thread.start()
+        entered.wait(timeout=10)
+        first = mine.get()
+        leave.set()
+        left.wait(timeout=10)
+        return first + later.get()
+
+    c = Computed(body)
+    value = c.get()
+    thread.join(timeout=10)
+
+    assert (3, [100]) == (value, other_read)
+    assert ([mine, later], {}) == (c.deps, theirs.subs)
+
+
 # --- observer hooks ---------------------------------------------------------------------------
 
 
