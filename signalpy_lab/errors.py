@@ -32,17 +32,21 @@ __all__ = [
     "LayoutError",
     "PolicyError",
     "PublishDeniedError",
+    "RemoteError",
     "RouteConflictError",
     "RoutingError",
     "ServiceNotFoundError",
     "SignalpyLabError",
     "StorageKeyError",
     "TenantIsolationError",
+    "TransportError",
     "UndeclaredCallError",
     "UnknownFactoryError",
     "UnknownHandlerError",
     "UnknownInstanceError",
     "UnknownTargetError",
+    "WireFormatError",
+    "WorkerError",
     "choices",
 ]
 
@@ -155,6 +159,25 @@ class InvalidParamsError(SignalpyLabError, ValueError):
 
 class InvokeTimeoutError(SignalpyLabError, TimeoutError):
     """A handler did not finish within the ``timeout`` given to ``invoke``."""
+
+
+# --- beyond one process ---------------------------------------------------------------
+
+
+class TransportError(SignalpyLabError, ConnectionError):
+    """A remote call could not be delivered: not connected, or nobody answers its subject."""
+
+
+class RemoteError(SignalpyLabError, RuntimeError):
+    """A remote handler raised an error type this side does not know (its name is kept)."""
+
+
+class WireFormatError(SignalpyLabError, ValueError):
+    """A message on the wire is not v1 JSON, or a value cannot be sent as JSON."""
+
+
+class WorkerError(SignalpyLabError, RuntimeError):
+    """A process-isolated instance's worker failed to start, died, or cannot be restarted."""
 
 
 # --- providers and isolation -----------------------------------------------------------

@@ -66,7 +66,9 @@ class Transport(Protocol):
 
     ``invoke`` raises ``RoutingError`` (``UnknownHandlerError`` / ``UnknownTargetError``) when
     it cannot deliver, so the bus tries the next transport; any other exception is the
-    handler's own failure and reaches the caller.
+    handler's own failure and reaches the caller. A transport whose ``invoke`` takes a
+    ``timeout=`` keyword says so with ``takes_timeout = True`` (then it enforces the call's
+    timeout itself); otherwise the bus cancels it after the timeout.
     """
 
     name: str
@@ -284,11 +286,16 @@ class Bus:
             if not local_only and self._transports:
                 if remote_allowed is not None:
                     remote_allowed(name)
+                remote_miss: UnknownTargetError | None = None
                 for transport in self._transports:
                     try:
                         return await self._via_transport(transport, name, mapping, timeout)
-                    except (UnknownHandlerError, UnknownTargetError):
+                    except UnknownTargetError as exc:  # the name is routed there: say which
+                        remote_miss = exc
+                    except UnknownHandlerError:
                         continue
+                if remote_miss is not None and name not in self._routes:
+                    raise remote_miss
             raise self._not_found(name, mapping)
         handler, route = found
         if allowed is not None:
@@ -331,8 +338,16 @@ class Bus:
     async def _via_transport(self, transport: Transport, name: str,
                              params: Mapping[str, Any] | None, timeout: float | None) -> Any:
         started = time.perf_counter()
-        call: Awaitable[Any] = transport.invoke(name, params)
-        result = await (asyncio.wait_for(call, timeout) if timeout is not None else call)
+        if timeout is not None and getattr(transport, "takes_timeout", False):
+            result = await transport.invoke(name, params, timeout=timeout)  # type: ignore[call-arg]
+        elif timeout is not None:
+            try:
+                result = await asyncio.wait_for(transport.invoke(name, params), timeout)
+            except TimeoutError:
+                raise InvokeTimeoutError(f"{name} via {transport.name} did not finish within "
+                                         f"{timeout:g}s; it was cancelled.") from None
+        else:
+            result = await transport.invoke(name, params)
         if self._events.active:
             self._events.emit(HandlerInvoked(
                 requested=name, handler=name, route="transport", instance=None,

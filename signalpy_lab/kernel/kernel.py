@@ -24,7 +24,7 @@ import inspect
 import logging
 import re
 import types
-from collections.abc import Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
 from ..errors import (
@@ -110,6 +110,7 @@ class Kernel:
         self._by_contract: dict[str, dict[str, None]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._policies: dict[str, Policy] = {}
+        self._route_watchers: list[Callable[[], None]] = []
         if policies is not None:
             if not isinstance(policies, Mapping):
                 raise PolicyError(f"Kernel(policies=...) maps component names to policies, "
@@ -257,6 +258,29 @@ class Kernel:
         prefixes = dict.fromkeys((inst.factory, *inst.meta.provides))
         return [(f"{p}.{r.name}", f"{inst.name}.{r.name}")
                 for p in prefixes for r in inst.meta.runnables]
+
+    # -- route watchers (what a transport advertises) ----------------------------------
+
+    def watch_routes(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback()`` whenever handlers or target routes come or go; returns unwatch.
+
+        Cheaper than an event listener (which turns on the engine's hooks): transports use
+        it to re-advertise what this kernel serves.
+        """
+        self._route_watchers.append(callback)
+
+        def unwatch() -> None:
+            if callback in self._route_watchers:
+                self._route_watchers.remove(callback)
+
+        return unwatch
+
+    def _routes_changed(self) -> None:
+        for callback in list(self._route_watchers):
+            try:
+                callback()
+            except Exception:
+                _log.exception("route watcher %r failed", callback)
 
     # -- policies (least privilege on the bus) -----------------------------------------
 
@@ -554,6 +578,8 @@ class Kernel:
             inst.routes.append((routed, target or ""))
         for pattern, method in meta.subscriptions:
             self.bus.subscribe(pattern, getattr(obj, method), tenant=target, owner=inst.name)
+        if self._route_watchers:
+            self._routes_changed()
 
     def _unroute(self, inst: ComponentInstance) -> list[Handler]:
         """Stop new calls reaching ``inst``; returns its handlers (in-flight calls keep them)."""
@@ -565,6 +591,8 @@ class Kernel:
         for name in inst.handlers:
             self.bus.unregister(name)
         inst.handlers.clear()
+        if self._route_watchers:
+            self._routes_changed()
         return handlers
 
     def _unregister(self, inst: ComponentInstance) -> None:

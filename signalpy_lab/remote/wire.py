@@ -1,0 +1,173 @@
+"""The wire: NATS subjects and JSON messages between kernels, version 1.
+
+Subjects (``<node>`` is a kernel's node name, ``w-<instance>`` for a process-isolated tenant;
+names are letters, digits, ``-`` and ``_``, so each is one NATS token)::
+
+    spl.v1.call.<node>.<instance>.<runnable>   request/reply: one bus call, served by <node>
+    spl.v1.routes.announce                     a node's whole route table (on start, change,
+                                               reconnect); ``"gone": true`` withdraws it
+    spl.v1.routes.query                        request: every node answers with its table,
+                                               so a kernel that joins late learns the routes
+    spl.v1.config.<node>                       host -> worker: changes to its config view
+    spl.v1.events.<node>                       worker -> host: its kernel's events, batched
+    spl.v1.control.<node>                      host -> worker: requests (graph snapshot, stop)
+
+Every message is a JSON object with ``"v": 1``. A call::
+
+    {"v": 1, "handler": "tenant-db-acme.query", "requested": "tenant-db.query",
+     "params": {"table": "users", "target": "acme"}, "caller": "kernel-a", "timeout": 10.0}
+
+and its reply, either ``{"v": 1, "ok": true, "result": <JSON>}`` or::
+
+    {"v": 1, "ok": false, "error": {"type": "InvalidParamsError", "message": "...",
+     "handler": "tenant-db-acme.query", "node": "kernel-b"}}
+
+Params and results are JSON; pydantic models travel as their JSON (``model_dump(mode="json")``)
+and arrive as plain dicts. Params are validated where the handler lives. A route table::
+
+    {"v": 1, "node": "kernel-b", "seq": 7,
+     "handlers": {"tenant-db-acme.query": "kernel-b", "tenant-db-hooli.query": "w-tenant-db-hooli"},
+     "routes": {"tenant-db.query": {"acme": "tenant-db-acme.query"}},
+     "instances": {"tenant-db-acme": {"factory": "tenant-db", "target": "acme", ...}}}
+
+``handlers`` maps each exact handler name to the node whose subject serves it (a kernel
+advertises its process-isolated tenants' handlers too, served by their worker's node).
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import pydantic_core
+from pydantic import BaseModel
+
+from .. import errors as _errors
+from ..errors import RemoteError, SignalpyLabError, WireFormatError
+
+__all__ = [
+    "ANNOUNCE",
+    "QUERY",
+    "VERSION",
+    "call_subject",
+    "config_subject",
+    "control_subject",
+    "decode",
+    "encode",
+    "encode_error",
+    "events_subject",
+    "raise_remote_error",
+    "serve_subject",
+]
+
+VERSION = 1
+PREFIX = f"spl.v{VERSION}"
+ANNOUNCE = f"{PREFIX}.routes.announce"
+QUERY = f"{PREFIX}.routes.query"
+_TOKEN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]*$")
+
+
+def _token(value: str, what: str) -> str:
+    if not isinstance(value, str) or not _TOKEN.match(value):
+        raise WireFormatError(f"A {what} on the wire is one NATS token of letters, digits, '-' "
+                              f"and '_' (like 'tenant-db-acme'), got {value!r}.")
+    return value
+
+
+def call_subject(node: str, handler: str) -> str:
+    """``spl.v1.call.<node>.<instance>.<runnable>`` for the exact handler name."""
+    instance, _, runnable = handler.rpartition(".")
+    return f"{PREFIX}.call.{_token(node, 'node name')}.{_token(instance, 'instance name')}." \
+           f"{_token(runnable, 'runnable name')}"
+
+
+def serve_subject(node: str) -> str:
+    """What a node subscribes to, to serve every handler it hosts."""
+    return f"{PREFIX}.call.{_token(node, 'node name')}.>"
+
+
+def config_subject(node: str) -> str:
+    return f"{PREFIX}.config.{_token(node, 'node name')}"
+
+
+def events_subject(node: str) -> str:
+    return f"{PREFIX}.events.{_token(node, 'node name')}"
+
+
+def control_subject(node: str) -> str:
+    return f"{PREFIX}.control.{_token(node, 'node name')}"
+
+
+def handler_of(subject: str) -> str:
+    """``spl.v1.call.<node>.<instance>.<runnable>`` -> ``<instance>.<runnable>``."""
+    parts = subject.split(".")
+    if len(parts) != 6 or parts[2] != "call":
+        raise WireFormatError(f"Not a call subject: {subject!r} (expected "
+                              f"'{PREFIX}.call.<node>.<instance>.<runnable>').")
+    return f"{parts[4]}.{parts[5]}"
+
+
+def encode(message: Mapping[str, Any]) -> bytes:
+    """A message as JSON bytes, with ``"v"`` set; pydantic models become their JSON."""
+    try:
+        return pydantic_core.to_json({"v": VERSION, **message})
+    except pydantic_core.PydanticSerializationError as exc:
+        raise WireFormatError(f"Cannot send this over the wire as JSON: {exc}") from None
+
+
+def jsonable_params(params: Mapping[str, Any] | BaseModel | None) -> dict[str, Any]:
+    if params is None:
+        return {}
+    if isinstance(params, BaseModel):
+        return params.model_dump(mode="json")
+    if isinstance(params, Mapping):
+        return dict(params)
+    raise WireFormatError(f"Call params are a mapping or a pydantic model, got "
+                          f"{type(params).__name__}.")
+
+
+def decode(data: bytes) -> dict[str, Any]:
+    """JSON bytes to a message; refuses other versions with a message saying which."""
+    try:
+        message = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise WireFormatError(f"A message is a JSON object, got {data[:60]!r}: {exc}") from None
+    if not isinstance(message, dict):
+        raise WireFormatError(f"A message is a JSON object, got {type(message).__name__}.")
+    version = message.get("v")
+    if version != VERSION:
+        raise WireFormatError(f"Wire version {version!r} is not spoken here (this side speaks "
+                              f"v{VERSION}); upgrade the older side.")
+    return message
+
+
+def encode_error(exc: BaseException, handler: str, node: str) -> bytes:
+    return encode({"ok": False, "error": {
+        "type": type(exc).__name__, "message": str(exc), "handler": handler, "node": node}})
+
+
+#: Error types a reply may name: ours and the builtins. Anything else is a RemoteError.
+_KNOWN: dict[str, type[BaseException]] = {
+    **{name: obj for name, obj in vars(builtins).items()
+       if isinstance(obj, type) and issubclass(obj, Exception)},
+    **{name: obj for name, obj in vars(_errors).items()
+       if isinstance(obj, type) and issubclass(obj, SignalpyLabError)},
+}
+
+
+def raise_remote_error(error: Mapping[str, Any]) -> None:
+    """Raise the error a reply carries as the same type, naming the remote handler."""
+    type_name = str(error.get("type", "Exception"))
+    where = f"remote handler {error.get('handler')!r} on {error.get('node')!r}"
+    message = f"{error.get('message', '')} ({where})"
+    cls = _KNOWN.get(type_name)
+    if cls is None:
+        raise RemoteError(f"{type_name}: {message}")
+    try:
+        exc = cls(message)
+    except Exception:  # a builtin with another signature (UnicodeDecodeError, ...)
+        raise RemoteError(f"{type_name}: {message}") from None
+    raise exc
