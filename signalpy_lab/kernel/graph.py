@@ -336,6 +336,7 @@ class DerivedNode(ReactiveNode):
                     raise CycleError(_cycle_message(self))
                 if ctx.depth == 0:
                     if self.state == DIRTY:  # the outermost read of a dirty node: run it here
+                        ctx.owner = _get_ident()  # before any observer: see current_observer
                         try:
                             _run(self)
                         except _Deferred as deferred:
@@ -504,6 +505,9 @@ def _refresh(node: DerivedNode) -> None:
     being refreshed). A DIRTY dependency runs in place; a MAYBE one is descended into.
     Once a node is decided (run, or verified clean) its parent compares versions at once.
     """
+    # Every body runs under a _refresh or _read's direct run: both name this thread as the
+    # owner of the observer their runs will set (see current_observer).
+    context.owner = _get_ident()
     state = node.state
     if state == DIRTY:
         if node.is_effect:
@@ -582,9 +586,9 @@ def _run(node: DerivedNode) -> None:
     ctx = context
     hooks = ctx.hooks
     started = time.perf_counter() if hooks is not None else 0.0
+    # ``ctx.owner`` was set by whoever started this evaluation (``_read``, ``_refresh``):
+    # once per refresh, not once per body (a chain of 1000 bodies: one ``get_ident``).
     previous_observer = node.caller = ctx.observer
-    if previous_observer is None:
-        ctx.owner = _get_ident()  # before the observer: see current_observer
     new = node.new_deps = {}
     node.running = True
     node.state = RUNNING  # a write during the body re-marks it, and that mark survives
@@ -656,9 +660,7 @@ def _run_effect(node: DerivedNode) -> None:
     if cleanup is not None:
         node.cleanup = None
         cleanup()
-    previous_observer = node.caller = ctx.observer
-    if previous_observer is None:
-        ctx.owner = _get_ident()
+    previous_observer = node.caller = ctx.observer  # ctx.owner: set by _refresh
     new = node.new_deps = {}
     node.running = True
     node.state = RUNNING
