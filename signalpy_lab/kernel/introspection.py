@@ -58,6 +58,9 @@ class InstanceInfo:
     declared: tuple[str, ...] = ()
     #: The host's grant beyond ``declared`` (``Policy.to_dict()``), if one applies.
     policy: dict[str, Any] | None = None
+    #: ``inline`` (in this process) or ``process`` (a worker); its pid and node when isolated.
+    isolation: str = "inline"
+    pid: int | None = None
 
     @classmethod
     def of(cls, inst: ComponentInstance, policy: Policy | None = None) -> InstanceInfo:
@@ -70,6 +73,7 @@ class InstanceInfo:
             depends_on=inst.depends_on, effect_errors=inst.effect_errors,
             declared=tuple(dict.fromkeys((*meta.depends, *meta.requires.values()))),
             policy=policy.to_dict() if policy is not None else None,
+            isolation=inst.isolation, pid=inst.pid,
         )
 
 
@@ -111,6 +115,8 @@ class RouteInfo:
     last_latency: float | None
     last_result: str | None
     last_error: str | None
+    #: ``local`` (this kernel's bus) or ``transport`` (a process-isolated instance's worker).
+    via: str = "local"
 
     @classmethod
     def of(cls, route: str, target: str, handler: Handler,
@@ -121,6 +127,14 @@ class RouteInfo:
             calls=handler.calls, errors=handler.errors, last_latency=handler.last_latency,
             last_result=handler.last_result, last_error=handler.last_error,
         )
+
+    @classmethod
+    def remote(cls, route: str, target: str, handler: str,
+               inst: ComponentInstance) -> RouteInfo:
+        """A route served by an isolated instance's worker (its statistics live there)."""
+        return cls(route=route, target=target, handler=handler, instance=inst.name,
+                   factory=inst.factory, state=inst.state.value, calls=0, errors=0,
+                   last_latency=None, last_result=None, last_error=None, via="transport")
 
     @property
     def arrow(self) -> str:
@@ -190,14 +204,34 @@ def _describe(node: ReactiveNode) -> GraphNode:
 
 
 def snapshot_graph(scopes: list[Scope], *, tenant: str | None = None,
-                   instance: str | None = None) -> GraphSnapshot:
+                   instance: str | None = None,
+                   remote: list[GraphSnapshot] | None = None) -> GraphSnapshot:
     """Nodes owned by ``scopes`` plus the nodes they link to; optionally one tenant/instance.
 
     With a filter, a node is kept if it matches or is directly linked to one that matches,
-    so a tenant's view still shows the config keys its computeds read.
+    so a tenant's view still shows the config keys its computeds read. ``remote`` are the
+    graphs of process-isolated instances (relayed by their workers, ids already distinct).
     """
     with context.lock:  # a consistent view while another thread may be writing
-        return _snapshot(scopes, tenant, instance)
+        local = _snapshot(scopes, tenant, instance)
+    for graph in remote or ():
+        part = _filtered(graph, tenant, instance)
+        local.nodes.extend(part.nodes)
+        local.edges.extend(part.edges)
+    return local
+
+
+def _filtered(graph: GraphSnapshot, tenant: str | None, instance: str | None) -> GraphSnapshot:
+    """``graph`` with the same tenant/instance filter ``_snapshot`` applies."""
+    if tenant is None and instance is None:
+        return graph
+    keep = {n.id for n in graph.nodes
+            if (instance is None or n.instance == instance)
+            and (tenant is None or n.tenant == tenant)}
+    keep |= {e.source for e in graph.edges if e.target in keep} | {
+        e.target for e in graph.edges if e.source in keep}
+    return GraphSnapshot(nodes=[n for n in graph.nodes if n.id in keep],
+                         edges=[e for e in graph.edges if e.source in keep and e.target in keep])
 
 
 def _snapshot(scopes: list[Scope], tenant: str | None, instance: str | None) -> GraphSnapshot:

@@ -25,7 +25,7 @@ import logging
 import re
 import types
 from collections.abc import Callable, Coroutine, Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from ..errors import (
     DependencyError,
@@ -80,6 +80,26 @@ _INSTANCE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 #: How long ``hot_remove`` lets in-flight calls to the instance finish before deactivating.
 DRAIN_SECONDS = 5.0
 
+#: Isolation kinds the kernel can load on first use, by module (kept at the edge: importing
+#: the kernel never imports them; the module's ``create_host(kernel)`` makes the host).
+ISOLATION_PLUGINS = {"process": "signalpy_lab.remote.process"}
+
+
+@runtime_checkable
+class IsolationHost(Protocol):
+    """Runs instances somewhere else than this process (``instantiate(..., isolation=...)``).
+
+    ``start`` returns once the instance serves its handlers (reached through a transport the
+    host added to the bus) and sets ``inst.pid``; a host reports a later death by calling
+    ``kernel.instance_failed(name, error)``.
+    """
+
+    async def start(self, inst: ComponentInstance) -> None: ...
+
+    async def stop(self, inst: ComponentInstance) -> None: ...
+
+    async def close(self) -> None: ...
+
 
 class KernelState(enum.Enum):
     CREATED = "created"
@@ -111,6 +131,7 @@ class Kernel:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._policies: dict[str, Policy] = {}
         self._route_watchers: list[Callable[[], None]] = []
+        self._isolation_hosts: dict[str, IsolationHost] = {}
         if policies is not None:
             if not isinstance(policies, Mapping):
                 raise PolicyError(f"Kernel(policies=...) maps component names to policies, "
@@ -164,15 +185,22 @@ class Kernel:
         return [m.factory_name for m in found]
 
     def instantiate(self, factory: str | type, name: str | None = None,
-                    properties: Mapping[str, Any] | None = None) -> ComponentInstance:
+                    properties: Mapping[str, Any] | None = None, *,
+                    isolation: str = "inline") -> ComponentInstance:
         """Create an instance of ``factory``; before boot it waits, after boot it activates.
 
         Without ``name`` it configures the factory's singleton (named after the factory),
         e.g. ``instantiate("config", properties={"defaults": {...}})``. An async ``activate``
-        after boot needs ``await kernel.hot_add(...)`` instead.
+        after boot needs ``await kernel.hot_add(...)`` instead. ``isolation="process"`` hosts
+        the instance in a worker process of its own (``signalpy_lab.remote.process``).
         """
-        inst = self._new_instance(factory, name, properties)
+        inst = self._new_instance(factory, name, properties, isolation)
         if self.state is KernelState.RUNNING:
+            if inst.isolation != "inline":
+                raise KernelStateError(
+                    f"Starting a worker takes a moment; after boot use `await kernel.hot_add("
+                    f"{inst.factory!r}, {inst.name!r}, ..., isolation={inst.isolation!r})`."
+                )
             if inst.meta.activate is not None and inst.meta.activate.is_async:
                 raise KernelStateError(
                     f"{inst.meta.factory_name!r} has an async activate; after boot use "
@@ -186,8 +214,16 @@ class Kernel:
         return inst
 
     def _new_instance(self, factory: str | type, name: str | None,
-                      properties: Mapping[str, Any] | None) -> ComponentInstance:
+                      properties: Mapping[str, Any] | None,
+                      isolation: str = "inline") -> ComponentInstance:
         """Validate everything about a new instance without changing any state."""
+        if isolation != "inline" and isolation not in self._isolation_hosts \
+                and isolation not in ISOLATION_PLUGINS:
+            raise InvalidPropertiesError(
+                f"isolation must be 'inline' or one of "
+                f"{', '.join(map(repr, sorted({*ISOLATION_PLUGINS, *self._isolation_hosts})))}"
+                f", got {isolation!r}."
+            )
         if self.state in (KernelState.STOPPING, KernelState.STOPPED):
             raise KernelStateError(f"Kernel {self.name!r} is {self.state}; create a new Kernel.")
         if isinstance(factory, type):
@@ -229,7 +265,8 @@ class Kernel:
                 f"The 'target' property must be a name like 'acme' (letters, digits, '-', '_'), "
                 f"got {target!r}."
             )
-        inst = ComponentInstance(name=name, meta=meta, properties=thaw(properties))
+        inst = ComponentInstance(name=name, meta=meta, properties=thaw(properties),
+                                 isolation=isolation)
         for routed, _handler in self._route_pairs(inst):
             owner = self._claims.get((routed, inst.target or ""))
             if owner is not None:
@@ -436,6 +473,11 @@ class Kernel:
         active = [i for i in self._instances.values() if i.state is InstanceState.ACTIVE]
         for inst in reversed(self._activation_log(active)):
             await self._deactivate(inst, InstanceState.STOPPED, drain=False)
+        for host in list(self._isolation_hosts.values()):
+            try:
+                await host.close()
+            except Exception as exc:
+                _log.error("isolation host %r failed to close: %s", host, exc)
         self.state = KernelState.STOPPED
 
     def _activation_log(self, active: list[ComponentInstance]) -> list[ComponentInstance]:
@@ -446,14 +488,16 @@ class Kernel:
 
     @on_home_loop
     async def hot_add(self, factory_or_class: str | type, name: str | None = None,
-                      properties: Mapping[str, Any] | None = None) -> ComponentInstance:
+                      properties: Mapping[str, Any] | None = None, *,
+                      isolation: str = "inline") -> ComponentInstance:
         """Add an instance (discovering a class if needed) and activate it if booted.
 
         Raises the activation error if activate fails (the instance stays, marked failed).
+        ``isolation="process"`` starts it in a worker process of its own.
         """
         if isinstance(factory_or_class, type) and meta_of(factory_or_class) is not None:
             self.discover([factory_or_class])
-        inst = self._new_instance(factory_or_class, name, properties)
+        inst = self._new_instance(factory_or_class, name, properties, isolation)
         if self.state is KernelState.RUNNING:
             self._resolve_dependencies(inst)
         self._commit_instance(inst)
@@ -520,6 +564,13 @@ class Kernel:
                     )
             self._set_state(inst, InstanceState.ACTIVATING)
             inst.error = None
+            if inst.isolation != "inline":
+                host = await self._isolation_host(inst.isolation)
+                await host.start(inst)
+                self._set_state(inst, InstanceState.ACTIVE)
+                if self._route_watchers:
+                    self._routes_changed()
+                return
             effects = self._prepare(inst)
             with inst.scope.active():  # reactive state made in activate belongs to the instance
                 await _call_hook(meta.activate, inst)
@@ -609,6 +660,18 @@ class Kernel:
     async def _deactivate(self, inst: ComponentInstance, final: InstanceState, *,
                           drain: bool) -> None:
         self._set_state(inst, InstanceState.DEACTIVATING)
+        if inst.isolation != "inline":
+            hook_error: BaseException | None = None
+            try:
+                await (await self._isolation_host(inst.isolation)).stop(inst)
+            except Exception as exc:
+                hook_error = exc
+                _log.error("worker of %r failed to stop: %s", inst.name, exc)
+            inst.pid = None
+            self._set_state(inst, final, hook_error)
+            if self._route_watchers:
+                self._routes_changed()
+            return
         handlers = self._unroute(inst)
         if drain:
             await _drain(handlers, DRAIN_SECONDS)
@@ -623,6 +686,57 @@ class Kernel:
         if inst.scope is not None:
             inst.scope.dispose()
         self._set_state(inst, final, hook_error)
+
+    # -- isolation hosts (instances in other processes) --------------------------------
+
+    def set_isolation_host(self, kind: str, host: IsolationHost) -> None:
+        """Use ``host`` for ``instantiate(..., isolation=kind)`` (instead of the default one)."""
+        if not isinstance(host, IsolationHost):
+            raise TypeError(f"An isolation host has async start/stop/close methods, got {host!r}")
+        self._isolation_hosts[kind] = host
+
+    def isolation_host(self, kind: str) -> IsolationHost | None:
+        """The host running ``kind``-isolated instances, once one was needed."""
+        return self._isolation_hosts.get(kind)
+
+    async def _isolation_host(self, kind: str) -> IsolationHost:
+        host = self._isolation_hosts.get(kind)
+        if host is None:
+            import importlib
+
+            module = importlib.import_module(ISOLATION_PLUGINS[kind])
+            host = self._isolation_hosts.setdefault(kind, await module.create_host(self))
+        return host
+
+    def instance_failed(self, name: str, error: BaseException) -> None:
+        """A host reports that ``name`` died where it ran: it is failed, calls fail at once."""
+        inst = self._instances.get(name)
+        if inst is not None and inst.state is InstanceState.ACTIVE:
+            inst.pid = None
+            self._set_state(inst, InstanceState.FAILED, error)
+            _log.error("instance %r failed: %s", name, error)
+
+    @on_home_loop
+    async def restart(self, name: str) -> ComponentInstance:
+        """Bring ``name`` back: a failed or active instance is deactivated and activated again.
+
+        A process-isolated instance gets a new worker with its config view as it is now.
+        Other instances never notice.
+        """
+        inst = self._instance(name)
+        if self.state is not KernelState.RUNNING:
+            raise KernelStateError(f"Kernel {self.name!r} is {self.state}; restart needs it "
+                                   f"running.")
+        if inst.state is InstanceState.ACTIVE:
+            await self._deactivate(inst, InstanceState.STOPPED, drain=True)
+        elif inst.isolation != "inline" and inst.state is InstanceState.FAILED:
+            try:
+                await (await self._isolation_host(inst.isolation)).stop(inst)
+            except Exception as exc:
+                _log.warning("cleaning up the dead worker of %r: %s", name, exc)
+        self._resolve_dependencies(inst)
+        await self._activate(inst, raise_errors=True)
+        return inst
 
     def _effect_failed(self, inst: ComponentInstance, node: DerivedNode,
                        error: BaseException) -> None:
@@ -680,12 +794,18 @@ class Kernel:
             for target, handler_name in targets.items():
                 rows.append(RouteInfo.of(routed, target, handlers[handler_name],
                                          self._instances.get(handlers[handler_name].instance)))
+        for inst in self._instances.values():
+            if inst.isolation != "inline" and inst.state is not InstanceState.PENDING:
+                rows.extend(RouteInfo.remote(routed, inst.target or "", handler, inst)
+                            for routed, handler in self._route_pairs(inst))
         return sorted(rows, key=lambda r: (r.route, r.target))
 
     def graph(self, *, tenant: str | None = None, instance: str | None = None) -> GraphSnapshot:
         """A JSON-able snapshot of the reactive graph (nodes with owner and tenant, edges)."""
         scopes = [i.scope for i in self._instances.values() if i.scope is not None]
-        return snapshot_graph(scopes, tenant=tenant, instance=instance)
+        remote = [i.remote_graph for i in self._instances.values()
+                  if i.remote_graph is not None and i.state is InstanceState.ACTIVE]
+        return snapshot_graph(scopes, tenant=tenant, instance=instance, remote=remote)
 
 
 async def _call_hook(spec: LifecycleSpec | None, inst: ComponentInstance) -> None:

@@ -52,6 +52,10 @@ class ComponentInstance:
     depends_on: tuple[str, ...] = ()
     effect_errors: int = 0
     last_effect_error: str | None = None
+    #: ``inline``, or the name of the ``IsolationHost`` that runs it elsewhere (``process``).
+    isolation: str = "inline"
+    pid: int | None = None  # the worker's, while one runs
+    remote_graph: Any = None  # the worker's latest relayed GraphSnapshot
 
     @property
     def factory(self) -> str:

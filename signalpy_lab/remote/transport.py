@@ -114,6 +114,7 @@ class NatsTransport:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reported: set[str] = set()
         self.down: dict[str, str] = {}  # serving node -> why it is known to be down
+        self._inflight: dict[str, set[asyncio.Future[Any]]] = {}  # serving node -> requests
 
     def __repr__(self) -> str:
         state = "connected" if self.connected else "not connected"
@@ -217,8 +218,13 @@ class NatsTransport:
         self._schedule_announce()
 
     def mark_down(self, node: str, why: str) -> None:
-        """Calls to ``node`` fail at once with ``why`` until it serves again."""
+        """Calls to ``node`` fail at once with ``why`` until it serves again, in-flight ones too.
+
+        Call it on the transport's loop (a host learns of a death there).
+        """
         self.down[node] = why
+        for request in list(self._inflight.get(node, ())):
+            request.cancel()
 
     def own_table(self) -> dict[str, Any]:
         """What this node advertises: its local handlers and routes, and its workers'."""
@@ -434,8 +440,17 @@ class NatsTransport:
                                "params": wire.jsonable_params(params), "caller": self.node,
                                "timeout": limit})
         subject = wire.call_subject(node, handler)
+        request = asyncio.ensure_future(nc.request(subject, payload, timeout=limit))
+        inflight = self._inflight.setdefault(node, set())
+        inflight.add(request)
         try:
-            reply = await nc.request(subject, payload, timeout=limit)
+            reply = await request
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if request.cancelled() and node in self.down and not (
+                    current is not None and current.cancelling()):
+                raise TransportError(f"{handler!r} was cut off: {self.down[node]}.") from None
+            raise
         except nats_errors.NoRespondersError:
             why = self.down.get(node) or (f"nobody serves {subject} (node {node!r} is gone "
                                           f"or not started)")
@@ -448,6 +463,8 @@ class NatsTransport:
             raise TransportError(f"{handler!r} on node {node!r}: the connection to NATS "
                                  f"was lost ({type(exc).__name__}); it reconnects by "
                                  f"itself, try again.") from None
+        finally:
+            inflight.discard(request)
         message = wire.decode(reply.data)
         if message.get("ok"):
             return message.get("result")

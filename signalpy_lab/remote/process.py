@@ -1,0 +1,465 @@
+"""``ProcessHost``: tenants in worker processes of their own, reached over NATS.
+
+    await kernel.hot_add("tenant-db", "tenant-db-hooli", {"target": "hooli"},
+                         isolation="process")           # or instantiate(...) before boot
+    await kernel.invoke("tenant-db.query", {"target": "hooli"})   # the same call, another pid
+    await kernel.restart("tenant-db-hooli")              # after its worker died
+
+The kernel loads this module the first time an instance asks for ``isolation="process"``
+(``create_host``): it starts a private nats-server on 127.0.0.1 (or connects to
+``$SIGNALPY_LAB_NATS_URL``), and connects the kernel's ``NatsTransport``.
+
+Per instance it:
+
+* creates a NATS user for the worker whose permissions the **server** enforces: subscribe to
+  its own call, config and control subjects and its own reply inbox, publish only its own
+  events subject, answer requests through ``allow_responses``; nothing else (with an external
+  server, which this host cannot configure, workers use the kernel's credentials: say so);
+* ships the component class (imported by module path where that finds the same class,
+  otherwise by value with ``cloudpickle``) and exactly the instance's own config view
+  (shared keys, its tenant section, its ``apps.<name>`` credentials) and storage prefix;
+* keeps that view in sync: an effect reads the view (``IConfig.all()`` through the
+  instance's own handle), so a change inside it sends the changed keys, and a change outside
+  it sends nothing;
+* advertises the worker's handlers and target routes on the kernel's transport, relays the
+  worker's events and graph into the kernel's (ids shifted so they never collide), and
+  watches the process: when it dies, calls fail at once naming the exit code, and the
+  instance is ``failed`` until ``kernel.restart(name)``.
+
+Workers never outlive the kernel's process: they get SIGKILL when it dies (Linux
+``PR_SET_PDEATHSIG``) and exit when their stdin closes; ``kernel.shutdown()`` stops them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import contextlib
+import importlib
+import itertools
+import json
+import logging
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import WorkerError
+from ..kernel.events import (
+    Cause,
+    ComputedRecomputed,
+    ComputedStale,
+    ComputedVerified,
+    EdgeChanged,
+    EffectRun,
+    Event,
+    SignalSet,
+)
+from ..kernel.introspection import GraphEdge, GraphNode, GraphSnapshot
+from ..kernel.reactive import Effect, Scope
+from ..kernel.registry import Consumer
+from . import wire
+from .server import NatsServer, _launcher, _pdeathsig_preexec
+from .transport import NatsTransport
+
+if TYPE_CHECKING:
+    from ..kernel import Kernel
+    from ..kernel.lifecycle import ComponentInstance
+
+__all__ = ["ENV_URL", "ProcessHost", "create_host"]
+
+_log = logging.getLogger("signalpy_lab.remote.process")
+
+#: Connect to this NATS server instead of starting a private one.
+ENV_URL = "SIGNALPY_LAB_NATS_URL"
+#: How long a worker may take to import, boot and start serving.
+START_SECONDS = 30.0
+#: How long a worker may take to stop after being asked, before it is killed.
+STOP_SECONDS = 5.0
+#: Relayed node ids are shifted by a multiple of this, one multiple per worker started.
+ID_SPACE = 10**9
+
+_offsets = itertools.count(1)
+
+_EVENT_TYPES: dict[str, type[Event]] = {
+    "signal.set": SignalSet, "computed.stale": ComputedStale,
+    "computed.recomputed": ComputedRecomputed, "computed.verified": ComputedVerified,
+    "effect.run": EffectRun, "edge.added": EdgeChanged, "edge.removed": EdgeChanged,
+}  # not handler.invoked: the host's bus records each call to a worker itself (route kind
+#    'transport'), so a relayed copy would count it twice
+
+
+async def create_host(kernel: Kernel) -> ProcessHost:
+    """The default host: a private server (or ``$SIGNALPY_LAB_NATS_URL``) and the transport."""
+    url = os.environ.get(ENV_URL)
+    server = None
+    if url is None:
+        server = await asyncio.to_thread(NatsServer().start)
+        url = server.url
+    transport = next((t for t in kernel.bus._transports if isinstance(t, NatsTransport)), None)
+    owns_transport = transport is None
+    if transport is None:
+        user = server.admin_user if server is not None else os.environ.get(f"{ENV_URL}_USER")
+        password = (server.admin_password if server is not None
+                    else os.environ.get(f"{ENV_URL}_PASSWORD"))
+        transport = await NatsTransport(kernel, url, user=user, password=password).start()
+    return ProcessHost(kernel, transport, server=server, owns_transport=owns_transport)
+
+
+def _class_ref(cls: type) -> dict[str, Any]:
+    """How the worker finds ``cls``: by module path if that finds this very class, else by value."""
+    module = getattr(cls, "__module__", "")
+    if module and module != "__main__":
+        try:
+            found: Any = importlib.import_module(module)
+            for part in cls.__qualname__.split("."):
+                found = getattr(found, part)
+            if found is cls:
+                return {"module": module, "qualname": cls.__qualname__}
+        except (ImportError, AttributeError):
+            pass
+    import cloudpickle
+
+    return {"pickle": base64.b64encode(cloudpickle.dumps(cls)).decode()}
+
+
+def _leaves(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"tenants.acme.db_url": ...}`` for every leaf of a nested mapping."""
+    out: dict[str, Any] = {}
+    stack: list[tuple[str, Any]] = [(prefix, tree)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict) and value:
+            stack.extend((f"{path}.{k}" if path else k, v) for k, v in value.items())
+        elif path:
+            out[path] = value
+    return out
+
+
+@dataclass
+class _Worker:
+    """The host's record of one running worker."""
+
+    name: str
+    node: str
+    proc: subprocess.Popen[bytes]
+    offset: int
+    stderr_path: Path
+    output: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=40))
+    relay: Effect | None = None
+    scope: Scope | None = None
+    subscription: Any = None
+    stopping: bool = False
+    sent: dict[str, Any] = field(default_factory=dict)
+
+
+class ProcessHost:
+    """Runs instances in worker processes (see the module docstring)."""
+
+    def __init__(self, kernel: Kernel, transport: NatsTransport, *,
+                 server: NatsServer | None = None, owns_transport: bool = False) -> None:
+        self.kernel = kernel
+        self.transport = transport
+        self.server = server
+        self._owns_transport = owns_transport
+        self._workers: dict[str, _Worker] = {}
+        self._dir = Path(tempfile.mkdtemp(prefix="spl-workers-"))
+        if server is None:
+            _log.warning("workers connect to %s with the kernel's credentials: the server does "
+                         "not enforce their subjects (only a private NatsServer can)",
+                         transport.url)
+
+    def __repr__(self) -> str:
+        return f"<ProcessHost {len(self._workers)} workers via {self.transport.url}>"
+
+    def worker_pid(self, name: str) -> int | None:
+        worker = self._workers.get(name)
+        return worker.proc.pid if worker is not None and worker.proc.poll() is None else None
+
+    # -- IsolationHost -------------------------------------------------------------------
+
+    async def start(self, inst: ComponentInstance) -> None:
+        node = f"w-{inst.name}"
+        wire.serve_subject(node)
+        password = secrets.token_urlsafe(18)
+        if self.server is not None:
+            await asyncio.to_thread(
+                self.server.add_user, node, password,
+                subscribe=[wire.serve_subject(node), wire.config_subject(node),
+                           wire.control_subject(node)],
+                publish=[wire.events_subject(node)], allow_responses=True,
+                inbox_prefix=f"_INBOX_{node}")
+            user: str | None = node
+        else:
+            user, password = self.transport._user, self.transport._password or ""
+        view = self._view(inst)
+        initial = view.all()
+        storage = self.kernel.registry.get("IStorage")
+        boot = {
+            "url": self.transport.url, "user": user, "password": password, "node": node,
+            "inbox_prefix": f"_INBOX_{node}", "name": inst.name,
+            "properties": inst.properties, "factory": _class_ref(inst.meta.cls),
+            "config": initial, "timeout": self.transport.timeout,
+            "storage_root": str(storage.root) if storage is not None else None,
+        }
+        worker = await asyncio.to_thread(self._spawn, inst.name, node, boot)
+        worker.sent = _leaves(initial)
+        self._workers[inst.name] = worker
+        try:
+            await self._wait_ready(worker)
+            await self._serve(inst, worker, view)
+        except BaseException:
+            await self._discard(worker, kill=True)
+            raise
+
+    async def _serve(self, inst: ComponentInstance, worker: _Worker, view: Any) -> None:
+        """A ready worker: relay its events, advertise its routes, sync its config, watch it."""
+        node = worker.node
+        inst.pid = worker.proc.pid
+
+        async def on_relay(msg: Any) -> None:
+            await self._on_relay(worker, msg)
+
+        worker.subscription = await self.transport._nc.subscribe(
+            wire.events_subject(node), cb=on_relay)
+        handlers = [f"{inst.name}.{r.name}" for r in inst.meta.runnables]
+        routes: dict[str, dict[str, str]] = {}
+        for routed, handler in self.kernel._route_pairs(inst):
+            routes.setdefault(routed, {})[inst.target or ""] = handler
+        self.transport.serve_static(node, handlers, routes, {inst.name: {
+            "factory": inst.factory, "target": inst.target, "isolation": "process",
+            "pid": inst.pid}})
+        # The relay is the instance's one node here: the graph shows what reaches its worker.
+        worker.scope = inst.scope = Scope(inst.name, inst.target, hub=self.kernel.events)
+        with worker.scope.active():
+            worker.relay = Effect(lambda: self._sync_config(worker, view), defer=True,
+                                  label=f"{inst.name}.(config view → worker)")
+        worker.relay.start()
+        threading.Thread(target=self._watch, args=(worker,), daemon=True,
+                         name=f"spl-watch-{node}").start()
+
+    async def stop(self, inst: ComponentInstance) -> None:
+        worker = self._workers.get(inst.name)
+        if worker is not None:
+            await self._discard(worker, kill=False)
+
+    async def close(self) -> None:
+        for worker in list(self._workers.values()):
+            await self._discard(worker, kill=False)
+        if self._owns_transport:
+            await self.transport.stop()
+        if self.server is not None:
+            await asyncio.to_thread(self.server.stop)
+
+    # -- the worker process --------------------------------------------------------------
+
+    def _view(self, inst: ComponentInstance) -> Any:
+        """The instance's own config handle, as it would have in process (may see ``None``)."""
+        config = self.kernel.registry.get("IConfig")
+        if config is None:
+            raise WorkerError(f"{inst.name!r} needs a config provider to ship its view to "
+                              "a worker; discover ConfigProvider first.")
+        return config.scoped_for(Consumer(inst.name, inst.factory, inst.target))
+
+    def _spawn(self, name: str, node: str, boot: dict[str, Any]) -> _Worker:
+        stderr_path = self._dir / f"{node}.stderr"
+        preexec = _pdeathsig_preexec()
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+        def launch() -> subprocess.Popen[bytes]:
+            with open(stderr_path, "wb") as err:
+                return subprocess.Popen(
+                    [sys.executable, "-m", "signalpy_lab.remote.worker"],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+                    preexec_fn=preexec, close_fds=True, env=env)
+
+        proc = _launcher.run(launch)  # one long-lived thread forks: PDEATHSIG stays armed
+        assert proc.stdin is not None
+        proc.stdin.write(json.dumps(boot).encode() + b"\n")
+        proc.stdin.flush()
+        return _Worker(name, node, proc, next(_offsets) * ID_SPACE, stderr_path)
+
+    async def _wait_ready(self, worker: _Worker) -> None:
+        def read_until_ready() -> dict[str, Any]:
+            assert worker.proc.stdout is not None
+            for raw in worker.proc.stdout:
+                line = raw.decode(errors="replace").rstrip()
+                try:
+                    message = json.loads(line)
+                except ValueError:
+                    message = None
+                if isinstance(message, dict) and "ready" in message:
+                    return message
+                worker.output.append(line)
+            return {"ready": False, "error": f"exited with code {worker.proc.wait()}"}
+
+        try:
+            message = await asyncio.wait_for(asyncio.to_thread(read_until_ready), START_SECONDS)
+        except TimeoutError:
+            raise WorkerError(f"The worker of {worker.name!r} did not start serving within "
+                              f"{START_SECONDS:g}s. {self._tail(worker)}") from None
+        if not message.get("ready"):
+            raise WorkerError(f"The worker of {worker.name!r} could not start: "
+                              f"{message.get('error')}. {self._tail(worker)}")
+        threading.Thread(target=self._drain, args=(worker,), daemon=True,
+                         name=f"spl-out-{worker.node}").start()
+
+    def _drain(self, worker: _Worker) -> None:
+        """Keep reading the worker's stdout so its prints never block it; log them."""
+        assert worker.proc.stdout is not None
+        for raw in worker.proc.stdout:
+            line = raw.decode(errors="replace").rstrip()
+            worker.output.append(line)
+            _log.info("[%s] %s", worker.name, line)
+
+    def _tail(self, worker: _Worker) -> str:
+        try:
+            err = worker.stderr_path.read_text(errors="replace").strip().splitlines()[-8:]
+        except OSError:
+            err = []
+        lines = [*list(worker.output)[-4:], *err]
+        return ("Its last output: " + " | ".join(lines)) if lines else ""
+
+    def _watch(self, worker: _Worker) -> None:
+        code = worker.proc.wait()
+        loop = self.kernel.home_loop()
+        if worker.stopping or loop is None:
+            return
+        loop.call_soon_threadsafe(self._died, worker, code)
+
+    def _died(self, worker: _Worker, code: int) -> None:
+        if worker.stopping or self._workers.get(worker.name) is not worker:
+            return
+        why = (f"the worker process of {worker.name!r} (pid {worker.proc.pid}) exited with "
+               f"code {code}; kernel.restart({worker.name!r}) (or %restart {worker.name}) "
+               f"brings it back")
+        self.transport.mark_down(worker.node, why)
+        self._drop_relay(worker)
+        self.kernel.instance_failed(worker.name, WorkerError(why))
+
+    def _drop_relay(self, worker: _Worker) -> None:
+        """Stop syncing config to a worker that is gone; its node leaves the graph."""
+        worker.relay = None
+        if worker.scope is not None:
+            worker.scope.dispose()
+            inst = self.kernel._instances.get(worker.name)
+            if inst is not None and inst.scope is worker.scope:
+                inst.scope = None
+            worker.scope = None
+
+    async def _discard(self, worker: _Worker, *, kill: bool) -> None:
+        worker.stopping = True
+        self._workers.pop(worker.name, None)
+        self._drop_relay(worker)
+        self.transport.withdraw_static(worker.node)
+        if worker.subscription is not None:
+            with contextlib.suppress(Exception):
+                await worker.subscription.unsubscribe()
+        proc = worker.proc
+        if proc.poll() is None and not kill and self.transport.connected:
+            with contextlib.suppress(Exception):
+                await self.transport._nc.publish(wire.control_subject(worker.node),
+                                                 wire.encode({"op": "stop"}))
+                await self.transport._nc.flush(timeout=1)
+        if proc.poll() is None:
+            try:
+                await asyncio.to_thread(proc.wait, 0.1 if kill else STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                await asyncio.to_thread(proc.wait)
+        with contextlib.suppress(OSError):
+            if proc.stdin is not None:
+                proc.stdin.close()
+        if self.server is not None and worker.node in self.server.users:
+            await asyncio.to_thread(self.server.remove_user, worker.node)
+
+    # -- config view and relayed events --------------------------------------------------
+
+    def _sync_config(self, worker: _Worker, view: Any) -> None:
+        """The effect's body: read the view (tracked), send what changed since last time."""
+        current = _leaves(view.all())
+        previous = worker.sent
+        changed = {k: v for k, v in current.items() if previous.get(k, _MISSING) != v}
+        removed = [k for k in previous if k not in current]
+        worker.sent = current
+        if not changed and not removed:
+            return
+        from ..kernel.events import current_command
+
+        message = wire.encode({"set": changed, "unset": removed, "command": current_command()})
+        loop = self.kernel.home_loop()
+        if loop is None or self.transport._nc is None:
+            return
+        subject = wire.config_subject(worker.node)
+        loop.call_soon_threadsafe(lambda: self.transport._spawn(
+            self.transport._nc.publish(subject, message)))
+
+    async def _on_relay(self, worker: _Worker, msg: Any) -> None:
+        try:
+            data = wire.decode(msg.data)
+        except Exception as exc:
+            _log.warning("ignored a relay from %s: %s", worker.node, exc)
+            return
+        inst = self.kernel._instances.get(worker.name)
+        if inst is None:
+            return
+        graph = data.get("graph")
+        if isinstance(graph, dict):
+            inst.remote_graph = _shift_graph(graph, worker)
+        hub = self.kernel.events
+        if hub.active:
+            for raw in data.get("events") or ():
+                event = _shift_event(raw, worker)
+                if event is not None:
+                    hub.emit(event)
+
+
+_MISSING: Any = object()
+
+
+def _owner(name: str | None, worker: _Worker) -> str | None:
+    """Relayed nodes keep the instance's name; the worker's own providers say where they are."""
+    if name is None or name == worker.name:
+        return name
+    return f"{name}@{worker.node}"
+
+
+def _shift_graph(graph: dict[str, Any], worker: _Worker) -> GraphSnapshot:
+    offset = worker.offset
+    nodes = [GraphNode(**{**n, "id": n["id"] + offset, "instance": _owner(n["instance"], worker)})
+             for n in graph.get("nodes", ())]
+    edges = [GraphEdge(e["source"] + offset, e["target"] + offset) for e in graph.get("edges", ())]
+    return GraphSnapshot(nodes=nodes, edges=edges)
+
+
+def _shift_cause(cause: dict[str, Any] | None, worker: _Worker) -> Cause | None:
+    if cause is None:
+        return None
+    return Cause(**{**cause, "id": cause["id"] + worker.offset,
+                    "signal_id": cause["signal_id"] + worker.offset})
+
+
+def _shift_event(raw: dict[str, Any], worker: _Worker) -> Event | None:
+    cls = _EVENT_TYPES.get(raw.get("kind", ""))
+    if cls is None:
+        return None
+    fields = dict(raw)
+    offset = worker.offset
+    for key in ("node_id", "source_id", "target_id"):
+        if key in fields:
+            fields[key] += offset
+    if "cause" in fields:
+        fields["cause"] = _shift_cause(fields["cause"], worker)
+    if "instance" in fields:
+        fields["instance"] = _owner(fields["instance"], worker)
+    try:
+        return cls(**fields)
+    except TypeError as exc:
+        _log.warning("ignored a relayed %s event: %s", raw.get("kind"), exc)
+        return None
