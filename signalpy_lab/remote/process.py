@@ -151,23 +151,28 @@ class _Worker:
     proc: subprocess.Popen[bytes]
     offset: int
     stderr_path: Path
+    user: str | None = None
+    password: str = ""
     output: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=40))
     relay: Effect | None = None
     scope: Scope | None = None
     subscription: Any = None
     stopping: bool = False
     sent: dict[str, Any] = field(default_factory=dict)
+    drain: threading.Thread | None = None
 
 
 class ProcessHost:
     """Runs instances in worker processes (see the module docstring)."""
 
     def __init__(self, kernel: Kernel, transport: NatsTransport, *,
-                 server: NatsServer | None = None, owns_transport: bool = False) -> None:
+                 server: NatsServer | None = None, owns_transport: bool = False,
+                 owns_server: bool = True) -> None:
         self.kernel = kernel
         self.transport = transport
         self.server = server
         self._owns_transport = owns_transport
+        self._owns_server = owns_server
         self._workers: dict[str, _Worker] = {}
         self._dir = Path(tempfile.mkdtemp(prefix="spl-workers-"))
         if server is None:
@@ -177,6 +182,11 @@ class ProcessHost:
 
     def __repr__(self) -> str:
         return f"<ProcessHost {len(self._workers)} workers via {self.transport.url}>"
+
+    def credentials(self, name: str) -> tuple[str | None, str]:
+        """The NATS user and password ``name``'s worker connects with (for audits and tests)."""
+        worker = self._workers[name]
+        return worker.user, worker.password
 
     def worker_pid(self, name: str) -> int | None:
         worker = self._workers.get(name)
@@ -209,6 +219,7 @@ class ProcessHost:
             "storage_root": str(storage.root) if storage is not None else None,
         }
         worker = await asyncio.to_thread(self._spawn, inst.name, node, boot)
+        worker.user, worker.password = user, password
         worker.sent = _leaves(initial)
         self._workers[inst.name] = worker
         try:
@@ -254,7 +265,7 @@ class ProcessHost:
             await self._discard(worker, kill=False)
         if self._owns_transport:
             await self.transport.stop()
-        if self.server is not None:
+        if self.server is not None and self._owns_server:
             await asyncio.to_thread(self.server.stop)
 
     # -- the worker process --------------------------------------------------------------
@@ -307,8 +318,9 @@ class ProcessHost:
         if not message.get("ready"):
             raise WorkerError(f"The worker of {worker.name!r} could not start: "
                               f"{message.get('error')}. {self._tail(worker)}")
-        threading.Thread(target=self._drain, args=(worker,), daemon=True,
-                         name=f"spl-out-{worker.node}").start()
+        worker.drain = threading.Thread(target=self._drain, args=(worker,), daemon=True,
+                                        name=f"spl-out-{worker.node}")
+        worker.drain.start()
 
     def _drain(self, worker: _Worker) -> None:
         """Keep reading the worker's stdout so its prints never block it; log them."""
@@ -373,9 +385,12 @@ class ProcessHost:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 await asyncio.to_thread(proc.wait)
-        with contextlib.suppress(OSError):
-            if proc.stdin is not None:
-                proc.stdin.close()
+        if worker.drain is not None:  # it reads until the exited worker's stdout ends
+            await asyncio.to_thread(worker.drain.join, 2)
+        for pipe in (proc.stdin, proc.stdout):
+            with contextlib.suppress(OSError):
+                if pipe is not None:
+                    pipe.close()
         if self.server is not None and worker.node in self.server.users:
             await asyncio.to_thread(self.server.remove_user, worker.node)
 
