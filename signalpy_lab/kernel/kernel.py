@@ -387,8 +387,12 @@ class Kernel:
             ok = (handler.instance in declared or handler.factory in declared
                   or any(c in declared for c in contracts)
                   or policy.allows_invoke(requested, handler.name))
-        else:
-            ok = requested.rpartition(".")[0] in declared or policy.allows_invoke(requested)
+        else:  # by name only: remote, or one of this kernel's process-isolated instances
+            prefix = requested.rpartition(".")[0]
+            isolated = self._instances.get(prefix)
+            ok = (prefix in declared or policy.allows_invoke(requested) or (
+                isolated is not None and (isolated.factory in declared or any(
+                    c in declared for c in isolated.meta.provides))))
         if policy.audit:
             _audit.info('{"action": "invoke", "caller": %r, "handler": %r, "allowed": %s}',
                         caller.name, handler.name if handler is not None else requested,
