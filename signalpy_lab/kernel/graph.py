@@ -337,10 +337,14 @@ class DerivedNode(ReactiveNode):
                 if ctx.depth == 0:
                     if self.state == DIRTY:  # the outermost read of a dirty node: run it here
                         ctx.owner = _get_ident()  # before any observer: see current_observer
+                        ctx.depth = 1
                         try:
                             _run(self)
                         except _Deferred as deferred:
+                            ctx.depth = 0
                             _refresh_outermost(self, deferred)
+                        finally:
+                            ctx.depth = 0
                     elif self.state:
                         _refresh_outermost(self)
                     if ctx.pending and not ctx.batch_depth:
@@ -348,7 +352,11 @@ class DerivedNode(ReactiveNode):
                 elif ctx.depth >= MAX_NESTED_EVALUATIONS:
                     raise _Deferred(self)
                 elif self.state == DIRTY:
-                    _run(self)  # read in a body: runs nested (the other case is _refresh's)
+                    ctx.depth += 1  # read in a body: runs nested (the other case is _refresh's)
+                    try:
+                        _run(self)
+                    finally:
+                        ctx.depth -= 1
                 else:
                     _refresh(self)
             finally:
@@ -506,74 +514,81 @@ def _refresh(node: DerivedNode) -> None:
     Once a node is decided (run, or verified clean) its parent compares versions at once.
     """
     # Every body runs under a _refresh or _read's direct run: both name this thread as the
-    # owner of the observer their runs will set (see current_observer).
-    context.owner = _get_ident()
-    state = node.state
-    if state == DIRTY:
-        if node.is_effect:
-            _run_effect(node)
-        else:
-            _run(node)
-        return
-    if state != MAYBE:
-        return  # refreshed meanwhile (by the thread that held the lock before us)
-    stack: list[tuple[DerivedNode, Any, int]] = []
-    current = node
-    items = iter(node.dep_map.items())
-    node.checking = True
+    # owner of the observer their runs will set (see current_observer), and both count one
+    # level of ``depth`` (nested evaluations), where _run used to count one per body: the
+    # bodies run here one after the other, not nested (a chain of 1000: one level).
+    ctx = context
+    ctx.owner = _get_ident()
+    ctx.depth += 1
     try:
-        while True:
-            descended = False
-            for dep, version in items:
-                state = dep.state
-                if not state:
-                    if dep.version != version:
-                        current.state = DIRTY
+        state = node.state
+        if state == DIRTY:
+            if node.is_effect:
+                _run_effect(node)
+            else:
+                _run(node)
+            return
+        if state != MAYBE:
+            return  # refreshed meanwhile (by the thread that held the lock before us)
+        stack: list[tuple[DerivedNode, Any, int]] = []
+        current = node
+        items = iter(node.dep_map.items())
+        node.checking = True
+        try:
+            while True:
+                descended = False
+                for dep, version in items:
+                    state = dep.state
+                    if not state:
+                        if dep.version != version:
+                            current.state = DIRTY
+                            break
+                        continue
+                    if dep.checking or dep.running:  # type: ignore[attr-defined]
+                        current.state = DIRTY  # a recorded cycle; running reports it properly
                         break
-                    continue
-                if dep.checking or dep.running:  # type: ignore[attr-defined]
-                    current.state = DIRTY  # a recorded cycle; running reports it properly
+                    if state == DIRTY:
+                        _run(dep)  # type: ignore[arg-type]
+                        if dep.version != version:
+                            current.state = DIRTY
+                            break
+                        continue
+                    stack.append((current, items, version))
+                    dep.checking = True  # type: ignore[attr-defined]
+                    current = dep  # type: ignore[assignment]
+                    items = iter(current.dep_map.items())
+                    descended = True
                     break
-                if state == DIRTY:
-                    _run(dep)  # type: ignore[arg-type]
-                    if dep.version != version:
-                        current.state = DIRTY
-                        break
+                if descended:
                     continue
-                stack.append((current, items, version))
-                dep.checking = True  # type: ignore[attr-defined]
-                current = dep  # type: ignore[assignment]
-                items = iter(current.dep_map.items())
-                descended = True
-                break
-            if descended:
-                continue
-            while True:  # ``current`` is decided: run or verify it, then its parent's turn
-                if current.state == DIRTY:
-                    if current.is_effect:  # only ever the root: effects have no subscribers
-                        _run_effect(current)
-                    else:
-                        _run(current)
-                elif current.state == MAYBE:
-                    current.state = CLEAN
-                    hooks = context.hooks
-                    if hooks is not None:
-                        hooks.on_verified(current)
-                current.checking = False
-                if not stack:
-                    return
-                parent, items, version = stack.pop()
-                changed = current.version != version
-                current = parent
-                if changed:
-                    current.state = DIRTY
-                    continue  # no need to look at the parent's other dependencies
-                break  # go on with the parent's remaining dependencies
-    except BaseException:
-        current.checking = False
-        for frame in stack:
-            frame[0].checking = False
-        raise
+                while True:  # ``current`` is decided: run or verify it, then its parent's turn
+                    if current.state == DIRTY:
+                        if current.is_effect:  # only ever the root: effects have no subscribers
+                            _run_effect(current)
+                        else:
+                            _run(current)
+                    elif current.state == MAYBE:
+                        current.state = CLEAN
+                        hooks = context.hooks
+                        if hooks is not None:
+                            hooks.on_verified(current)
+                    current.checking = False
+                    if not stack:
+                        return
+                    parent, items, version = stack.pop()
+                    changed = current.version != version
+                    current = parent
+                    if changed:
+                        current.state = DIRTY
+                        continue  # no need to look at the parent's other dependencies
+                    break  # go on with the parent's remaining dependencies
+        except BaseException:
+            current.checking = False
+            for frame in stack:
+                frame[0].checking = False
+            raise
+    finally:
+        ctx.depth -= 1
 
 
 def _run(node: DerivedNode) -> None:
@@ -592,8 +607,7 @@ def _run(node: DerivedNode) -> None:
     new = node.new_deps = {}
     node.running = True
     node.state = RUNNING  # a write during the body re-marks it, and that mark survives
-    ctx.observer = node
-    ctx.depth += 1
+    ctx.observer = node  # ctx.depth: counted by the caller (_refresh, _read)
     error: BaseException | None = None
     value: Any = None
     changed = True
@@ -610,7 +624,6 @@ def _run(node: DerivedNode) -> None:
             raise
         finally:
             ctx.observer = previous_observer
-            ctx.depth -= 1
         node.new_deps = None
         old_deps = node.dep_map
         node.dep_map = new  # always the latest read order
