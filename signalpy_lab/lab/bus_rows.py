@@ -8,8 +8,10 @@ or typed, so every rule below is testable without a browser:
   both reach ``postgres-db-acme.query`` for ``acme``): one row, listing both names.
 * **Natural order**: ``t2`` before ``t10``, in every text column; numbers sort as numbers.
 * **Filter**: every word must match; a plain word matches inside the tenant, instance,
-  runnable or a routed name; ``tenant:t1`` (also ``instance:``, ``runnable:``) matches one
-  column exactly.
+  runnable or a routed name; ``tenant:t1`` (also ``instance:``, ``runnable:``, ``via:``)
+  matches one column exactly.
+* **Route kind** (``via``): ``local`` for this kernel's bus, ``transport`` for a handler
+  served by a process-isolated instance's worker (``RouteInfo.via``).
 * **Most recently called first**, as an option: called rows newest first, the rest after.
 * **A window** of at most ``limit`` rows, and a sentence saying how many are hidden and why.
 """
@@ -36,11 +38,11 @@ __all__ = [
 #: Rows sent to the browser at most (the table scrolls within them).
 DEFAULT_LIMIT = 200
 #: Columns the table sorts by (the keys of a row).
-SORT_COLUMNS = ("target", "instance", "factory", "runnable", "state", "calls", "errors",
-                "latency", "last_call")
+SORT_COLUMNS = ("target", "instance", "factory", "runnable", "via", "state", "calls",
+                "errors", "latency", "last_call")
 #: ``field:value`` filter words, and the row key each one matches.
 FILTER_FIELDS = {"tenant": "target", "target": "target", "instance": "instance",
-                 "runnable": "runnable"}
+                 "runnable": "runnable", "via": "via"}
 _NUMERIC = frozenset({"calls", "errors", "latency", "last_call"})
 _DIGITS = re.compile(r"(\d+)")
 
@@ -87,6 +89,7 @@ def merge_routes(routes: Iterable[Mapping[str, Any]],
                 "factory": route["factory"],
                 "runnable": route["handler"].rsplit(".", 1)[-1],
                 "handler": route["handler"],
+                "via": route.get("via") or "local",
                 "state": route["state"],
                 "calls": route["calls"],
                 "errors": route["errors"],

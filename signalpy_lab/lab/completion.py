@@ -55,6 +55,7 @@ def candidates(session: LabSession, line: str, user_ns: dict[str, Any] | None = 
             options = {"graph": ["--tenant", "--instance", "--providers", "--text", "--export"],
                        "lab": ["--tenant", "--text"], "invoke": ["--timeout"],
                        "reset": ["--no-boot"], "bus": ["--text"],
+                       "instantiate": ["--process"],
                        "events": ["--limit", "--tenant"]}.get(magic, [])
     elif "=" in current and magic in ("invoke", "instantiate"):
         key, _, _value = current.partition("=")
@@ -65,7 +66,7 @@ def candidates(session: LabSession, line: str, user_ns: dict[str, Any] | None = 
         options = kernel.bus.names() if position == 0 else ["target="]
     elif magic == "instantiate":
         options = [f.name for f in kernel.factories()] if position == 0 else ["target="]
-    elif magic in ("remove",) and position == 0:
+    elif magic in ("remove", "restart") and position == 0:
         options = [i.name for i in kernel.instances()]
     elif magic == "why" and position == 0:
         options = [n.label for n in kernel.graph().nodes if n.kind != "signal"]

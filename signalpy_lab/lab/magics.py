@@ -142,22 +142,55 @@ class LabMagics(Magics):
     @argument("factory", help="factory (component) name")
     @argument("rest", nargs="*", help="[NAME] then key=value properties (values are JSON "
                                       "when they parse as JSON, else strings)")
+    @argument("--process", action="store_true",
+              help="host the instance in a worker process of its own (reached over NATS)")
     @line_magic
     @_user_errors
     def instantiate(self, line: str) -> Any:
         """Create an instance: queued before %boot, activated at once after it.
 
         %instantiate tenant-db tenant-db-acme target=acme
+        %instantiate tenant-db tenant-db-hooli target=hooli --process   # in a worker
         """
         args = parse_argstring(self.instantiate, line)
         self._check_not_stopped("%instantiate")
         rest = list(args.rest)
         name = rest.pop(0) if rest and "=" not in rest[0] else None
         properties = parse_assignments(rest, "%instantiate")
+        isolation = "process" if args.process else "inline"
         with caused_by(f"%instantiate {line}"):
-            inst = self.session.run(self.kernel.hot_add(args.factory, name, properties))
+            inst = self.session.run(self.kernel.hot_add(args.factory, name, properties,
+                                                        isolation=isolation))
         when = "activated" if self.session.booted else "queued until %boot"
-        print(f"{inst.name}: {inst.state} ({when})")
+        where = ""
+        if inst.isolation != "inline":
+            where = (f", in worker pid {inst.pid}" if inst.pid else
+                     "; %boot starts its worker process" if not self.session.booted else "")
+        print(f"{inst.name}: {inst.state} ({when}{where})")
+        return None
+
+    @magic_arguments()
+    @argument("name", help="instance name")
+    @line_magic
+    @_user_errors
+    def restart(self, line: str) -> Any:
+        """Restart an instance: deactivate it (if active) and activate it again.
+
+        A process-isolated instance whose worker died gets a new worker, with its config view
+        as it is now; other instances never notice. Prints the new pid.
+        """
+        args = parse_argstring(self.restart, line)
+        self._check_not_stopped("%restart")
+        if not self.session.booted:
+            raise UsageError("%restart: the kernel is not booted; %boot activates every "
+                             "instance")
+        known = [i.name for i in self.kernel.instances()]
+        if args.name not in known:
+            raise UsageError(f"%restart: no instance {args.name!r}. {choices(args.name, known)}")
+        with caused_by(f"%restart {line}"):
+            inst = self.session.run(self.kernel.restart(args.name))
+        where = f"worker pid {inst.pid}" if inst.pid else "in this process"
+        print(f"{inst.name}: {inst.state} ({where})")
         return None
 
     @line_magic
@@ -381,7 +414,7 @@ class LabMagics(Magics):
     @line_magic
     @_user_errors
     def instances(self, line: str) -> text.Table:
-        """Every instance: factory, target, state, handlers, error."""
+        """Every instance: factory, target, state, isolation and worker pid, handlers, error."""
         return text.instances_table(self.kernel.instances())
 
     @line_magic
@@ -394,7 +427,7 @@ class LabMagics(Magics):
     @_user_errors
     def routes(self, line: str) -> text.Table:
         """One row per tenant route: route[target] → instance handler, with call stats."""
-        return text.routes_table(self.kernel.routes())
+        return text.routes_table(self.session.model.routes())
 
     @magic_arguments()
     @argument("--tenant", default=None, help="only this tenant's nodes (and what they read)")
@@ -409,6 +442,7 @@ class LabMagics(Magics):
         """The reactive dependency graph; live widget in Jupyter, text elsewhere."""
         args = parse_argstring(self.graph, line)
         self._check_filter(args.tenant, args.instance)
+        self.session.settle_relays()
         if args.export:
             return self._export(args)
         if _has_widget_frontend(self.shell) and not args.text:
@@ -465,7 +499,7 @@ class LabMagics(Magics):
             from .widgets import BusTable
 
             return BusTable(self.session.model)
-        return text.routes_table(self.kernel.routes())
+        return text.routes_table(self.session.model.routes())
 
     @magic_arguments()
     @argument("node", help="INSTANCE.COMPUTED, e.g. tenant-db-acme.db_url")
@@ -474,11 +508,23 @@ class LabMagics(Magics):
     def why(self, line: str) -> Any:
         """Why did INSTANCE.COMPUTED (not) recompute: the recorded cause and chain."""
         args = parse_argstring(self.why, line)
+        self.session.settle_relays()
         try:
             explanation = explain(self.session.model, args.node)
         except LookupError as exc:
+            down = self._down_instance(args.node)
+            if down is not None:
+                raise UsageError(f"%why: {args.node!r} belongs to instance {down.name!r}, "
+                                 f"which is {down.state}: {down.error}") from None
             raise UsageError(f"%why: {exc}") from None
         return explanation
+
+    def _down_instance(self, label: str) -> Any:
+        """The not-active instance whose name prefixes ``label`` (its nodes are gone)."""
+        for info in self.kernel.instances():
+            if label.startswith(f"{info.name}.") and info.state != "active":
+                return info
+        return None
 
     @magic_arguments()
     @argument("--text", action="store_true", help="text tables even in Jupyter")
@@ -489,6 +535,7 @@ class LabMagics(Magics):
         """Graph, bus table and event log together (live in Jupyter)."""
         args = parse_argstring(self.lab, line)
         self._check_filter(args.tenant, None)
+        self.session.settle_relays()
         if _has_widget_frontend(self.shell) and not args.text:
             from .widgets import LabPanel
 
@@ -496,7 +543,7 @@ class LabMagics(Magics):
         model = self.session.model
         print(text.graph_table(model.snapshot(tenant=args.tenant)))
         print()
-        print(text.routes_table(self.kernel.routes()))
+        print(text.routes_table(model.routes()))
         print()
         print(text.log_table(model.recent(15, tenant=args.tenant)))
         return None
@@ -509,6 +556,7 @@ class LabMagics(Magics):
     def events(self, line: str) -> text.Table:
         """The recent reactive and bus events, newest first, with their command."""
         args = parse_argstring(self.events, line)
+        self.session.settle_relays()
         return text.log_table(self.session.model.recent(args.limit, tenant=args.tenant))
 
 

@@ -7,6 +7,12 @@ cascade), ``verified`` (checked, no input changed, did not run), ``stale`` (mark
 re-run) or ``untouched``. It also keeps a short value history per node, the recorded cause of
 each recompute, a bounded event log tied to causes and commands, and per-route call results.
 
+A process-isolated instance's worker relays its events into ``kernel.events`` (node ids
+shifted by a large offset per worker, its providers' nodes owned by ``"config@w-<name>"``),
+a moment after they happened: the model treats them like local ones, except that a relayed
+echo of a write already seen in this epoch (same command) does not start a new epoch, and
+calls through the transport are counted here (the worker keeps the handler's own counts).
+
 Nothing here imports IPython or ipywidgets; views (text tables, widgets) read ``snapshot()``
 and ``version`` / ``structure_version`` to know when to redraw or re-layout.
 """
@@ -40,6 +46,7 @@ from ..kernel.redaction import redact
 
 __all__ = [
     "HISTORY",
+    "RemoteCalls",
     "LOG_SIZE",
     "ON_DEMAND_INSTANCES",
     "PROVIDER_INSTANCES",
@@ -91,6 +98,22 @@ class LogEntry:
     tenant: str | None = None
 
 
+@dataclass
+class RemoteCalls:
+    """Calls made through the transport under one (routed or exact name, target)."""
+
+    calls: int = 0
+    ts: float = 0.0
+    seq: int = 0
+    latency: float | None = None
+    result: str | None = None
+
+
+def provider_of(instance: str | None) -> str | None:
+    """``"config@w-tenant-db-hooli"`` (a worker's own provider) -> ``"config"``."""
+    return instance.partition("@")[0] if instance else instance
+
+
 @dataclass(frozen=True)
 class EpochInfo:
     number: int
@@ -110,11 +133,15 @@ class LabModel:
         self.causes: dict[int, Cause] = {}
         # handler name -> (time, sequence number) of its latest call: "most recent first"
         self.last_calls: dict[str, tuple[float, int]] = {}
+        # (requested name, target or "") -> calls that went through a transport
+        self.remote_calls: dict[tuple[str, str], RemoteCalls] = {}
+        self._epoch_commands: set[str] = set()  # commands whose writes are in this epoch
         self._calls = 0
         self.epoch = EpochInfo(0, None, time.time())
         self.in_cell = False
         self._cell_label: str | None = None
         self._cell_wrote = False
+        self.last_event = 0.0  # time.time() of the latest event heard
         self.version = 0  # bumps on every recorded event (views redraw)
         self.structure_version = 0  # bumps when nodes, edges or instances change (re-layout)
         self._listeners: list[Callable[[LabModel], None]] = []
@@ -135,6 +162,7 @@ class LabModel:
             self.kernel = kernel
             self.activity.clear()
             self.last_calls.clear()
+            self.remote_calls.clear()
             self._unsubscribe = kernel.events.subscribe(self._on_event)
             self.structure_version += 1
             self.version += 1
@@ -167,6 +195,7 @@ class LabModel:
             # A cell that set a secret names it in its source: the label is masked too.
             self.epoch = EpochInfo(self.epoch.number + 1, redact(label) if label else label,
                                    time.time())
+            self._epoch_commands = set()
             for activity in self.activity.values():
                 # A node still stale from an earlier write stays stale: it will not be marked
                 # again (the engine marks only clean nodes), so "untouched" would be a lie.
@@ -188,13 +217,21 @@ class LabModel:
                 if self.in_cell and not self._cell_wrote:
                     self._cell_wrote = True
                     self.begin_epoch(self._cell_label)
-                elif not self.in_cell and self._epoch_settled():
+                elif not self.in_cell and self._epoch_settled() and not self._echo(event):
                     # a change from a background task or thread outside any cell: its own epoch
                     command = event.cause.command if isinstance(event, SignalSet) else None
                     self.begin_epoch(command or f"background: {event.kind}")
+                if isinstance(event, SignalSet) and event.cause.command:
+                    self._epoch_commands.add(event.cause.command)
             self._record(event)
+            self.last_event = time.time()
             self.version += 1
         self._notify()
+
+    def _echo(self, event: Event) -> bool:
+        """A write caused by a command already written in this epoch: a worker applying the
+        same ``%config set`` to its copy of the view, relayed a moment later."""
+        return isinstance(event, SignalSet) and event.cause.command in self._epoch_commands
 
     def _epoch_settled(self) -> bool:
         """Whether the current epoch is older than a moment (so a new write starts another)."""
@@ -239,7 +276,14 @@ class LabModel:
             activity.last_error = event.error
         elif isinstance(event, HandlerInvoked):
             self._calls += 1
-            self.last_calls[event.handler] = (event.ts, self._calls)
+            if event.route == "transport":  # event.handler is the requested name here
+                calls = self.remote_calls.setdefault((event.handler, event.target or ""),
+                                                     RemoteCalls())
+                calls.calls += 1
+                calls.ts, calls.seq = event.ts, self._calls
+                calls.latency, calls.result = event.duration, event.result
+            else:
+                self.last_calls[event.handler] = (event.ts, self._calls)
         elif isinstance(event, EdgeChanged):
             self.structure_version += 1
             return  # structure only; not an entry of the log
@@ -274,10 +318,11 @@ class LabModel:
         with self._lock:
             nodes = []
             for node in graph.nodes:
-                if not include_providers and node.instance in PROVIDER_INSTANCES:
+                owner = provider_of(node.instance)  # a worker's providers count as providers
+                if not include_providers and owner in PROVIDER_INSTANCES:
                     continue
                 unread = (node.kind == "signal" and node.readers == 0
-                          and node.instance in ON_DEMAND_INSTANCES)
+                          and owner in ON_DEMAND_INSTANCES)
                 if unread and not include_providers:
                     continue
                 activity = self.activity.get(node.id)
@@ -295,14 +340,46 @@ class LabModel:
                 "edges": edges,
                 "routes": self.routes(),
                 "instances": [{"name": i.name, "factory": i.factory, "target": i.target,
-                               "state": i.state} for i in self.kernel.instances()],
+                               "state": i.state, "isolation": i.isolation, "pid": i.pid,
+                               "error": i.error} for i in self.kernel.instances()],
                 "version": self.version,
                 "structure_version": self.structure_version,
             }
 
     def routes(self) -> list[dict[str, Any]]:
-        """The bus's tenant routes as plain rows (cheap: no graph walk)."""
-        return [plain(r) for r in self.kernel.routes()]
+        """The bus's tenant routes as plain rows (cheap: no graph walk).
+
+        A route served through a transport (``via == "transport"``) carries the calls this
+        model saw go through it, under any of its handler's names, and the handler's latest
+        call time joins ``last_calls`` (so "most recent first" ranks it too).
+        """
+        rows = [plain(r) for r in self.kernel.routes()]
+        with self._lock:
+            if self.remote_calls:
+                self._fill_remote(rows)
+        return rows
+
+    def _fill_remote(self, rows: list[dict[str, Any]]) -> None:
+        """Sum ``remote_calls`` per (handler, target) into every transport row of it."""
+        keys: dict[tuple[str, str], set[tuple[str, str]]] = {}
+        for row in rows:
+            if row.get("via") == "transport":
+                keys.setdefault((row["handler"], row["target"]), set()).update(
+                    {(row["route"], row["target"]), (row["handler"], "")})
+        totals: dict[tuple[str, str], RemoteCalls] = {}
+        for handler, names in keys.items():
+            found = [c for c in map(self.remote_calls.get, names) if c is not None]
+            if not found:
+                continue
+            latest = max(found, key=lambda c: c.seq)
+            totals[handler] = RemoteCalls(sum(c.calls for c in found), latest.ts, latest.seq,
+                                          latest.latency, latest.result)
+            self.last_calls[handler[0]] = (latest.ts, latest.seq)
+        for row in rows:
+            total = totals.get((row["handler"], row["target"]))
+            if total is not None and row.get("via") == "transport":
+                row.update(calls=total.calls, last_latency=total.latency,
+                           last_result=total.result)
 
     def recent(self, limit: int = 50, *, tenant: str | None = None) -> list[LogEntry]:
         """Newest-first log entries (optionally one tenant's)."""
@@ -349,7 +426,9 @@ def describe(event: Event, epoch: int, label: str | None) -> LogEntry:
         text = f"effect {event.label} ran" + (f", raised {event.error}" if event.error else "")
     elif isinstance(event, HandlerInvoked):
         arrow = (f"{event.requested}[{event.target}] → {event.handler}"
-                 if event.route == "target" else event.handler)
+                 if event.route == "target" else
+                 f"{event.requested}[{event.target}]" if event.route == "transport"
+                 and event.target else event.handler)
         outcome = f"failed: {event.error}" if event.error else f"→ {event.result}"
         text = f"invoke {arrow} ({event.route}, {event.duration * 1e3:.2f} ms) {outcome}"
         command = event.command or label

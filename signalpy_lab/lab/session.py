@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import time
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -30,6 +31,11 @@ from .model import LabModel
 from .runner import DEFAULT_TIMEOUT, KernelRunner
 
 __all__ = ["BootReport", "LabSession", "current_session"]
+
+#: ``settle_relays``: how long without events counts as "the workers have relayed", and the
+#: longest it waits (a worker relays every 50 ms, ``remote.worker.RELAY_SECONDS``).
+RELAY_QUIET = 0.15
+RELAY_LIMIT = 1.0
 
 T = TypeVar("T")
 
@@ -192,11 +198,30 @@ class LabSession:
             if name == "config" or record.factory not in classes:
                 continue
             try:
-                self.run(kernel.hot_add(record.factory, name, copy.deepcopy(record.properties)))
+                self.run(kernel.hot_add(record.factory, name, copy.deepcopy(record.properties),
+                                        isolation=record.isolation))
             except Exception as exc:  # kept as failed, like boot; reported by %boot
                 failed.append(f"{name}: {type(exc).__name__}: {exc}")
         return BootReport("restarted", len(kernel.instances()),
                           tuple(failed) or self._failed(), tuple(sorted(lost)))
+
+    def settle_relays(self, quiet: float = RELAY_QUIET, limit: float = RELAY_LIMIT) -> None:
+        """Wait until process-isolated workers have relayed what the last command did.
+
+        A worker sends its events every few tens of milliseconds, so the cell after an
+        ``%invoke`` or ``%config set`` could look (``%why``, ``%graph``) before they arrive.
+        With a worker running, wait until the model has heard nothing for ``quiet`` seconds
+        (at most ``limit``); without one, return at once.
+        """
+        if not any(i.isolation != "inline" and i.state == "active"
+                   for i in self.kernel.instances()):
+            return
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            idle = time.time() - self.model.last_event
+            if idle >= quiet:
+                return
+            time.sleep(min(quiet - idle, max(0.0, deadline - time.monotonic())))
 
     @property
     def config(self) -> Any:

@@ -67,10 +67,17 @@ def _ms(seconds: float | None) -> str:
 
 
 def instances_table(infos: Iterable[Any]) -> Table:
-    """One row per instance; 'may call' is what it declared, 'granted' its policy's globs."""
+    """One row per instance; 'may call' is what it declared, 'granted' its policy's globs.
+
+    'isolation' is where it runs (``inline`` in this process, ``process`` in a worker) and
+    'pid' the worker's process id while one runs; a worker that died shows ``failed`` with
+    the exit code in 'error'.
+    """
     return Table(
-        ["instance", "factory", "target", "state", "handlers", "may call", "granted", "error"],
-        [(i.name, i.factory, i.target or "", i.state, len(i.handlers), ", ".join(i.declared),
+        ["instance", "factory", "target", "state", "isolation", "pid", "handlers", "may call",
+         "granted", "error"],
+        [(i.name, i.factory, i.target or "", i.state, getattr(i, "isolation", "inline"),
+          getattr(i, "pid", None) or "", len(i.handlers), ", ".join(i.declared),
           _grant(i.policy), i.error or "") for i in infos],
         title="Instances",
     )
@@ -100,12 +107,13 @@ def routes_table(routes: Iterable[Any]) -> Table:
     rows = []
     for r in routes:
         get = r.get if isinstance(r, dict) else lambda k, r=r: getattr(r, k)
+        via = (r.get("via") if isinstance(r, dict) else getattr(r, "via", None)) or "local"
         rows.append((get("target"), get("instance"), get("factory"),
                      get("route").rsplit(".", 1)[1],
-                     f"{get('route')}[{get('target')}] → {get('handler')}", get("state"),
+                     f"{get('route')}[{get('target')}] → {get('handler')}", via, get("state"),
                      get("calls"), get("errors"), _ms(get("last_latency")),
                      get("last_error") or get("last_result") or ""))
-    return Table(["target", "instance", "factory", "runnable", "route", "state", "calls",
+    return Table(["target", "instance", "factory", "runnable", "route", "via", "state", "calls",
                   "errors", "last latency", "last result"], rows, title="Bus routes")
 
 

@@ -396,8 +396,8 @@ class BusTable(_LiveView, anywidget.AnyWidget):
 
     def _update(self) -> None:
         # Routes alone: a full snapshot would also walk the whole reactive graph.
-        routes = _retry(self.model.kernel.routes)
-        merged = merge_routes([plain(r) for r in routes], dict(self.model.last_calls))
+        routes = _retry(self.model.routes)  # with the model's counts for transport routes
+        merged = merge_routes(routes, dict(self.model.last_calls))
         view = bus_view(merged, sort_by=self.sort_by, descending=self.descending,
                         filter=self.filter, recent_first=self.recent_first, limit=self.limit)
         self.rows = view.rows

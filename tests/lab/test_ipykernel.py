@@ -89,3 +89,41 @@ def test_unload_shuts_down_cleanly(client) -> None:
                         "[t.name for t in threading.enumerate() if 'signalpy' in t.name]")
     assert r["result"] == "[]"
     assert execute(client, "%config InlineBackend.figure_format = 'svg'")["error"] is None
+
+
+def test_a_killed_notebook_kernel_leaves_no_worker_behind(kernel_name) -> None:
+    """SIGKILL the notebook kernel alone: its worker and its nats-server die with it.
+
+    Jupyter's restart SIGKILLs the kernel's whole process group; a crash kills only the
+    kernel. Nothing stops the worker politely then, so this is PDEATHSIG's job (and the
+    closed stdin's, should the signal not be armed).
+    """
+    import os
+    import signal
+    import time
+
+    from tests.lab.test_process_isolation import alive, wait_gone
+
+    manager, kernel_client = start_new_kernel(kernel_name=kernel_name)
+    try:
+        code = ("%load_ext signalpy_lab\n"
+                "from signalpy_lab.examples.multi_tenant import TenantDatabase\n"
+                "%discover TenantDatabase\n"
+                "%instantiate tenant-db tenant-db-hooli target=hooli --process\n"
+                "import os\n"
+                "(kernel.instance('tenant-db-hooli').pid, os.getpid(),\n"
+                " kernel.isolation_host('process').server.pid)")
+        r = execute(kernel_client, code)
+        assert r["error"] is None, r
+        pid, kernel_pid, server_pid = map(int, r["result"].strip("()").split(","))
+        assert pid != kernel_pid
+        assert alive(pid)
+        assert alive(server_pid)
+        started = time.monotonic()
+        os.kill(kernel_pid, signal.SIGKILL)
+        assert wait_gone(pid, 5), f"worker {pid} outlived its notebook kernel"
+        assert wait_gone(server_pid, 5), f"nats-server {server_pid} outlived its kernel"
+        assert time.monotonic() - started < 5
+    finally:
+        kernel_client.stop_channels()
+        manager.shutdown_kernel(now=True)

@@ -19,6 +19,7 @@ const COLUMNS = [
   ["factory", "factory", "", "factory"],
   ["runnable", "runnable", "", "runnable"],
   ["arrow", "routes", "wrap", null],
+  ["via", "via", "", "via"],
   ["state", "state", "", "state"],
   ["calls", "calls", "num", "calls"],
   ["errors", "errors", "num errors", "errors"],
