@@ -239,6 +239,7 @@ class ProcessHost:
 
         worker.subscription = await self.transport._nc.subscribe(
             wire.events_subject(node), cb=on_relay)
+        await self.transport.settle()
         handlers = [f"{inst.name}.{r.name}" for r in inst.meta.runnables]
         routes: dict[str, dict[str, str]] = {}
         for routed, handler in self.kernel._route_pairs(inst):

@@ -109,6 +109,7 @@ class NatsTransport:
         self._static = _Table(self.node)  # what hosts here serve on other nodes (workers)
         self._merged: tuple[dict[str, list[tuple[str, str]]],
                             dict[str, dict[str, list[tuple[str, str, str]]]]] | None = None
+        self._resolved: dict[tuple[str, str | None], tuple[str, str]] = {}  # of _merged
         self._tasks: set[asyncio.Task[Any]] = set()
         self._unwatch: Callable[[], None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -126,6 +127,16 @@ class NatsTransport:
     def connected(self) -> bool:
         return self._nc is not None and self._nc.is_connected
 
+    async def settle(self) -> None:
+        """Return once the server has every subscription made so far.
+
+        nats-py's ``flush()`` writes its PING ahead of commands still queued for its flusher,
+        so one flush can return before a fresh SUB reached the server (measured: a call right
+        after was answered 'no responders' 5-11 times in 150); a second flush closes that gap.
+        """
+        await self._nc.flush()
+        await self._nc.flush()
+
     def start(self) -> Any:
         """Connect, serve, advertise and learn the other nodes' routes (on the kernel's loop)."""
         return hop_if_needed(self.kernel.home_loop(), self._start())
@@ -140,13 +151,17 @@ class NatsTransport:
         }
         if self._inbox_prefix is not None:
             options["inbox_prefix"] = self._inbox_prefix
+        client = nats.NATS()
         try:
-            self._nc = await nats.connect(**options)
+            await client.connect(**options)
         except Exception as exc:
+            await client.close()  # a failed connect leaves its socket open otherwise
             raise TransportError(f"Cannot connect to NATS at {self.url} as node "
                                  f"{self.node!r}: {type(exc).__name__}: {exc}") from None
+        self._nc = client
         if self._serve:
             await self._nc.subscribe(wire.serve_subject(self.node), cb=self._on_call)
+            await self.settle()
         if self._announce:
             await self._nc.subscribe(wire.ANNOUNCE, cb=self._on_announce)
             await self._nc.subscribe(wire.QUERY, cb=self._on_query)
@@ -312,6 +327,7 @@ class NatsTransport:
 
     def _invalidate(self) -> None:
         self._merged = None
+        self._resolved = {}
 
     def _merge(self) -> tuple[dict[str, list[tuple[str, str]]],
                               dict[str, dict[str, list[tuple[str, str, str]]]]]:
@@ -388,7 +404,19 @@ class NatsTransport:
         return [*exact, *routed]
 
     def resolve(self, name: str, params: Mapping[str, Any] | None) -> tuple[str, str]:
-        """``(serving node, handler)`` for a call, or a ``RoutingError`` (try the next one)."""
+        """``(serving node, handler)`` for a call, or a ``RoutingError`` (try the next one).
+
+        A resolution is kept until the tables change (every call resolves; errors are not
+        kept, so a conflict is raised on every call).
+        """
+        target = params.get("target") if params else None
+        key = (name, target if isinstance(target, str) else None)
+        found = self._resolved.get(key)
+        if found is None:
+            found = self._resolved[key] = self._resolve(name, params)
+        return found
+
+    def _resolve(self, name: str, params: Mapping[str, Any] | None) -> tuple[str, str]:
         exact, routed = self._merge()
         servers = exact.get(name)
         if servers is not None:
@@ -487,9 +515,19 @@ class NatsTransport:
             handler = wire.handler_of(msg.subject)
             request = wire.decode(msg.data)
             timeout = request.get("timeout")
-            result = await self.kernel.bus.invoke_local(
-                handler, request.get("params") or {},
-                timeout=float(timeout) if isinstance(timeout, (int, float)) else None)
+            limit = float(timeout) if isinstance(timeout, (int, float)) else None
+            # The caller's limit bounds this task itself: the bus's timeout= would wrap the
+            # handler in asyncio.wait_for, one more task and timer per call.
+            deadline = asyncio.timeout(limit)
+            try:
+                async with deadline:
+                    result = await self.kernel.bus.invoke_local(
+                        handler, request.get("params") or {})
+            except TimeoutError:
+                if not deadline.expired():
+                    raise  # the handler's own TimeoutError
+                raise InvokeTimeoutError(f"{handler} did not finish within {limit:g}s; it "
+                                         f"was cancelled.") from None
             data = wire.encode({"ok": True, "result": result})
         except Exception as exc:
             data = wire.encode_error(exc, handler, self.node)

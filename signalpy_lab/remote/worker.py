@@ -98,6 +98,7 @@ async def _serve(boot: dict[str, Any]) -> int:
 
     await nc.subscribe(wire.config_subject(node), cb=on_config)
     await nc.subscribe(wire.control_subject(node), cb=on_control)
+    await transport.settle()  # the host calls as soon as it reads "ready"
     pending: list[Event] = []
     kernel.events.subscribe(pending.append)
 
