@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -64,8 +65,10 @@ def test_debugging_reactive_chains(tmp_path, kernel_name) -> None:
 
 @pytest.mark.slow
 def test_isolation(tmp_path, kernel_name) -> None:
-    """Every attempt is blocked, credentials rotate through config (masked), grants work."""
-    out = text_of(run_notebook("03_isolation.ipynb", tmp_path, kernel_name))
+    """Every attempt is blocked, credentials rotate through config (masked), grants work;
+    a tenant moved out of process is shown, recomputes there, dies clearly and restarts."""
+    notebook = run_notebook("03_isolation.ipynb", tmp_path, kernel_name)
+    out = text_of(notebook)
     assert "NOT BLOCKED" not in out
     assert out.count("blocked: ") == 12 + 3 + 1
     assert "['acme']" in out
@@ -75,3 +78,24 @@ def test_isolation(tmp_path, kernel_name) -> None:
     assert "key-v2" not in out
     assert "Instance 'reporting' may not call 'tenant-db.query'" in out
     assert "after the grant: postgres://db1.prod/acme" in out
+    # Moving a tenant out of process (the new section prints no "blocked: ")
+    assert "tenant-db-hooli: active (activated, in worker pid " in out
+    assert "different processes: True" in out
+    assert "tenant-db.query via transport in" in out
+    assert re.search(r"tenant-db-hooli +tenant-db +hooli +active +process +\d+", out)
+    assert re.search(r"tenant-db\.query\[hooli\] → tenant-db-hooli\.query +transport", out)
+    assert "tenant-db-hooli.db_url: recomputed in epoch" in out
+    assert "because tenants.hooli.db_url changed from 'postgres://db1.prod/hooli' to " \
+        "'postgres://db2.prod/hooli'" in out
+    assert "body runs for this change, in the worker: 1" in out
+    assert re.search(r"the call failed after \d+\.\d ms: TransportError: .*exited with code -9",
+                     out)
+    assert re.search(r"tenant-db-hooli +tenant-db +hooli +failed +process +0 .*WorkerError", out)
+    assert "acme: postgres://db1.prod/acme" in out
+    assert "hooli again: postgres://db2.prod/hooli from a new worker: True" in out
+    graphs = [s for s in widget_states(notebook) if "classes" in s]
+    assert re.search(r"<GraphWidget instance='tenant-db-hooli': [1-9]\d* of", out)
+    relayed = [s for s in graphs
+               if any(n[1:].isdigit() and int(n[1:]) >= 10**9 for n in s["details"])]
+    assert relayed, "a graph widget shows the worker's nodes (relayed ids are >= 10**9)"
+    assert "config@w&#45;tenant&#45;db&#45;hooli" in relayed[-1]["svg"]
