@@ -21,13 +21,14 @@ from functools import wraps
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from ..errors import SignalpyLabError, choices
 from ..kernel.events import caused_by
 from ..kernel.metadata import meta_of
 from . import text
+from .as_instance import run_as
 from .masking import MASK, is_secret_key, returned, shown
 from .session import LabSession
 from .why import explain
@@ -558,6 +559,38 @@ class LabMagics(Magics):
         args = parse_argstring(self.events, line)
         self.session.settle_relays()
         return text.log_table(self.session.model.recent(args.limit, tenant=args.tenant))
+
+    @cell_magic("as")
+    def as_instance(self, line: str, cell: str) -> Any:
+        """Run the cell as INSTANCE's own code: ``rt`` and ``self`` are its, nothing else is.
+
+        %%as tenant-db-acme
+        rt.config.get("tenants.globex.db_url")   # refused, as in acme's own code
+
+        The notebook's variables (``kernel`` too) are not in the cell's namespace; top-level
+        ``await`` works; the last line's value is the result; errors are one line.
+        """
+        name = line.strip()
+        known = [i.name for i in self.kernel.instances()]
+        if not name or " " in name:
+            raise UsageError(f"%%as takes one instance name, like %%as tenant-db-acme; got "
+                             f"{line.strip()!r}. {choices(name, known)}")
+        if name not in known:
+            raise UsageError(f"%%as: no instance {name!r}. {choices(name, known)}")
+        inst = self.kernel.instance(name)
+        if inst.isolation != "inline":
+            raise UsageError(f"%%as {name}: it runs in a worker process (pid {inst.pid}); "
+                             f"%%as runs cells as in-process instances only.")
+        if inst.obj is None:
+            raise UsageError(f"%%as {name}: it is {inst.state}; only an active instance has "
+                             f"code to run as (%restart {name}?).")
+        try:
+            return run_as(self.session, name, cell)
+        except SyntaxError as exc:
+            raise UsageError(f"%%as {name}: SyntaxError: {exc.msg} (line {exc.lineno})") \
+                from None
+        except Exception as exc:
+            raise UsageError(f"%%as {name}: {type(exc).__name__}: {exc}") from None
 
 
 def _masked_note(keys: Iterable[str]) -> str | None:
