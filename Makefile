@@ -24,6 +24,7 @@ test: $(STAMP)  ## lint, then the whole test suite
 bench: $(STAMP)  ## side-by-side benchmarks against the peers (installs the bench extra)
 	$(PY) -m pip install --quiet -e '.[test,bench]'
 	$(PY) -m benchmarks.run
+	$(PY) -m benchmarks.remote
 	$(PY) -m benchmarks.lab
 
 clean:

