@@ -346,7 +346,10 @@ class DerivedNode(ReactiveNode):
                         finally:
                             ctx.depth = 0
                     elif self.state:
-                        _refresh_outermost(self)
+                        try:
+                            _refresh(self)
+                        except _Deferred as deferred:
+                            _refresh_outermost(self, deferred)
                     if ctx.pending and not ctx.batch_depth:
                         _flush()  # a body wrote a signal (discouraged, but not lost)
                 elif ctx.depth >= MAX_NESTED_EVALUATIONS:
