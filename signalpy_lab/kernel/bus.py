@@ -338,23 +338,36 @@ class Bus:
     async def _via_transport(self, transport: Transport, name: str,
                              params: Mapping[str, Any] | None, timeout: float | None) -> Any:
         started = time.perf_counter()
-        if timeout is not None and getattr(transport, "takes_timeout", False):
-            result = await transport.invoke(name, params, timeout=timeout)  # type: ignore[call-arg]
-        elif timeout is not None:
-            try:
-                result = await asyncio.wait_for(transport.invoke(name, params), timeout)
-            except TimeoutError:
-                raise InvokeTimeoutError(f"{name} via {transport.name} did not finish within "
-                                         f"{timeout:g}s; it was cancelled.") from None
-        else:
-            result = await transport.invoke(name, params)
+        try:
+            if timeout is not None and getattr(transport, "takes_timeout", False):
+                result = await transport.invoke(name, params,  # type: ignore[call-arg]
+                                                timeout=timeout)
+            elif timeout is not None:
+                try:
+                    result = await asyncio.wait_for(transport.invoke(name, params), timeout)
+                except TimeoutError:
+                    raise InvokeTimeoutError(f"{name} via {transport.name} did not finish "
+                                             f"within {timeout:g}s; it was cancelled.") from None
+            else:
+                result = await transport.invoke(name, params)
+        except (UnknownHandlerError, UnknownTargetError):
+            raise  # not delivered here: the next transport may serve it
+        except Exception as exc:
+            if self._events.active:  # a failed remote call counts, like a failed local one
+                self._transport_event(name, params, started, redact(f"{type(exc).__name__}: "
+                                                                    f"{exc}"), "")
+            raise
         if self._events.active:
-            self._events.emit(HandlerInvoked(
-                requested=name, handler=name, route="transport", instance=None,
-                target=(params or {}).get("target"), duration=time.perf_counter() - started,
-                error=None, result=short_repr(result), command=current_command(),
-            ))
+            self._transport_event(name, params, started, None, short_repr(result))
         return result
+
+    def _transport_event(self, name: str, params: Mapping[str, Any] | None, started: float,
+                         error: str | None, result: str) -> None:
+        self._events.emit(HandlerInvoked(
+            requested=name, handler=name, route="transport", instance=None,
+            target=(params or {}).get("target"), duration=time.perf_counter() - started,
+            error=error, result=result, command=current_command(),
+        ))
 
     def _not_found(self, name: str, params: Mapping[str, Any] | None) -> Exception:
         targets = self._routes.get(name)

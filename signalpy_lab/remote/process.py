@@ -97,13 +97,16 @@ _EVENT_TYPES: dict[str, type[Event]] = {
 
 async def create_host(kernel: Kernel) -> ProcessHost:
     """The default host: a private server (or ``$SIGNALPY_LAB_NATS_URL``) and the transport."""
-    url = os.environ.get(ENV_URL)
+    transport = next((t for t in kernel.bus._transports if isinstance(t, NatsTransport)), None)
+    owns_transport = transport is None
+    # A kernel already connected somewhere keeps its server: workers join it (with its
+    # credentials: only a private server, which this host configures, enforces their subjects;
+    # to get that with your own NatsServer, set_isolation_host(ProcessHost(..., server=...))).
+    url = transport.url if transport is not None else os.environ.get(ENV_URL)
     server = None
     if url is None:
         server = await asyncio.to_thread(NatsServer().start)
         url = server.url
-    transport = next((t for t in kernel.bus._transports if isinstance(t, NatsTransport)), None)
-    owns_transport = transport is None
     if transport is None:
         user = server.admin_user if server is not None else os.environ.get(f"{ENV_URL}_USER")
         password = (server.admin_password if server is not None

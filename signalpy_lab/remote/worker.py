@@ -34,7 +34,7 @@ import threading
 from typing import Any
 
 from ..kernel import Kernel, batch, caused_by
-from ..kernel.events import Event
+from ..kernel.events import Event, HandlerInvoked
 from ..providers import ConfigProvider, CredentialProvider, LoggingProvider, StorageProvider
 from . import wire
 from .transport import NatsTransport
@@ -100,7 +100,12 @@ async def _serve(boot: dict[str, Any]) -> int:
     await nc.subscribe(wire.control_subject(node), cb=on_control)
     await transport.settle()  # the host calls as soon as it reads "ready"
     pending: list[Event] = []
-    kernel.events.subscribe(pending.append)
+
+    def keep(event: Event) -> None:
+        if not isinstance(event, HandlerInvoked):  # the host's bus records each call itself
+            pending.append(event)
+
+    kernel.events.subscribe(keep)
 
     async def relay() -> None:
         subject = wire.events_subject(node)
