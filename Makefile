@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: lab demo test bench clean
+.PHONY: lab demo test screenshots bench clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -17,9 +17,12 @@ lab: $(STAMP)  ## JupyterLab on the multi-tenant tour notebook (the main job)
 demo: $(STAMP)  ## the seed's multi-tenant demo, headless (no browser needed)
 	$(PY) -m signalpy_lab.examples.multi_tenant
 
-test: $(STAMP)  ## lint, then the whole test suite
+test: $(STAMP)  ## lint, then the whole test suite (tests/browser needs Debian's chromium)
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+
+screenshots: $(STAMP)  ## refresh docs/lab-*.png: the tour run in JupyterLab in headless Chromium
+	$(PY) -m tests.browser.screenshots
 
 bench: $(STAMP)  ## side-by-side benchmarks against the peers (installs the bench extra)
 	$(PY) -m pip install --quiet -e '.[test,bench]'

@@ -1,0 +1,1 @@
+"""Tests in a real browser: JupyterLab in Debian's headless Chromium."""
