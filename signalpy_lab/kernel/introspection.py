@@ -30,6 +30,7 @@ __all__ = [
     "GraphSnapshot",
     "InstanceInfo",
     "RouteInfo",
+    "describe_nodes",
     "snapshot_graph",
 ]
 
@@ -219,6 +220,37 @@ def snapshot_graph(scopes: list[Scope], *, tenant: str | None = None,
         local.nodes.extend(part.nodes)
         local.edges.extend(part.edges)
     return local
+
+
+def describe_nodes(scopes: list[Scope], uids: set[int], *,
+                   remote: list[GraphSnapshot] | None = None) -> list[GraphNode]:
+    """The nodes with ``uids`` that still exist, described as ``snapshot_graph`` would.
+
+    For a view that already holds a snapshot and heard events naming a few nodes: refreshing
+    those costs a walk of the scopes' node lists (no description, no edges) instead of a whole
+    snapshot, so the engine lock is held for a fraction of the time.
+    """
+    wanted = set(uids)
+    found: list[GraphNode] = []
+    with context.lock:
+        for scope in scopes:
+            for node in scope.nodes:
+                if node.uid in wanted:
+                    wanted.discard(node.uid)
+                    found.append(_describe(node))
+            if not wanted:
+                return found
+        for scope in scopes:  # nodes no scope owns, reached as an owned node's input
+            for node in scope.nodes:
+                for dep in node.deps if isinstance(node, DerivedNode) else ():
+                    if dep.uid in wanted:
+                        wanted.discard(dep.uid)
+                        found.append(_describe(dep))
+            if not wanted:
+                return found
+    for graph in remote or ():
+        found.extend(n for n in graph.nodes if n.id in wanted)
+    return found
 
 
 def _filtered(graph: GraphSnapshot, tenant: str | None, instance: str | None) -> GraphSnapshot:

@@ -53,9 +53,11 @@ from .events import (
 from .graph import DerivedNode
 from .introspection import (
     FactoryInfo,
+    GraphNode,
     GraphSnapshot,
     InstanceInfo,
     RouteInfo,
+    describe_nodes,
     snapshot_graph,
 )
 from .lifecycle import (
@@ -458,6 +460,29 @@ class Kernel:
             inst, self._by_factory, self._by_contract, self._instances
         )
 
+    def _satisfied_without(self, inst: ComponentInstance, gone: str) -> bool:
+        """Whether ``inst``'s declarations still find a provider once ``gone`` is removed.
+
+        A dependency on a factory or contract is satisfied by any one of its instances, so
+        offboarding one tenant's database does not need the admin that depends on all of them
+        removed first; a dependency on that very instance, or on its last provider, is not.
+        """
+        meta = inst.meta
+        keys = {*meta.depends, *meta.requires.values()}
+        by_factory = {k: [n for n in v if n != gone] for k, v in self._by_factory.items()
+                      if k in keys}
+        by_contract = {k: [n for n in v if n != gone] for k, v in self._by_contract.items()
+                       if k in keys}
+        instances = {n: i for n, i in self._instances.items() if n != gone}
+        if any(k in by_factory and not by_factory[k] for k in meta.depends) or \
+                gone in meta.depends:
+            return False
+        try:
+            dependencies_of(inst, by_factory, by_contract, instances)
+        except DependencyError:
+            return False
+        return True
+
     def _forget(self, inst: ComponentInstance) -> None:
         """Drop every trace of ``inst`` from the kernel's tables."""
         self._instances.pop(inst.name, None)
@@ -517,10 +542,9 @@ class Kernel:
             raise UnknownInstanceError(
                 f"No instance {name!r} to remove. {choices(str(name), self._instances)}"
             )
-        dependents = sorted(
-            i.name for i in self._instances.values()
-            if name in i.depends_on and i.state is InstanceState.ACTIVE
-        )
+        relying = [i for i in self._instances.values()
+                   if name in i.depends_on and i.state is InstanceState.ACTIVE]
+        dependents = sorted(i.name for i in relying if not self._satisfied_without(i, name))
         if dependents:
             raise DependencyError(
                 f"Cannot remove {name!r}: active instances depend on it "
@@ -531,6 +555,8 @@ class Kernel:
         else:
             self._set_state(inst, InstanceState.REMOVED)
         self._forget(inst)
+        for other in relying:  # another instance still provides what they declared
+            other.depends_on = tuple(d for d in other.depends_on if d != name)
         inst.obj = None
         inst.runtime = None
         inst.scope = None
@@ -810,6 +836,17 @@ class Kernel:
         remote = [i.remote_graph for i in self._instances.values()
                   if i.remote_graph is not None and i.state is InstanceState.ACTIVE]
         return snapshot_graph(scopes, tenant=tenant, instance=instance, remote=remote)
+
+    def graph_nodes(self, uids: Iterable[int]) -> list[GraphNode]:
+        """The current description of the reactive nodes ``uids`` (those that still exist).
+
+        What an incremental view refreshes after events named these nodes, instead of a whole
+        ``graph()``.
+        """
+        scopes = [i.scope for i in self._instances.values() if i.scope is not None]
+        remote = [i.remote_graph for i in self._instances.values()
+                  if i.remote_graph is not None and i.state is InstanceState.ACTIVE]
+        return describe_nodes(scopes, set(uids), remote=remote)
 
 
 async def _call_hook(spec: LifecycleSpec | None, inst: ComponentInstance) -> None:

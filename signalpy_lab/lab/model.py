@@ -15,6 +15,17 @@ calls through the transport are counted here (the worker keeps the handler's own
 
 Nothing here imports IPython or ipywidgets; views (text tables, widgets) read ``snapshot()``
 and ``version`` / ``structure_version`` to know when to redraw or re-layout.
+
+Past epochs: when an epoch ends, what it did is frozen into the ``timeline`` (``epochs.py``,
+the last ``EPOCHS``), so ``snapshot(epoch=N)`` shows epoch N as it was. The model tracks the
+nodes the current epoch touched, so ending an epoch costs what it touched, not the graph.
+
+Snapshots are incremental: the model keeps the last snapshot's node rows and, between two
+snapshots, the ids its events named (``_dirty``). The next snapshot asks the kernel to
+describe only those (``Kernel.graph_nodes``) and rebuilds only their rows; a structural event
+(an edge, an instance) makes it take a whole ``Kernel.graph()`` again. Rows are never mutated
+once handed out (a changed node gets a new dict), so a view can tell what changed since its
+last snapshot by identity.
 """
 
 from __future__ import annotations
@@ -43,8 +54,10 @@ from ..kernel.events import (
 )
 from ..kernel.introspection import plain
 from ..kernel.redaction import redact
+from .epochs import EPOCHS, EpochRecord, EpochTimeline, NodeStep
 
 __all__ = [
+    "EPOCHS",
     "HISTORY",
     "RemoteCalls",
     "LOG_SIZE",
@@ -145,6 +158,18 @@ class LabModel:
         self.version = 0  # bumps on every recorded event (views redraw)
         self.structure_version = 0  # bumps when nodes, edges or instances change (re-layout)
         self._listeners: list[Callable[[LabModel], None]] = []
+        #: Closed epochs, oldest first (the current one is ``epoch_record()``).
+        self.timeline = EpochTimeline(EPOCHS)
+        self._touched: dict[int, NodeActivity] = {}  # nodes not untouched in this epoch
+        # Incremental snapshots: rows of the last snapshot, and what changed since.
+        self._cache_lock = threading.Lock()
+        self._dirty: set[int] = set()
+        self._rows: dict[int, dict[str, Any]] = {}
+        self._edges: list[dict[str, Any]] = []
+        self._instances: list[dict[str, Any]] = []
+        self._routes: list[dict[str, Any]] = []
+        self._cached_structure = -1
+        self.full_snapshots = 0  # how many snapshots needed a whole Kernel.graph()
         self._unsubscribe = kernel.events.subscribe(self._on_event)
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -161,6 +186,7 @@ class LabModel:
             self._unsubscribe()
             self.kernel = kernel
             self.activity.clear()
+            self._touched.clear()
             self.last_calls.clear()
             self.remote_calls.clear()
             self._unsubscribe = kernel.events.subscribe(self._on_event)
@@ -192,23 +218,65 @@ class LabModel:
     def begin_epoch(self, label: str | None) -> None:
         """Start a new epoch now: every status resets to untouched."""
         with self._lock:
+            now = time.time()
+            self.timeline.append(self._record_of(self._touched, now))
             # A cell that set a secret names it in its source: the label is masked too.
             self.epoch = EpochInfo(self.epoch.number + 1, redact(label) if label else label,
-                                   time.time())
+                                   now)
             self._epoch_commands = set()
-            for activity in self.activity.values():
+            still: dict[int, NodeActivity] = {}
+            for node_id, activity in self._touched.items():
                 # A node still stale from an earlier write stays stale: it will not be marked
                 # again (the engine marks only clean nodes), so "untouched" would be a lie.
-                activity.status = "stale" if activity.status == "stale" else "untouched"
+                if activity.status == "stale":
+                    still[node_id] = activity
+                else:
+                    activity.status = "untouched"
+            self._dirty.update(self._touched)
+            self._touched = still
             self.version += 1
         self._notify()
+
+    def _record_of(self, touched: dict[int, NodeActivity], ended: float | None) -> EpochRecord:
+        """The current epoch as a record: each touched node's status, last value and cause."""
+        return EpochRecord(
+            self.epoch.number, self.epoch.label, self.epoch.started, ended,
+            {node_id: NodeStep(a.status, a.history[-1][1] if a.history else None,
+                               a.last_cause)
+             for node_id, a in touched.items() if a.status != "untouched"})
+
+    def epoch_record(self, number: int | None = None) -> EpochRecord:
+        """Epoch ``number`` (default: the current one, so far); ``LookupError`` if not kept.
+
+        >>> model.epoch_record(3).counts()                     # doctest: +SKIP
+        {'set': 1, 'recomputed': 1}
+        """
+        with self._lock:
+            if number is None or number == self.epoch.number:
+                return self._record_of(self._touched, None)
+            record = self.timeline.get(number)
+            if record is None:
+                kept = self.timeline.numbers()
+                span = f"{kept[0]}..{self.epoch.number}" if kept else str(self.epoch.number)
+                raise LookupError(f"No epoch {number!r}: the lab keeps the last "
+                                  f"{self.timeline.limit} epochs, now {span}.")
+            return record
+
+    def epochs(self) -> list[EpochRecord]:
+        """Every kept epoch, oldest first, the current one (so far) last."""
+        with self._lock:
+            return [*self.timeline, self._record_of(self._touched, None)]
 
     # -- recording ---------------------------------------------------------------------
 
     def _activity(self, node_id: int) -> NodeActivity:
+        """The node's activity, now touched in this epoch and changed since the last snapshot
+        (every caller records a status on it)."""
         activity = self.activity.get(node_id)
         if activity is None:
             activity = self.activity[node_id] = NodeActivity()
+        self._touched[node_id] = activity
+        self._dirty.add(node_id)
         return activity
 
     def _on_event(self, event: Event) -> None:
@@ -302,49 +370,138 @@ class LabModel:
 
     # -- reading -----------------------------------------------------------------------
 
-    def status_of(self, node_id: int) -> str:
+    def status_of(self, node_id: int, epoch: int | None = None) -> str:
+        """The node's status in the current epoch, or in epoch ``epoch``."""
+        if epoch is not None and epoch != self.epoch.number:
+            return self.epoch_record(epoch).status_of(node_id)
         activity = self.activity.get(node_id)
         return activity.status if activity is not None else "untouched"
 
     def snapshot(self, *, tenant: str | None = None, instance: str | None = None,
-                 include_providers: bool = False) -> dict[str, Any]:
+                 include_providers: bool = False, epoch: int | None = None,
+                 live_routes: bool = True, include_epochs: bool = False) -> dict[str, Any]:
         """Graph nodes with their epoch status, history and counts; edges; routes; epoch.
 
         A provider's key signal that nobody reads any more (``readers == 0``: its readers
         were removed, say by ``%remove tenant-db-acme``) is left out; with
         ``include_providers`` it is kept and marked ``unread``.
+
+        ``epoch=N`` shows a past epoch on today's graph: each node's status in epoch N and
+        its value at the end of it (``value_then``: False where the lab no longer knows it,
+        and the current value is shown). ``live_routes=False`` reuses the routes read at the
+        last structural change (what a graph needs; their call counts lag).
+        ``include_epochs`` adds the whole timeline (``epochs``), as the JSON export does.
         """
-        graph = self.kernel.graph(tenant=tenant, instance=instance)
+        record = None if epoch is None else self.epoch_record(epoch)
+        rows, edges, instances, routes = self._graph_rows()
+        if tenant is not None or instance is not None:
+            keep = {i for i, row in rows.items()
+                    if (instance is None or row["instance"] == instance)
+                    and (tenant is None or row["tenant"] == tenant)}
+            keep |= {e["source"] for e in edges if e["target"] in keep} | {
+                e["target"] for e in edges if e["source"] in keep}
+            picked = [rows[i] for i in rows if i in keep]
+        else:
+            picked = list(rows.values())
+        nodes = [row for row in picked if include_providers or not (
+            row["unread"] or provider_of(row["instance"]) in PROVIDER_INSTANCES)]
+        kept = {n["id"] for n in nodes}
+        edges = [e for e in edges if e["source"] in kept and e["target"] in kept]
+        if record is not None and record.number != self.epoch.number:
+            nodes = self._as_of(nodes, record)
         with self._lock:
-            nodes = []
-            for node in graph.nodes:
-                owner = provider_of(node.instance)  # a worker's providers count as providers
-                if not include_providers and owner in PROVIDER_INSTANCES:
-                    continue
-                unread = (node.kind == "signal" and node.readers == 0
-                          and owner in ON_DEMAND_INSTANCES)
-                if unread and not include_providers:
-                    continue
-                activity = self.activity.get(node.id)
-                data = plain(node)
-                data["unread"] = unread
-                data["status"] = activity.status if activity else "untouched"
-                data["recomputes"] = activity.recomputes if activity else 0
-                data["history"] = [v for _, v in activity.history] if activity else []
-                nodes.append(data)
-            kept = {n["id"] for n in nodes}
-            edges = [plain(e) for e in graph.edges if e.source in kept and e.target in kept]
-            return {
-                "epoch": plain(self.epoch),
+            shown = self.epoch if record is None else EpochInfo(
+                record.number, record.label, record.started)
+            out = {
+                "epoch": {**plain(shown), "live": shown.number == self.epoch.number},
                 "nodes": nodes,
                 "edges": edges,
-                "routes": self.routes(),
-                "instances": [{"name": i.name, "factory": i.factory, "target": i.target,
-                               "state": i.state, "isolation": i.isolation, "pid": i.pid,
-                               "error": i.error} for i in self.kernel.instances()],
+                "routes": self.routes() if live_routes else [dict(r) for r in routes],
+                "instances": [dict(i) for i in instances],
                 "version": self.version,
                 "structure_version": self.structure_version,
             }
+        if include_epochs:
+            out["epochs"] = [r.to_dict() for r in self.epochs()]
+        return out
+
+    def _graph_rows(self) -> tuple[dict[int, dict[str, Any]], list[dict[str, Any]],
+                                   list[dict[str, Any]], list[dict[str, Any]]]:
+        """Node rows (id -> row), edges, instances and routes: incrementally refreshed.
+
+        A whole ``Kernel.graph()`` only after a structural change; otherwise only the nodes
+        that events named since the last call are described again.
+        """
+        with self._cache_lock:
+            with self._lock:
+                structure = self.structure_version
+                # A worker's relay replaces its whole graph: with one about, read it all.
+                full = structure != self._cached_structure or any(
+                    i["isolation"] != "inline" for i in self._instances)
+                dirty, self._dirty = self._dirty, set()
+            if full:
+                graph = self.kernel.graph()
+                fresh = {n.id: n for n in graph.nodes}
+                edges = [plain(e) for e in graph.edges]
+                self._instances = [
+                    {"name": i.name, "factory": i.factory, "target": i.target,
+                     "state": i.state, "isolation": i.isolation, "pid": i.pid,
+                     "error": i.error} for i in self.kernel.instances()]
+                self._routes = [plain(r) for r in self.kernel.routes()]
+                self.full_snapshots += 1
+            else:
+                fresh = {n.id: n for n in self.kernel.graph_nodes(dirty)} if dirty else {}
+                edges = self._edges
+            with self._lock:
+                if full:
+                    self._rows = {i: self._row(node) for i, node in fresh.items()}
+                    self._edges = edges
+                    self._cached_structure = structure
+                else:
+                    rows = self._rows
+                    for node_id in dirty:
+                        node = fresh.get(node_id)
+                        if node is not None:
+                            rows[node_id] = self._row(node)
+                        elif node_id in rows:  # gone (its kernel data is unchanged): restyle
+                            rows[node_id] = self._restyled(rows[node_id])
+            return dict(self._rows), self._edges, self._instances, self._routes
+
+    def _row(self, node: Any) -> dict[str, Any]:
+        """A snapshot row: the kernel's description of the node plus what the lab saw."""
+        owner = provider_of(node.instance)
+        data = plain(node)
+        data["unread"] = (node.kind == "signal" and node.readers == 0
+                          and owner in ON_DEMAND_INSTANCES)
+        return self._restyled(data)
+
+    def _restyled(self, data: dict[str, Any]) -> dict[str, Any]:
+        activity = self.activity.get(data["id"])
+        return {**data, "status": activity.status if activity else "untouched",
+                "recomputes": activity.recomputes if activity else 0,
+                "history": [v for _, v in activity.history] if activity else []}
+
+    def _as_of(self, nodes: list[dict[str, Any]], record: EpochRecord) -> list[dict[str, Any]]:
+        """``nodes`` restyled as in the closed epoch ``record``: status and value then."""
+        out = []
+        with self._lock:
+            for node in nodes:
+                step = record.nodes.get(node["id"])
+                activity = self.activity.get(node["id"])
+                history = [(ts, v) for ts, v in activity.history] if activity else []
+                then = [v for ts, v in history if record.ended is None or ts <= record.ended]
+                if step is not None and step.value is not None:
+                    value, known = step.value, True
+                elif then:
+                    value, known = then[-1], True
+                else:  # no change seen since: the current value held then too
+                    value, known = node["value"], not history
+                row = {**node, "status": step.status if step else "untouched",
+                       "history": then, "value_then": known}
+                if known and node["kind"] != "effect":
+                    row["value"] = value
+                out.append(row)
+        return out
 
     def routes(self) -> list[dict[str, Any]]:
         """The bus's tenant routes as plain rows (cheap: no graph walk).

@@ -13,11 +13,18 @@ cell, a test), ``refresh()`` redraws even when nothing changed, ``close()`` unsu
 
 The graph is laid out only when its structure changes: ``svg`` is replaced then, while every
 epoch's statuses and values travel as ``classes`` / ``details`` maps that the ES module applies
-to the SVG already on the page.
+to the SVG already on the page. A flush is incremental: when neither the graph's structure nor
+the set of active nodes changed (so the collapse is the same), only the rows the model changed
+since the last flush (new row objects) are restyled, instead of a whole ``to_dot``.
+
+The epoch timeline: ``epochs`` is the strip of kept epochs (``[10] %config set ...``), and
+``epoch`` the one shown (None: live, following the newest). ``show_epoch(N)`` is what a
+click on a step does; ``show_epoch(None)`` goes back to live.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import logging
@@ -42,6 +49,8 @@ from .render import (
     GraphvizNotFoundError,
     LayoutError,
     apply_state,
+    class_of,
+    detail_of,
     render_svg,
     to_dot,
 )
@@ -253,6 +262,8 @@ def _caption(snapshot: Mapping[str, Any], graph: DotGraph) -> str:
     """``epoch 2 'cell 5': 1 set, 1 recomputed, 4 untouched · 6 nodes`` (+ what was left out)."""
     epoch = snapshot["epoch"]
     head = f"epoch {epoch['number']}" + (f" {epoch['label']!r}" if epoch["label"] else "")
+    if not epoch.get("live", True):
+        head += " (past epoch; live follows the newest)"
     counts: dict[str, int] = {}
     for node in snapshot["nodes"]:
         counts[node["status"]] = counts.get(node["status"], 0) + 1
@@ -275,12 +286,20 @@ class GraphWidget(_LiveView, anywidget.AnyWidget):
     details = traitlets.Dict().tag(sync=True)
     caption = traitlets.Unicode("").tag(sync=True)
     highlight = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    #: DOT id -> the node's label (``tenant-db-globex.db_url``): the SVG's ``data-node``.
+    labels = traitlets.Dict().tag(sync=True)
+    #: The timeline strip: one entry per kept epoch, oldest first, the current one last.
+    epochs = traitlets.List(traitlets.Dict()).tag(sync=True)
+    #: The epoch shown; None is live (the newest, as it happens).
+    epoch = traitlets.Int(None, allow_none=True).tag(sync=True)
 
     def __init__(self, model: LabModel, tenant: str | None = None, instance: str | None = None,
                  include_providers: bool = False, *, max_nodes: int = 150,
-                 focus: str | Iterable[str | int] | None = None,
+                 focus: str | Iterable[str | int] | None = None, epoch: int | None = None,
                  interval: float = FLUSH_INTERVAL, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        if epoch is not None:
+            model.epoch_record(epoch)  # LookupError now, naming the kept epochs
+        super().__init__(epoch=epoch, **kwargs)
         self.tenant = tenant
         self.instance = instance
         self.include_providers = include_providers
@@ -289,6 +308,11 @@ class GraphWidget(_LiveView, anywidget.AnyWidget):
         self.graph: DotGraph | None = None
         self.snapshot: dict[str, Any] = {}
         self.layouts = 0  # how many times this widget needed a new layout
+        self.incremental_flushes = 0  # flushes that restyled changed rows only
+        self._rows: dict[int, dict[str, Any]] = {}  # the last snapshot's rows, by id
+        self._active: frozenset[int] = frozenset()
+        self._source_stale = False  # graph.source predates an incremental flush
+        self._strip_key: tuple[int, int] | None = None
         self._structure_key: str | None = None
         self._target: str | None = None
         self._start(model, interval)
@@ -303,18 +327,93 @@ class GraphWidget(_LiveView, anywidget.AnyWidget):
         return f"<GraphWidget{where}: {shown}, {self.caption.split(':')[0]}>"
 
     def _update(self) -> None:
-        snapshot = _retry(lambda: self.model.snapshot(
-            tenant=self.tenant, instance=self.instance,
-            include_providers=self.include_providers))
-        graph = to_dot(snapshot, max_nodes=self.max_nodes, focus=self.focus)
-        self.snapshot, self.graph = snapshot, graph
+        epoch = self.epoch
+        try:
+            snapshot = _retry(lambda: self.model.snapshot(
+                tenant=self.tenant, instance=self.instance,
+                include_providers=self.include_providers, epoch=epoch, live_routes=False))
+        except LookupError:  # the pinned epoch fell out of the timeline: follow live
+            epoch = None
+            snapshot = _retry(lambda: self.model.snapshot(
+                tenant=self.tenant, instance=self.instance,
+                include_providers=self.include_providers, live_routes=False))
+        rows = {n["id"]: n for n in snapshot["nodes"]}
+        active = frozenset(i for i, n in rows.items() if n["status"] != "untouched")
+        graph = self._restyled(snapshot, rows, active)
+        if graph is None:
+            graph = to_dot(snapshot, max_nodes=self.max_nodes, focus=self.focus)
+            self._source_stale = False
+        else:
+            self.incremental_flushes += 1
+            self._source_stale = True
+        self.snapshot, self.graph, self._rows, self._active = snapshot, graph, rows, active
         if graph.structure_key != self._structure_key:
+            self.labels = {f"n{n['id']}": n["label"] for n in snapshot["nodes"]
+                           if n["id"] in graph.shown}
             self.svg = self._layout(graph)
             self._structure_key = graph.structure_key
         self.classes = graph.classes
         self.details = graph.details
         self.caption = _caption(snapshot, graph)
         self.highlight = self._highlight_ids()
+        self._update_strip()
+
+    def _restyled(self, snapshot: Mapping[str, Any], rows: dict[int, dict[str, Any]],
+                  active: frozenset[int]) -> DotGraph | None:
+        """The last graph with only the changed rows restyled, if nothing else can differ.
+
+        Same structure version, same nodes, same active set (the collapse depends only on
+        which nodes are active) and nothing folded past ``max_nodes`` (where the exact
+        statuses rank nodes): then the layout, the summaries and every unchanged row's
+        class and value line are what ``to_dot`` would give again.
+        """
+        graph, previous = self.graph, self.snapshot
+        if (graph is None or not snapshot["epoch"]["live"] or not previous
+                or not previous["epoch"].get("live", True)
+                or previous["structure_version"] != snapshot["structure_version"]
+                or active != self._active or rows.keys() != self._rows.keys()
+                or "folded" in graph.omitted):
+            return None
+        classes, details = dict(graph.classes), dict(graph.details)
+        for node_id, row in rows.items():
+            if self._rows[node_id] is not row:
+                dot_id = f"n{node_id}"
+                if graph.drawn_as.get(node_id) == dot_id:
+                    classes[dot_id] = class_of(row)
+                    details[dot_id] = detail_of(row)
+        return dataclasses.replace(graph, classes=classes, details=details)
+
+    def _update_strip(self) -> None:
+        """The timeline strip, rebuilt only when an epoch began (it is up to 200 entries)."""
+        model = self.model
+        key = (model.epoch.number, len(model.timeline))
+        if key == self._strip_key:
+            return
+        self._strip_key = key
+        strip = []
+        for record in model.epochs():
+            counts = record.counts()
+            summary = ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts.get(s))
+            strip.append({"number": record.number, "label": record.label or "",
+                          "title": record.title(), "summary": summary or "nothing touched",
+                          "live": record.ended is None})
+        self.epochs = strip
+
+    # -- the epoch timeline ----------------------------------------------------------------
+
+    def show_epoch(self, number: int | None) -> None:
+        """Show epoch ``number`` on the graph (None: live, following the newest epoch).
+
+        >>> panel.show_epoch(10)        # what the migration did; panel.show_epoch(None) after
+        """
+        if number is not None:
+            self.model.epoch_record(number)  # LookupError naming the kept epochs
+        self.epoch = number
+
+    @traitlets.observe("epoch")
+    def _epoch_changed(self, change: Mapping[str, Any]) -> None:
+        if getattr(self, "_flush_lock", None) is not None:  # after __init__ (and from a click)
+            self.refresh()
 
     def _layout(self, graph: DotGraph) -> str:
         try:
@@ -347,7 +446,12 @@ class GraphWidget(_LiveView, anywidget.AnyWidget):
         if self.graph is None:
             self.refresh()
         assert self.graph is not None
-        return self.graph, self.snapshot, list(self.highlight)
+        graph, snapshot = self.graph, dict(self.snapshot)
+        if self._source_stale:  # an incremental flush restyled classes only, not the source
+            graph = to_dot(snapshot, max_nodes=self.max_nodes, focus=self.focus)
+        snapshot["routes"] = _retry(self.model.routes)  # with current call counts
+        snapshot["epochs"] = [r.to_dict() for r in self.model.epochs()]
+        return graph, snapshot, list(self.highlight)
 
     def close(self) -> None:
         """Unsubscribe and stop taking part in bus-table highlighting."""
@@ -498,6 +602,10 @@ class LabPanel(ipywidgets.VBox):
     def export(self, format: str = "svg") -> str:
         """The graph's export (see ``GraphWidget.export``)."""
         return self.graph.export(format)
+
+    def show_epoch(self, number: int | None) -> None:
+        """Show epoch ``number`` on the panel's graph (None: live); see the timeline strip."""
+        self.graph.show_epoch(number)
 
     def close(self) -> None:
         """Close the views, the tabs and the panel."""

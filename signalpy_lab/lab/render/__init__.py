@@ -1,6 +1,6 @@
 """The lab's graph rendering: snapshot -> DOT (``dot``) -> laid-out, restyled SVG (``svg``)."""
 
-from .dot import DETAIL_WIDTH, STATUSES, DotGraph, short_name, to_dot
+from .dot import DETAIL_WIDTH, STATUSES, DotGraph, class_of, detail_of, short_name, to_dot
 from .svg import (
     GraphvizNotFoundError,
     LayoutError,
@@ -19,7 +19,9 @@ __all__ = [
     "GraphvizNotFoundError",
     "LayoutError",
     "apply_state",
+    "class_of",
     "clear_cache",
+    "detail_of",
     "find_layout_binary",
     "layout_count",
     "render_svg",

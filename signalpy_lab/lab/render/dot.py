@@ -25,7 +25,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DETAIL_WIDTH", "STATUSES", "DotGraph", "short_name", "to_dot"]
+__all__ = ["DETAIL_WIDTH", "STATUSES", "DotGraph", "class_of", "detail_of", "short_name",
+           "to_dot"]
 
 #: Epoch statuses, from the most to the least interesting (the order of the legend).
 STATUSES = ("set", "recomputed", "unchanged", "stale", "verified", "untouched")
@@ -94,7 +95,7 @@ def short_name(node: Mapping[str, Any]) -> str:
     return label
 
 
-def _detail(node: Mapping[str, Any]) -> str:
+def detail_of(node: Mapping[str, Any]) -> str:
     """The value line: ``2x = 'postgres://...'`` (computed), ``= 1`` (signal), ``ran 3x``."""
     kind, runs = node["kind"], node["runs"]
     if node.get("error"):
@@ -110,7 +111,8 @@ def _detail(node: Mapping[str, Any]) -> str:
     return text if len(text) <= DETAIL_WIDTH else text[: DETAIL_WIDTH - 3] + "..."
 
 
-def _class_of(node: Mapping[str, Any]) -> str:
+def class_of(node: Mapping[str, Any]) -> str:
+    """A drawn node's class: ``"computed recomputed"`` (+ ``error``, ``unread``)."""
     status = node["status"] if node["status"] in STATUSES else "untouched"
     return (f"{node['kind']} {status}" + (" error" if node.get("error") else "")
             + (" unread" if node.get("unread") else ""))
@@ -207,8 +209,8 @@ def to_dot(snapshot: Mapping[str, Any], *, max_nodes: int = 150,
             if pair[0] != pair[1]:
                 edges[pair] = edges.get(pair, 0) + 1
 
-    classes = {f"n{n['id']}": _class_of(n) for n in expanded}
-    details = {f"n{n['id']}": _detail(n) for n in expanded}
+    classes = {f"n{n['id']}": class_of(n) for n in expanded}
+    details = {f"n{n['id']}": detail_of(n) for n in expanded}
     for summary in summaries:
         classes[summary.id] = "summary " + ("active" if summary.active else "idle")
 
