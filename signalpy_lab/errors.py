@@ -16,6 +16,7 @@ __all__ = [
     "ComponentDefinitionError",
     "ConfigKeyError",
     "ConfigValidationError",
+    "DbUrlError",
     "CycleError",
     "DependencyCycleError",
     "DependencyError",
@@ -32,6 +33,7 @@ __all__ = [
     "LayoutError",
     "PolicyError",
     "PublishDeniedError",
+    "QuotaExceededError",
     "RemoteError",
     "RouteConflictError",
     "RoutingError",
@@ -185,6 +187,19 @@ class WorkerError(SignalpyLabError, RuntimeError):
 
 class ConfigKeyError(SignalpyLabError, ValueError):
     """A config key was not a non-empty dotted string like ``'tenants.acme.db_url'``."""
+
+
+class DbUrlError(SignalpyLabError, ValueError):
+    """A tenant's ``db_url`` is not a ``sqlite:///`` file inside its own storage prefix."""
+
+
+class QuotaExceededError(SignalpyLabError, RuntimeError):
+    """A tenant called more often than its quota allows; ``retry_after`` says when to retry."""
+
+    def __init__(self, message: str, *, tenant: str | None = None, limit: str | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.tenant, self.limit, self.retry_after = tenant, limit, retry_after
 
 
 class StorageKeyError(SignalpyLabError, ValueError):

@@ -101,6 +101,15 @@ class StorageHandle(Sealed):
             )
         return path
 
+    def file_path(self, key: str) -> Path:
+        """The filesystem path of ``key`` inside this prefix, for libraries that open files
+        themselves (``sqlite3.connect``); checked like every key, parent directories created.
+        """
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._path(key)  # re-check after creating parents: no symlinked directory sneaks in
+        return path
+
     def write(self, key: str, data: bytes | str) -> None:
         """Store ``data`` under ``key`` atomically (text is written as UTF-8)."""
         path = self._path(key)
