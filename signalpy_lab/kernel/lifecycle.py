@@ -2,7 +2,9 @@
 
 Order comes from ``@component(depends=[...])`` (component names: a factory means all of its
 instances, or an instance name) and ``@requires`` (contracts: the instances whose factory
-provides it). Kahn's algorithm, stable in instantiation order, linear in instances + edges.
+provides it). A targeted consumer of a factory or contract depends on its own tenant's
+instances of it when there are any (a tenant's quota needs its own tenant's database, not
+every tenant's). Kahn's algorithm, stable in instantiation order, linear in instances + edges.
 """
 
 from __future__ import annotations
@@ -77,9 +79,14 @@ def dependencies_of(instance: ComponentInstance, by_factory: Mapping[str, Iterab
     when a dependency names a factory, which means all of its instances).
     """
     needed: dict[str, None] = {}
+    target = instance.target
     for dep in instance.meta.depends:
         if dep in by_factory:
-            needed.update(dict.fromkeys(by_factory[dep]))
+            members = list(by_factory[dep])
+            if target is not None:
+                own = [p for p in members if p in instances and instances[p].target == target]
+                members = own or members
+            needed.update(dict.fromkeys(members))
         elif dep in instances:
             needed[dep] = None
         else:
@@ -94,7 +101,6 @@ def dependencies_of(instance: ComponentInstance, by_factory: Mapping[str, Iterab
                 f"{instance.name!r} requires {contract!r} (for self.{attr}) but no component "
                 f"provides it. {choices(contract, by_contract)}"
             )
-        target = instance.target
         if target is not None:
             # A targeted consumer binds to its own tenant's provider when there is one.
             own = [p for p in providers if p in instances and instances[p].target == target]

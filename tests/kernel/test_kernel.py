@@ -367,3 +367,54 @@ async def test_a_routed_name_nobody_serves_yet_is_an_unknown_target() -> None:
     kernel.discover([Worker])  # discovered after boot: no default instance
     with pytest.raises(UnknownTargetError, match="for target 'a'. Known targets: none"):
         await kernel.invoke("worker.echo", {"target": "a"})
+
+
+class TestFactoryDependencies:
+    """`depends=["tenant-db"]`: a tenant needs its own tenant's instance; one of many suffices.
+
+        quota-acme ──▶ tenant-db-acme        (its own tenant's, not globex's)
+        admin ──▶ tenant-db-acme, tenant-db-globex   (any one keeps it satisfied)
+    """
+
+    @staticmethod
+    def classes():
+        from signalpy_lab.kernel import component
+
+        @component("tenant-db")
+        class Db:
+            pass
+
+        @component("quota", depends=["tenant-db"])
+        class Quota:
+            pass
+
+        @component("admin", depends=["tenant-db"])
+        class Admin:
+            pass
+
+        return [Db, Quota, Admin]
+
+    async def test_a_targeted_consumer_depends_on_its_own_tenants_instance(self) -> None:
+        kernel = Kernel()
+        kernel.discover(self.classes())
+        for tenant in ("acme", "globex"):
+            kernel.instantiate("tenant-db", f"tenant-db-{tenant}", {"target": tenant})
+        kernel.instantiate("quota", "quota-acme", {"target": "acme"})
+        await kernel.boot()
+        assert ("tenant-db-acme",) == kernel.instance("quota-acme").depends_on
+        assert ("tenant-db-acme", "tenant-db-globex") == kernel.instance("admin").depends_on
+        await kernel.shutdown()
+
+    async def test_removing_one_of_several_providers_is_allowed_the_last_is_not(self) -> None:
+        kernel = Kernel()
+        kernel.discover(self.classes())
+        for tenant in ("acme", "globex"):
+            kernel.instantiate("tenant-db", f"tenant-db-{tenant}", {"target": tenant})
+        kernel.instantiate("quota", "quota-acme", {"target": "acme"})
+        await kernel.boot()
+        await kernel.hot_remove("tenant-db-globex")  # admin still has acme's
+        assert ("tenant-db-acme",) == kernel.instance("admin").depends_on
+        with pytest.raises(DependencyError, match="active instances depend on it "
+                                                  r"\('admin', 'quota-acme'\)"):
+            await kernel.hot_remove("tenant-db-acme")
+        await kernel.shutdown()
