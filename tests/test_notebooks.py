@@ -99,3 +99,20 @@ def test_isolation(tmp_path, kernel_name) -> None:
                if any(n[1:].isdigit() and int(n[1:]) >= 10**9 for n in s["details"])]
     assert relayed, "a graph widget shows the worker's nodes (relayed ids are >= 10**9)"
     assert "config@w&#45;tenant&#45;db&#45;hooli" in relayed[-1]["svg"]
+
+
+@pytest.mark.slow
+def test_production(tmp_path, kernel_name) -> None:
+    """Real SQLite files: onboarding, a live migration, a quota hit, the admin, offboarding."""
+    out = text_of(run_notebook("04_production.ipynb", tmp_path, kernel_name))
+    assert "straight from tenant-db-globex/globex.db : ['globex user 0'" in out
+    assert "globex now in globex-v2.db with 3 users" in out
+    assert "connects before: {'acme': 1, 'globex': 1, 'initech': 1}" in out
+    assert "connects after:  {'acme': 1, 'globex': 2, 'initech': 1}" in out
+    assert "refused: DbUrlError:" in out
+    assert "acme call 3: Tenant 'acme' is over its quota of 2 per 1 minute" in out
+    assert "acme's limit raised live to 10 per 1 minute" in out
+    assert "refused: UndeclaredCallError: Instance 'curious-acme' may not call" in out
+    assert "granted: ['acme', 'globex', 'initech']" in out
+    assert "open files of initech: none" in out
+    assert "tenants now: ['acme', 'globex']" in out
