@@ -168,6 +168,7 @@ class LabMagics(Magics):
             where = (f", in worker pid {inst.pid}" if inst.pid else
                      "; %boot starts its worker process" if not self.session.booted else "")
         print(f"{inst.name}: {inst.state} ({when}{where})")
+        self._show_inline()
         return None
 
     @magic_arguments()
@@ -232,6 +233,31 @@ class LabMagics(Magics):
         print(f"kernel stopped: {count} instances deactivated. %boot restarts it with the "
               "same factories, instances and config; %reset starts a fresh one")
 
+    def _inline_on(self) -> bool:
+        setting = self.session.inline
+        return setting == "on" or (setting == "auto" and _has_widget_frontend(self.shell))
+
+    def _show_inline(self) -> None:
+        """The current epoch's small picture (touched nodes and their neighbours) under the
+        cell: static HTML, so it stays true to its epoch and survives in the saved notebook.
+        A picture that cannot be drawn (no Graphviz) is skipped: the magic already said what
+        it did."""
+        if not self._inline_on():
+            return
+        from .inline import epoch_picture, epoch_summary
+
+        model = self.session.model
+        if _has_widget_frontend(self.shell):
+            from IPython.display import HTML
+
+            picture = epoch_picture(model)
+            if picture is not None:
+                self._display(HTML(picture))
+        else:
+            summary = epoch_summary(model)
+            if summary:
+                print(summary)
+
     def _check_not_stopped(self, magic: str) -> None:
         if self.session.stopped:
             raise UsageError(f"{magic}: the kernel is stopped; %boot restarts it (same "
@@ -270,6 +296,7 @@ class LabMagics(Magics):
         with caused_by(f"%remove {line}"):
             self.session.run(self.kernel.hot_remove(args.name))
         print(f"removed {args.name}")
+        self._show_inline()
 
     @line_magic("kernel")
     def kernel_object(self, line: str) -> Any:
@@ -302,6 +329,7 @@ class LabMagics(Magics):
         elapsed = (time.perf_counter() - started) * 1e3
         target = f"[{params['target']}]" if found and found[1] == "target" else ""
         print(f"{args.handler}{target} via {route} in {elapsed:.2f} ms")
+        self._show_inline()
         return result
 
     def _params(self, words: list[str]) -> dict[str, Any]:
@@ -368,6 +396,7 @@ class LabMagics(Magics):
                      "pending: becomes a default at %boot")
             print(f"{key} = {shown(key, value)} ({where})"
                   + (f"; stale now: {', '.join(sorted(stale))}" if stale else ""))
+            self._show_inline()
             return None
         if not session.booted:
             raise UsageError(f"%config {command}: the kernel is not booted; run %boot first")
@@ -436,7 +465,10 @@ class LabMagics(Magics):
     @argument("--providers", action="store_true", help="also show provider internals")
     @argument("--text", action="store_true", help="a text table even in Jupyter")
     @argument("--export", default=None, metavar="PATH",
-              help="write the current graph to PATH (.svg, .dot or .json)")
+              help="write the current graph to PATH (.svg, .dot or .json; JSON has every "
+                   "kept epoch)")
+    @argument("--epoch", type=int, default=None, metavar="N",
+              help="show epoch N as it was (its statuses and values then), not the newest")
     @line_magic
     @_user_errors
     def graph(self, line: str) -> Any:
@@ -444,16 +476,25 @@ class LabMagics(Magics):
         args = parse_argstring(self.graph, line)
         self._check_filter(args.tenant, args.instance)
         self.session.settle_relays()
+        self._check_epoch("%graph", args.epoch)
         if args.export:
             return self._export(args)
         if _has_widget_frontend(self.shell) and not args.text:
             from .widgets import GraphWidget
 
             return GraphWidget(self.session.model, tenant=args.tenant, instance=args.instance,
-                               include_providers=args.providers)
+                               include_providers=args.providers, epoch=args.epoch)
         snapshot = self.session.model.snapshot(tenant=args.tenant, instance=args.instance,
-                                               include_providers=args.providers)
+                                               include_providers=args.providers,
+                                               epoch=args.epoch)
         return text.graph_table(snapshot)
+
+    def _check_epoch(self, magic: str, epoch: int | None) -> None:
+        if epoch is not None:
+            try:
+                self.session.model.epoch_record(epoch)
+            except LookupError as exc:
+                raise UsageError(f"{magic} --epoch: {exc}") from None
 
     def _check_filter(self, tenant: str | None, instance: str | None) -> None:
         if tenant is not None:
@@ -475,7 +516,8 @@ class LabMagics(Magics):
 
         path = Path(args.export)
         snapshot = self.session.model.snapshot(tenant=args.tenant, instance=args.instance,
-                                               include_providers=args.providers)
+                                               include_providers=args.providers,
+                                               epoch=args.epoch, include_epochs=True)
         suffix = path.suffix.lower()
         if suffix == ".json":
             path.write_text(json.dumps(snapshot, indent=2, default=str))
@@ -504,14 +546,17 @@ class LabMagics(Magics):
 
     @magic_arguments()
     @argument("node", help="INSTANCE.COMPUTED, e.g. tenant-db-acme.db_url")
+    @argument("--epoch", type=int, default=None, metavar="N",
+              help="explain what it did in epoch N (default: the newest)")
     @line_magic
     @_user_errors
     def why(self, line: str) -> Any:
         """Why did INSTANCE.COMPUTED (not) recompute: the recorded cause and chain."""
         args = parse_argstring(self.why, line)
         self.session.settle_relays()
+        self._check_epoch("%why", args.epoch)
         try:
-            explanation = explain(self.session.model, args.node)
+            explanation = explain(self.session.model, args.node, epoch=args.epoch)
         except LookupError as exc:
             down = self._down_instance(args.node)
             if down is not None:
@@ -530,11 +575,21 @@ class LabMagics(Magics):
     @magic_arguments()
     @argument("--text", action="store_true", help="text tables even in Jupyter")
     @argument("--tenant", default=None, help="focus the graph on one tenant")
+    @argument("--inline", choices=("on", "off", "auto"), default=None,
+              help="after %%config set, %%invoke, %%instantiate, %%remove, show that epoch's "
+                   "small picture under the cell (auto, the default: on in Jupyter, off in "
+                   "a terminal); changes the setting and shows nothing else")
     @line_magic
     @_user_errors
     def lab(self, line: str) -> Any:
         """Graph, bus table and event log together (live in Jupyter)."""
         args = parse_argstring(self.lab, line)
+        if args.inline is not None:
+            self.session.inline = args.inline
+            print(f"inline epoch pictures: {args.inline}"
+                  + (f" (now {'on' if self._inline_on() else 'off'} here)"
+                     if args.inline == "auto" else ""))
+            return None
         self._check_filter(args.tenant, None)
         self.session.settle_relays()
         if _has_widget_frontend(self.shell) and not args.text:

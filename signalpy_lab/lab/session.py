@@ -76,6 +76,9 @@ class LabSession:
         self.timeout = timeout
         self.kernel: Kernel = self.runner.new_kernel()
         self.model = LabModel(self.kernel)
+        #: ``%lab --inline``: "auto" (a small epoch picture under each state-changing magic in
+        #: Jupyter, none in a terminal), "on" or "off".
+        self.inline = "auto"
         self.pending_config: dict[str, Any] = {}
         self._classes: dict[str, type] = {}  # factory -> class, for a restart
         self._saved_config: _SavedConfig | None = None

@@ -84,21 +84,37 @@ def _describe_cause(cause: Any) -> str:
     return f"{cause.signal} changed from {cause.old} to {cause.new}{by}"
 
 
-def explain(model: LabModel, label: str) -> Explanation:
-    """Explain the last epoch's outcome for the node labelled ``label``."""
-    snapshot = model.snapshot(include_providers=True)
+def explain(model: LabModel, label: str, epoch: int | None = None) -> Explanation:
+    """Explain the current epoch's outcome for the node labelled ``label`` (or epoch N's).
+
+    A past epoch is explained from what the timeline kept: each node's status and cause then.
+    """
+    snapshot = model.snapshot(include_providers=True, epoch=epoch)
     by_id, inputs, by_label = _index(snapshot)
     node = by_label.get(label)
     if node is None:
         derived = [n["label"] for n in snapshot["nodes"] if n["kind"] != "signal"]
         raise LookupError(f"No reactive node {label!r}. {choices(label, derived)}")
+    past = None if snapshot["epoch"]["live"] else model.epoch_record(snapshot["epoch"]["number"])
+
+    def status_of(node_id: int) -> str:
+        if past is not None:
+            return past.status_of(node_id)
+        activity = model.activity.get(node_id)
+        return activity.status if activity else "untouched"
+
+    status = status_of(node["id"])
     activity = model.activity.get(node["id"])
-    status = activity.status if activity else "untouched"
-    epoch = snapshot["epoch"]
-    where = f"in epoch {epoch['number']}" + (f" ({epoch['label']})" if epoch["label"] else "")
+    epoch_info = snapshot["epoch"]
+    where = f"in epoch {epoch_info['number']}" + (
+        f" ({epoch_info['label']})" if epoch_info["label"] else "")
     lines: list[str] = []
     chain: list[str] = []
-    cause = activity.last_cause if activity else None
+    if past is not None:
+        step = past.nodes.get(node["id"])
+        cause = step.cause if step is not None else None  # a later cause would mislead
+    else:
+        cause = activity.last_cause if activity else None
 
     if status in ("recomputed", "unchanged", "stale") and cause is not None:
         chain = _chain(inputs, node["id"], cause.signal_id, by_id)
@@ -116,8 +132,7 @@ def explain(model: LabModel, label: str) -> Explanation:
     elif status == "verified":
         verdict = f"did NOT recompute {where}: it was checked and none of its inputs changed"
         for source in inputs.get(node["id"], ()):
-            source_activity = model.activity.get(source)
-            source_status = source_activity.status if source_activity else "untouched"
+            source_status = status_of(source)
             reason = {
                 "unchanged": "recomputed but returned an equal value (stopped the cascade)",
                 "verified": "checked, unchanged",
@@ -127,8 +142,7 @@ def explain(model: LabModel, label: str) -> Explanation:
         if cause is not None:
             lines.append(f"it was marked stale because {_describe_cause(cause)}")
     else:
-        written = [by_id[i]["label"] for i, a in model.activity.items()
-                   if a.status == "set" and i in by_id]
+        written = [n["label"] for n in snapshot["nodes"] if status_of(n["id"]) == "set"]
         upstream = _upstream_signals(inputs, node["id"], by_id)
         if written:
             verdict = (f"did NOT recompute {where}: none of the signals written "
@@ -138,8 +152,8 @@ def explain(model: LabModel, label: str) -> Explanation:
         lines.append(f"it reads {', '.join(upstream) if upstream else 'no signal'}")
         if cause is not None:
             lines.append(f"last recomputed because {_describe_cause(cause)}")
-    if activity and activity.history:
-        lines.append("recent values: " + " → ".join(v for _, v in activity.history))
+    if node["history"]:
+        lines.append("recent values: " + " → ".join(node["history"]))
     lines.append(f"runs so far: {node['runs']}")
     if node.get("error"):
         lines.append(f"current error: {node['error']}")

@@ -26,7 +26,12 @@ const LEGEND = [
 //
 // Hooks for a browser test: the canvas is .signalpy-canvas with data-zoom (the scale) and
 // data-fitted; buttons are .signalpy-zoom-out, -in, -fit and -reset; node groups keep
-// Graphviz's id (n<uid>) and get data-node.
+// Graphviz's id (n<uid>, also in data-id) and get data-node (the node's label, e.g.
+// tenant-db-globex.db_url; a summary's id) and data-status (set, recomputed, unchanged,
+// stale, verified, untouched; "summary" for a summary node) for the epoch shown.
+// The epoch timeline is .signalpy-epochs: one button.signalpy-epoch[data-epoch="N"] per kept
+// epoch (text and title "[N] label"; .selected and aria-pressed="true" on the one shown) and
+// button.signalpy-epoch-live (selected while following the newest epoch).
 const MIN_SCALE = 0.75;
 const ZOOM_MIN = 0.1;
 const ZOOM_MAX = 4;
@@ -152,6 +157,43 @@ function legend() {
   return box;
 }
 
+function timeline(model) {
+  const strip = document.createElement("div");
+  strip.className = "signalpy-epochs";
+  function draw() {
+    const shown = model.get("epoch");
+    strip.replaceChildren();
+    const live = document.createElement("button");
+    live.type = "button";
+    live.className = "signalpy-epoch-live" + (shown === null ? " selected" : "");
+    live.textContent = "live";
+    live.title = "follow the newest epoch";
+    live.setAttribute("aria-pressed", String(shown === null));
+    live.addEventListener("click", () => { model.set("epoch", null); model.save_changes(); });
+    for (const step of model.get("epochs") || []) {
+      const button = document.createElement("button");
+      button.type = "button";
+      const selected = shown === step.number || (shown === null && step.live);
+      button.className = "signalpy-epoch" + (selected ? " selected" : "")
+        + (step.live ? " current" : "");
+      button.dataset.epoch = String(step.number);
+      button.textContent = step.title;
+      button.title = `${step.title}\n${step.summary}`;
+      button.setAttribute("aria-pressed", String(shown === step.number));
+      button.addEventListener("click", () => {
+        model.set("epoch", step.live ? null : step.number);
+        model.save_changes();
+      });
+      strip.appendChild(button);
+    }
+    strip.appendChild(live);
+    const chosen = strip.querySelector(".signalpy-epoch.selected");
+    if (chosen && chosen.scrollIntoView) chosen.scrollIntoView({ block: "nearest", inline: "nearest" });
+  }
+  draw();
+  return { strip, draw };
+}
+
 function render({ model, el }) {
   el.classList.add("signalpy-lab", "signalpy-graph-widget");
   const caption = document.createElement("div");
@@ -164,7 +206,8 @@ function render({ model, el }) {
   const header = document.createElement("div");
   header.className = "signalpy-graph-header";
   header.append(legend(), tools.bar);
-  el.append(caption, header, canvas);
+  const steps = timeline(model);
+  el.append(caption, steps.strip, header, canvas);
 
   let index = new Map(); // node id -> <g> of the current SVG
 
@@ -173,7 +216,10 @@ function render({ model, el }) {
     const marked = new Set(model.get("highlight") || []);
     for (const [id, cls] of Object.entries(classes)) {
       const g = index.get(id);
-      if (g) g.setAttribute("class", `node ${cls}${marked.has(id) ? " highlight" : ""}`);
+      if (!g) continue;
+      g.setAttribute("class", `node ${cls}${marked.has(id) ? " highlight" : ""}`);
+      const words = cls.split(" ");
+      g.dataset.status = words[0] === "summary" ? "summary" : (words[1] || "untouched");
     }
   }
 
@@ -195,8 +241,10 @@ function render({ model, el }) {
       requestAnimationFrame(() => zoom.attach(svg));
     }
     index = new Map();
+    const labels = model.get("labels") || {};
     for (const g of canvas.querySelectorAll("g.node")) {
-      g.dataset.node = g.id;
+      g.dataset.id = g.id;
+      g.dataset.node = labels[g.id] || g.id;
       index.set(g.id, g);
     }
     applyClasses();
@@ -214,7 +262,11 @@ function render({ model, el }) {
   model.on("change:highlight", applyClasses);
   model.on("change:details", applyDetails);
   model.on("change:caption", drawCaption);
+  model.on("change:epochs", steps.draw);
+  model.on("change:epoch", steps.draw);
   return () => {
+    model.off("change:epochs", steps.draw);
+    model.off("change:epoch", steps.draw);
     model.off("change:svg", drawSvg);
     model.off("change:classes", applyClasses);
     model.off("change:highlight", applyClasses);
