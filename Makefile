@@ -29,6 +29,7 @@ bench: $(STAMP)  ## side-by-side benchmarks against the peers (installs the benc
 	$(PY) -m benchmarks.run
 	$(PY) -m benchmarks.remote
 	$(PY) -m benchmarks.lab
+	$(PY) -m benchmarks.quota
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
