@@ -40,9 +40,16 @@ one engine-wide observer owned by a thread, not a thread-local     1191   1169  
 the lock's bound ``acquire``/``release`` instead of ``with``       1076    952   4.12   5.70
   (~100 ns against ~180 ns); value equality inlined in ``_run``
 effects dispatched by the caller; ``Signal.set`` is ``_write``     1150   1058   4.12   5.2
+the observer's owner thread named once per refresh, not per body   1050      -      -      -
+evaluation depth counted per driver (_refresh, a direct run), not   995      -      -      -
+  per body; the outermost read of a MAYBE node refreshes directly      -      -   3.57      -
 
-(The last row's chain and fan-out moved with the machine's load, not the change: observ moved
-the same way in that run.) Final side-by-side numbers: ``benchmarks/RESULTS.md``.
+(Rows from the fifth on: the chain and fan-out moved with the machine's load, not the change;
+later rows were measured A/B, old and new engine in one process, on the shapes they touch.)
+Tried and dropped, no measurable gain: queueing effects where the mark walk finds them,
+a lock-free path for nested reads, caching a keys view for relinking. Over the starting
+engine, A/B in one process: chain 2.0x, fan-out 2.2x, diamond 1.5x, diamond + effect 1.8x.
+Final side-by-side numbers: ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
