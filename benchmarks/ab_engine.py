@@ -1,0 +1,135 @@
+"""A/B two versions of the reactive engine in one process, on the four shapes of table a.
+
+Why: on a shared machine the load moves from one run to the next by more than a small
+engine change buys, so "before" and "after" tables from two runs cannot measure it. Here
+both engines (``graph.py`` + ``reactive.py`` + ``errors.py`` at a git revision, or the work
+tree) are loaded side by side as separate packages and timed interleaved, with the rules of
+``_harness.py``: whatever slows the machine slows both. From the repository root:
+
+    .venv/bin/python -m benchmarks.ab_engine HEAD~1 wt            # all four shapes
+    .venv/bin/python -m benchmarks.ab_engine HEAD wt chain effect  # some of them
+
+``wt`` is the work tree. The last column is old time / new time: above 1.00x the second
+engine is faster. Identical engines come out within a few percent of 1.00x here.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import itertools
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from ._harness import REPO_ROOT, interleaved_best_of_us, recursion_limit
+
+FILES = {
+    "graph.py": "signalpy_lab/kernel/graph.py",
+    "reactive.py": "signalpy_lab/kernel/reactive.py",
+    "errors.py": "signalpy_lab/errors.py",
+}
+SHAPES = ("chain", "fan", "diamond", "effect")
+
+
+def load_engine(rev: str, where: Path) -> ModuleType:
+    """``reactive`` of the engine at ``rev`` (``wt``: the work tree), as its own package."""
+    name = "engine_" + "".join(c if c.isalnum() else "_" for c in rev)
+    package = where / name
+    package.mkdir()
+    for target, source in FILES.items():
+        if rev == "wt":
+            text = (REPO_ROOT / source).read_text()
+        else:
+            text = subprocess.check_output(
+                ["git", "-C", str(REPO_ROOT), "show", f"{rev}:{source}"], text=True)
+        (package / target).write_text(text.replace("from ..errors import", "from .errors import"))
+    (package / "__init__.py").write_text("")
+    return importlib.import_module(f"{name}.reactive")
+
+
+def _plus(src: Any, k: int) -> Callable[[], int]:
+    def fn() -> int:
+        return src.get() + k  # type: ignore[no-any-return]
+
+    return fn
+
+
+def build(r: ModuleType, shape: str) -> Callable[[], None]:
+    """One update of ``shape`` with engine ``r``, as in ``ours_shapes`` (sizes 1000)."""
+    counter = itertools.count(1)
+    s = r.Signal(0)
+    if shape == "chain":
+        node = s
+        for _ in range(1000):
+            node = r.Computed(_plus(node, 1))
+
+        def update() -> None:
+            s.set(next(counter))
+            node.get()
+
+        return update
+    if shape == "fan":
+        nodes = [r.Computed(_plus(s, i)) for i in range(1000)]
+
+        def update_all() -> None:
+            s.set(next(counter))
+            for n in nodes:
+                n.get()
+
+        return update_all
+    b, c = r.Computed(_plus(s, 1)), r.Computed(_plus(s, 2))
+    d = r.Computed(lambda: b.get() + c.get())
+    if shape == "diamond":
+
+        def update_d() -> None:
+            s.set(next(counter))
+            d.get()
+
+        return update_d
+    seen: list[int] = []
+    effect = r.Effect(lambda: seen.append(d.get()))
+
+    def update_effect() -> None:
+        s.set(next(counter))  # the effect runs inside set()
+        seen.clear()
+
+    update_effect.keep_alive = effect  # type: ignore[attr-defined]
+    return update_effect
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.ab_engine", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("old", help="git revision, or wt for the work tree")
+    parser.add_argument("new", help="git revision, or wt for the work tree")
+    parser.add_argument("shapes", nargs="*", help=f"some of {', '.join(SHAPES)} (default all)")
+    parser.add_argument("--repeat", type=int, default=7, help="interleaved loops (default 7)")
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.shapes) - set(SHAPES))
+    if unknown:
+        parser.error(f"unknown shapes {unknown}; valid: {', '.join(SHAPES)}")
+    if args.old == args.new:
+        parser.error(f"old and new are both {args.old!r}; give two different versions")
+    with tempfile.TemporaryDirectory() as tmp:
+        sys.path.insert(0, tmp)
+        engines = {rev: load_engine(rev, Path(tmp)) for rev in (args.old, args.new)}
+        print(f"{'shape':8} {args.old + ' µs':>14} {args.new + ' µs':>14}   old / new")
+        with recursion_limit(20_000):  # the engines need none of it; their first runs might
+            for shape in args.shapes or SHAPES:
+                updates = {rev: build(r, shape) for rev, r in engines.items()}
+                for update in updates.values():
+                    update()
+                timed = interleaved_best_of_us(updates, repeat=args.repeat, min_seconds=0.1)
+                old, new = timed[args.old], timed[args.new]
+                if isinstance(old, (int, float)) and isinstance(new, (int, float)):
+                    print(f"{shape:8} {old:14.2f} {new:14.2f}   {old / new:.2f}x")
+                else:
+                    print(f"{shape:8} {old!s:>14} {new!s:>14}")
+
+
+if __name__ == "__main__":
+    main()
