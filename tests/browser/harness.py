@@ -11,12 +11,14 @@ Three pieces, used by the browser tests (``conftest.py``) and the screenshot scr
   fresh user data dir. A browser that cannot start raises ``BrowserUnavailable`` saying why
   and how to fix it.
 * ``LabPage``: what a user does in the notebook UI (open a notebook, select a cell, use the
-  Run menu, wait for the kernel), plus reads of the lab widgets' DOM through the hooks their ES
-  modules document (``signalpy_lab/lab/static/graph.js``, ``bus.js``), and the page's console
-  errors, kept so a failure can show them.
+  Run menu, add a cell with the keyboard and type in it, Shift+Enter, wait for the kernel,
+  click a step of the epoch timeline or "live"), plus reads of the lab widgets' DOM through
+  the hooks their ES modules document (``signalpy_lab/lab/static/graph.js``: ``data-node``,
+  ``data-status``, ``.signalpy-epoch``; ``bus.js``), and the page's console errors, kept so a
+  failure can show them.
 
-Later checks (the epoch timeline, ``%%as``) add methods to ``LabPage`` and tests beside
-``test_jupyterlab.py``; the server, browser and page fixtures are shared.
+The server, browser and page fixtures (``conftest.py``) are shared by the tests beside
+``test_jupyterlab.py``.
 """
 
 from __future__ import annotations
@@ -309,9 +311,14 @@ _GRAPH = """() => {
         return {label: [...g.querySelectorAll('text')].map(t => t.textContent).join('\\n'),
                 box: {left: r.left, top: r.top, right: r.right, bottom: r.bottom}};
       }) : [],
-      nodes: svg ? [...svg.querySelectorAll('g.node[data-node]')].map(g => {
+      // graph.js's hooks: data-id (Graphviz's id), data-node (the node's label,
+      // tenant-db-globex.db_url), data-status (the shown epoch's status) and, if the view
+      // sets them, data-instance / data-tenant. The legend's sample nodes have none.
+      nodes: svg ? [...svg.querySelectorAll('g.node[data-id]')].map(g => {
         const r = g.getBoundingClientRect();
-        return {id: g.dataset.node, cls: g.getAttribute('class'),
+        return {id: g.dataset.id, node: g.dataset.node, status: g.dataset.status || '',
+                instance: g.dataset.instance || null, tenant: g.dataset.tenant || null,
+                cls: g.getAttribute('class'),
                 label: [...g.querySelectorAll('text')].map(t => t.textContent).join('\\n'),
                 box: {left: r.left, top: r.top, right: r.right, bottom: r.bottom}};
       }) : [],
@@ -461,6 +468,62 @@ class LabPage:
         self.select_cell(index)
         self.run(RUN_ALL_BELOW, index, None, timeout)
 
+    def append_code_cell(self, source: str) -> int:
+        """Add a code cell at the end as a user does, type ``source`` in it; its index.
+
+        Escape (command mode), select the last cell, ``b`` (insert below), Enter (edit
+        mode), then type it, Enter between lines. The editor may indent or close brackets as
+        it goes, so the text is checked afterwards.
+        """
+        count = self.cells().count()
+        self.page.keyboard.press("Escape")
+        self.select_cell(count - 1)
+        self.page.keyboard.press("b")
+        self.page.wait_for_function(
+            """(n) => { const cells = document.querySelectorAll(
+                 '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell');
+               return cells.length === n + 1 && cells[n].classList.contains('jp-mod-active')
+                 && cells[n].classList.contains('jp-CodeCell'); }""",
+            arg=count, timeout=10_000)
+        self.page.keyboard.press("Enter")
+        editor = self.cells().nth(count).locator(".cm-content")
+        editor.wait_for(state="visible", timeout=10_000)
+        self.page.wait_for_function(
+            """(n) => { const cells = document.querySelectorAll(
+                 '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell');
+               return cells[n].contains(document.activeElement); }""",
+            arg=count, timeout=10_000)
+        for number, line in enumerate(source.split("\n")):
+            if number:
+                self.page.keyboard.press("Enter")
+            self.page.keyboard.type(line)
+        typed = self.cell_source(count)
+        assert typed == source, (f"the new cell holds {typed!r}, not what was typed "
+                                 f"({source!r}){self.diagnostics()}")
+        return count
+
+    def cell_source(self, index: int) -> str:
+        """The text in cell ``index``'s editor, as the user sees it (one line per row)."""
+        return "\n".join(self.cells().nth(index).locator(".cm-line").all_text_contents())
+
+    def run_cell_in_place(self, index: int, timeout: float = 30) -> None:
+        """Shift+Enter in the selected cell ``index``; wait until it ran and the kernel idles.
+
+        On the last cell JupyterLab then adds an empty cell below, as it does for a user.
+        """
+        self.page.keyboard.press("Shift+Enter")
+        self.page.wait_for_function(
+            f"""() => {{ const p = ({_PROMPTS})([{index}, {index}]);
+                 return p.length === 1 && /\\[\\d+\\]/.test(p[0][1]); }}""",
+            timeout=timeout * 1000)
+        self.wait_kernel_idle(timeout)
+
+    def outputs(self, index: int) -> list[dict[str, str]]:
+        """Cell ``index``'s outputs: each one's mime type (data-mime-type) and text."""
+        return self.cells().nth(index).locator(".jp-OutputArea-output").evaluate_all(
+            "els => els.map(e => ({mime: e.dataset.mimeType || '', "
+            "text: e.textContent.slice(0, 3000)}))")
+
     def error_outputs(self) -> list[str]:
         """Errors shown in the notebook: a traceback, or a one-line ``UsageError: ...``.
 
@@ -489,15 +552,97 @@ class LabPage:
         """Graph ``index``'s nodes grouped by the instance cluster drawn around them.
 
         The key is the cluster label's first line (the instance name: ``tenant-db-acme``,
-        ``config``); nodes outside any cluster are under ``""``.
+        ``config``); nodes outside any cluster are under ``""``. This checks the drawing
+        (Graphviz draws a cluster as a sibling of its nodes, so "around" means its box holds
+        the node's); a node's ``data-instance``, where the view sets one, must agree.
         """
         graph = self.graph(index)
         groups: dict[str, list[dict[str, Any]]] = {}
         for node in graph["nodes"]:
             owner = next((c["label"].split("\n")[0] for c in graph["clusters"]
                           if box_inside(node["box"], c["box"])), "")
+            assert node["instance"] in (None, owner), (
+                f"{node['node']} has data-instance={node['instance']!r} but is drawn in "
+                f"cluster {owner!r}{self.diagnostics()}")
             groups.setdefault(owner, []).append(node)
         return groups
+
+    def node_status(self, index: int = 0) -> dict[str, str]:
+        """Graph ``index``'s nodes: label (``data-node``) -> status (``data-status``)."""
+        return {n["node"]: n["status"] for n in self.graph(index)["nodes"]}
+
+    # -- the epoch timeline (graph.js: .signalpy-epochs) -----------------------------------
+
+    def epoch_steps(self, index: int = 0) -> list[dict[str, Any]]:
+        """Graph ``index``'s timeline: each step's number, text, title and state, then live.
+
+        ``number`` is None for the live button; ``selected`` is the step shown (.selected),
+        ``pressed`` its aria-pressed, ``current`` the newest epoch (.current).
+        """
+        return self.page.evaluate(
+            """(i) => { const w = document.querySelectorAll('.signalpy-graph-widget')[i];
+                 if (!w) return [];
+                 return [...w.querySelectorAll('.signalpy-epoch, .signalpy-epoch-live')].map(b => ({
+                   number: b.dataset.epoch === undefined ? null : Number(b.dataset.epoch),
+                   text: b.textContent, title: b.title,
+                   selected: b.classList.contains('selected'),
+                   current: b.classList.contains('current'),
+                   pressed: b.getAttribute('aria-pressed') === 'true'})); }""", index)
+
+    def _widget(self, index: int) -> Any:
+        return self.page.locator(".signalpy-graph-widget").nth(index)
+
+    def select_epoch(self, containing: str, index: int = 0, timeout: float = 10) -> int:
+        """Click the timeline step whose text contains ``containing``; wait until it is shown.
+
+        Returns the step's epoch number. Shown means: the step is .selected and
+        aria-pressed, and the caption names that epoch (the kernel sent its statuses).
+        """
+        step = self._widget(index).locator(".signalpy-epoch", has_text=containing)
+        assert step.count() == 1, (f"{step.count()} timeline steps contain {containing!r}; "
+                                   f"steps: {[s['text'] for s in self.epoch_steps(index)]}"
+                                   f"{self.diagnostics()}")
+        number = int(step.get_attribute("data-epoch"))
+        step.scroll_into_view_if_needed()
+        step.click()
+        self.wait_epoch_shown(number, index, timeout)
+        return number
+
+    def go_live(self, index: int = 0, timeout: float = 10) -> None:
+        """Click the timeline's "live" button; wait until the newest epoch is shown."""
+        self._widget(index).locator(".signalpy-epoch-live").click()
+        self.wait_epoch_shown(None, index, timeout)
+
+    def wait_epoch_shown(self, number: int | None, index: int = 0, timeout: float = 10) -> None:
+        """Wait until graph ``index`` shows epoch ``number`` (None: live, the newest)."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        try:
+            self.page.wait_for_function(
+                """([i, n]) => {
+                     const w = document.querySelectorAll('.signalpy-graph-widget')[i];
+                     if (!w) return false;
+                     const caption = w.querySelector('.signalpy-caption').textContent;
+                     const head = caption.match(/^epoch (\\d+)\\b/);  // "epoch 2 'cell [10]: ...'"
+                     const live = w.querySelector('.signalpy-epoch-live');
+                     const current = w.querySelector('.signalpy-epoch.current');
+                     if (n === null)
+                       return live.classList.contains('selected') && !!current
+                         && current.classList.contains('selected')
+                         && !!head && head[1] === current.dataset.epoch
+                         && !caption.includes('(past epoch');
+                     const step = w.querySelector(`.signalpy-epoch[data-epoch="${n}"]`);
+                     return !!step && step.classList.contains('selected')
+                       && step.getAttribute('aria-pressed') === 'true'
+                       && !live.classList.contains('selected')
+                       && !!head && head[1] === String(n);
+                   }""", arg=[index, number], timeout=timeout * 1000)
+        except PlaywrightTimeout:
+            caption = self._widget(index).locator(".signalpy-caption").text_content()
+            raise AssertionError(
+                f"graph #{index} did not show epoch {'live' if number is None else number} "
+                f"within {timeout:g} s; caption {caption!r}; steps "
+                f"{self.epoch_steps(index)}{self.diagnostics()}") from None
 
     def bus(self, index: int = 0) -> dict[str, Any]:
         """Bus table ``index``: its rows' data-* hooks and the summary line."""

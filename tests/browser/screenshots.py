@@ -1,15 +1,19 @@
 """Refresh the README's screenshots of the lab: ``make screenshots``.
 
 Runs the tour notebook through JupyterLab's UI in Debian's headless Chromium (the same
-harness as the browser tests) and saves two PNGs of the ``%lab`` panel under ``docs/``:
+harness as the browser tests: Run All, then clicks in the panel's epoch timeline) and saves
+two PNGs of the ``%lab`` panel under ``docs/``:
 
-* ``lab-globex-migration.png``: after cell 16, globex's ``db_url`` recomputed for its new
-  URL (green), its config key written (amber), acme's and initech's untouched (faded);
-* ``lab-after-tour.png``: the end of the tour: umbrella onboarded, initech offboarded, hooli
-  served by another factory under the same routed name.
+* ``lab-globex-migration.png``: the timeline's step for the globex migration selected
+  (``[N] cell [k]: %config set tenants.globex.db_url ...``): globex's config key written
+  (amber), its ``db_url`` recomputed for the new URL (green), every other node untouched
+  (faded). A past epoch is drawn on today's graph: umbrella and hooli, added later, are
+  there, faded; initech, offboarded later, is not;
+* ``lab-after-tour.png``: "live" again, the end of the tour: umbrella onboarded, initech
+  offboarded, hooli served by another factory under the same routed name (recomputed).
 
-Each is the panel's top (caption, legend, zoom bar, graph after "fit", the bus table), at most
-1280x800. Needs ``/usr/bin/chromium`` (``apt-get install -y chromium``).
+Each is the panel's top (caption, timeline, legend, zoom bar, graph after "fit", the bus
+table), at most 1280x800. Needs ``/usr/bin/chromium`` (``apt-get install -y chromium``).
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from .harness import BrowserUnavailable, JupyterLab, LabPage, launch_chromium
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 TOUR = "01_multi_tenant_tour.ipynb"
-MIGRATION_READ = 16
+MIGRATION = "%config set tenants.globex.db_url"
+TENANTS_AT_END = ["acme", "globex", "hooli", "umbrella"]
 VIEWPORT = {"width": 1280, "height": 1000}
 MAX_HEIGHT = 800
 MARGIN = 6  # px of the notebook around the panel
@@ -49,17 +54,16 @@ def shoot(lab: LabPage, path: Path) -> None:
 
 
 def take(context: Any, server: JupyterLab, out: Path) -> None:
-    """Run the tour in a new tab and shoot the panel at the migration and at the end."""
+    """Run the tour in a new tab; shoot the panel at the migration's epoch, then live."""
     lab = LabPage(context.new_page(), server)
     lab.open_notebook(server.add_notebook(TOUR))
     lab.hide_left_sidebar()
-    lab.run_through(MIGRATION_READ)
-    lab.wait_for_graph_labels(["tenants.initech.db_url"])
-    lab.wait_for_bus_targets(["acme", "globex", "initech"])
-    shoot(lab, out / "lab-globex-migration.png")
-    lab.run_from(MIGRATION_READ + 1)
+    lab.run_all()
     lab.wait_for_graph_labels(["tenants.hooli.db_url"], absent=["tenants.initech."])
-    lab.wait_for_bus_targets(["acme", "globex", "hooli", "umbrella"])
+    lab.wait_for_bus_targets(TENANTS_AT_END)
+    lab.select_epoch(MIGRATION)
+    shoot(lab, out / "lab-globex-migration.png")
+    lab.go_live()
     shoot(lab, out / "lab-after-tour.png")
 
 
