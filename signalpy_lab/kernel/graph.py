@@ -45,7 +45,8 @@ evaluation depth counted per driver (_refresh, a direct run), not   995      -  
   per body; the outermost read of a MAYBE node refreshes directly      -      -   3.57      -
 
 (Rows from the fifth on: the chain and fan-out moved with the machine's load, not the change;
-later rows were measured A/B, old and new engine in one process, on the shapes they touch.)
+later rows were measured A/B, old and new engine in one process (``benchmarks.ab_engine``),
+on the shapes they touch.)
 Tried and dropped, no measurable gain: queueing effects where the mark walk finds them,
 a lock-free path for nested reads, caching a keys view for relinking. Over the starting
 engine, A/B in one process: chain 2.0x, fan-out 2.2x, diamond 1.5x, diamond + effect 1.8x.
