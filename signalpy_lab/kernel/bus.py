@@ -59,6 +59,8 @@ __all__ = [
     "format_validation_error",
 ]
 
+_handler_invoked = HandlerInvoked._make  # the hot path's positional constructor
+
 
 @runtime_checkable
 class Transport(Protocol):
@@ -329,11 +331,9 @@ class Bus:
 
     def _emit(self, requested: str, handler: Handler, route: str, started: float,
               error: str | None, result: str) -> None:
-        self._events.emit(HandlerInvoked(
-            requested=requested, handler=handler.name, route=route, instance=handler.instance,
-            target=handler.target, duration=time.perf_counter() - started, error=error,
-            result=result, command=current_command(),
-        ))
+        self._events.emit(_handler_invoked(  # positionally: once per call while listened to
+            requested, handler.name, route, handler.instance, handler.target,
+            time.perf_counter() - started, error, result, command=current_command()))
 
     async def _via_transport(self, transport: Transport, name: str,
                              params: Mapping[str, Any] | None, timeout: float | None) -> Any:

@@ -1,9 +1,10 @@
 """Structured kernel events and the hub that delivers them to listeners.
 
 Observability is an API of the kernel, not a patch on it: the kernel and the reactive engine
-emit frozen dataclasses (each with a ``kind``) to whoever subscribed to ``kernel.events``.
-With no listener anywhere, the engine's hook is uninstalled and each emission site costs one
-``is None`` / boolean test.
+emit immutable records (``record.Record``: named fields, each with a ``kind``) to whoever
+subscribed to ``kernel.events``. With no listener anywhere, the engine's hook is uninstalled
+and each emission site costs one ``is None`` / boolean test; with one, an event costs one
+tuple, not a frozen dataclass's field-by-field stores.
 
 Causes: every signal write that happens while someone listens gets a ``Cause`` (a sequence
 number, the signal's label, and the *command* that was running, set with ``caused_by``). The
@@ -19,11 +20,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from . import graph
 from .graph import DerivedNode, GraphHooks, ReactiveNode, SourceNode
+from .record import Record
 from .redaction import MASK, is_secret_node, redact
 
 __all__ = [
@@ -54,6 +56,7 @@ _command: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 _cause_ids = itertools.count(1)
 
 
+
 def short_repr(value: Any, limit: int = 60) -> str:
     """``repr`` cut to ``limit`` characters, secrets masked, for event logs and tables."""
     try:
@@ -65,9 +68,12 @@ def short_repr(value: Any, limit: int = 60) -> str:
 
 def node_value_repr(node: ReactiveNode, value: Any, limit: int = 60) -> str:
     """A node's value for people: ``MASK`` for a secret node or one that reads a secret."""
-    if is_secret_node(node) or (isinstance(node, DerivedNode)
-                                and any(is_secret_node(dep) for dep in node.deps)):
+    if is_secret_node(node):
         return MASK
+    if isinstance(node, DerivedNode):
+        for dep in node.dep_map:
+            if is_secret_node(dep):
+                return MASK
     return short_repr(value, limit)
 
 
@@ -86,8 +92,8 @@ def current_command() -> str | None:
     return _command.get()
 
 
-@dataclass(frozen=True, slots=True)
-class Cause:
+
+class Cause(Record, kw_only=False):
     """One signal write that started a cascade."""
 
     id: int
@@ -98,15 +104,13 @@ class Cause:
     new: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Event:
+class Event(Record):
     """Base of every kernel event."""
 
     kind: str = ""
     ts: float = field(default_factory=time.time)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class _NodeEvent(Event):
     node_id: int
     label: str
@@ -114,19 +118,16 @@ class _NodeEvent(Event):
     tenant: str | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class SignalSet(_NodeEvent):
     kind: str = "signal.set"
     cause: Cause
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class ComputedStale(_NodeEvent):
     kind: str = "computed.stale"
     cause: Cause | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class ComputedRecomputed(_NodeEvent):
     """A computed ran. ``changed`` is False when it produced an equal value (cascade stops)."""
 
@@ -138,7 +139,6 @@ class ComputedRecomputed(_NodeEvent):
     cause: Cause | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class ComputedVerified(_NodeEvent):
     """A possibly-stale computed proved clean without running: none of its inputs changed."""
 
@@ -146,7 +146,6 @@ class ComputedVerified(_NodeEvent):
     cause: Cause | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class EffectRun(_NodeEvent):
     kind: str = "effect.run"
     duration: float
@@ -154,7 +153,6 @@ class EffectRun(_NodeEvent):
     cause: Cause | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class EdgeChanged(Event):
     """``kind`` is ``edge.added`` or ``edge.removed``; ``source`` is read by ``target``."""
 
@@ -164,7 +162,6 @@ class EdgeChanged(Event):
     target: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class HandlerInvoked(Event):
     """A bus call finished. ``route`` is ``exact``, ``target`` or ``transport``."""
 
@@ -180,7 +177,6 @@ class HandlerInvoked(Event):
     command: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class InstanceAdded(Event):
     kind: str = "instance.added"
     name: str
@@ -188,7 +184,6 @@ class InstanceAdded(Event):
     target: str | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class InstanceStateChanged(Event):
     kind: str = "instance.state"
     name: str
@@ -197,13 +192,11 @@ class InstanceStateChanged(Event):
     error: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class InstanceRemoved(Event):
     kind: str = "instance.removed"
     name: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class PolicyChanged(Event):
     """The host set (``policy`` a dict) or removed (``None``) the policy of ``name``."""
 
@@ -271,44 +264,47 @@ class _Dispatcher(GraphHooks):
             self._active_hubs += 1 if active else -1
             graph.set_hooks(self if self._active_hubs > 0 else None)
 
+    # The three methods below run on the engine's hot path whenever someone listens: each
+    # builds its event once, positionally (``Record._make``), with no second lookup.
+
     def on_set(self, node: SourceNode, old: Any, new: Any) -> Any:
         command = _command.get()
-        cause = Cause(
-            id=next(_cause_ids), signal_id=node.uid, signal=node.describe(),
-            command=redact(command) if command else command, old=node_value_repr(node, old),
-            new=node_value_repr(node, new),
-        )
+        label = node.describe()
+        cause = _cause(next(_cause_ids), node.uid, label, redact(command) if command else None,
+                       node_value_repr(node, old), node_value_repr(node, new))
         hub = _hub_of(node)
         if hub is not None:
-            instance, tenant = _where(node)
-            hub.emit(SignalSet(node_id=node.uid, label=node.describe(), instance=instance,
-                               tenant=tenant, cause=cause))
+            owner = node.owner
+            hub.emit(_signal_set(node.uid, label, owner.name if owner is not None else None,
+                                 node.tenant, cause))
         return cause
 
     def on_stale(self, node: DerivedNode, cause: Any) -> None:
+        if node.is_effect:
+            return
         hub = _hub_of(node)
-        if hub is not None and not node.is_effect:
-            instance, tenant = _where(node)
-            hub.emit(ComputedStale(node_id=node.uid, label=node.describe(), instance=instance,
-                                   tenant=tenant, cause=cause))
+        if hub is not None:
+            owner = node.owner
+            hub.emit(_computed_stale(node.uid, node.describe(),
+                                     owner.name if owner is not None else None, node.tenant,
+                                     cause))
 
     def on_run(self, node: DerivedNode, seconds: float, changed: bool,
                error: BaseException | None) -> None:
         hub = _hub_of(node)
         if hub is None:
             return
-        instance, tenant = _where(node)
+        owner = node.owner
+        instance = owner.name if owner is not None else None
         error_text = redact(f"{type(error).__name__}: {error}") if error is not None else None
         if node.is_effect:
             hub.emit(EffectRun(node_id=node.uid, label=node.describe(), instance=instance,
-                               tenant=tenant, duration=seconds, error=error_text,
+                               tenant=node.tenant, duration=seconds, error=error_text,
                                cause=node.cause))
         else:
-            hub.emit(ComputedRecomputed(
-                node_id=node.uid, label=node.describe(), instance=instance, tenant=tenant,
-                duration=seconds, changed=changed, value=node_value_repr(node, node.value),
-                error=error_text, cause=node.cause,
-            ))
+            hub.emit(_computed_recomputed(
+                node.uid, node.describe(), instance, node.tenant, seconds, changed,
+                node_value_repr(node, node.value), error_text, node.cause))
 
     def on_verified(self, node: DerivedNode) -> None:
         hub = _hub_of(node)
@@ -326,4 +322,9 @@ class _Dispatcher(GraphHooks):
             ))
 
 
+# The hot paths' positional constructors (fields in declaration order, see Record._make).
+_cause = Cause._make
+_signal_set = SignalSet._make
+_computed_stale = ComputedStale._make
+_computed_recomputed = ComputedRecomputed._make
 _dispatcher = _Dispatcher()

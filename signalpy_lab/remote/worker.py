@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
 import importlib
 import json
 import os
@@ -58,7 +57,7 @@ def load_class(ref: dict[str, Any]) -> type:
 
 
 def _event_dict(event: Event) -> dict[str, Any]:
-    return dataclasses.asdict(event)
+    return event.to_dict()
 
 
 async def _serve(boot: dict[str, Any]) -> int:
