@@ -30,6 +30,7 @@ last snapshot by identity.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -70,10 +71,16 @@ __all__ = [
     "describe",
 ]
 
+_log = logging.getLogger("signalpy_lab.lab")
+
 #: Values remembered per node.
 HISTORY = 5
 #: Event-log entries kept (newest first).
 LOG_SIZE = 500
+
+#: Outside any cell, changes this close (seconds) to an epoch's start belong to it: one
+#: background burst is one epoch, not one per write.
+SETTLE_SECONDS = 0.25
 
 #: Event kinds that change the system (as opposed to reading it): each cell's first one
 #: starts a new epoch.
@@ -86,7 +93,7 @@ PROVIDER_INSTANCES = frozenset({"logging", "credentials", "storage"})
 ON_DEMAND_INSTANCES = PROVIDER_INSTANCES | {"config"}
 
 
-@dataclass
+@dataclass(slots=True)
 class NodeActivity:
     """What one node did in the current epoch, plus its remembered history."""
 
@@ -141,8 +148,8 @@ class LabModel:
         self.kernel = kernel
         self._lock = threading.RLock()
         self.activity: dict[int, NodeActivity] = {}
-        # (event, epoch number, epoch label): described lazily, so listening stays cheap
-        self.log: deque[tuple[Event, int, str | None]] = deque(maxlen=LOG_SIZE)
+        # (event, the epoch it happened in): described lazily, so listening stays cheap
+        self.log: deque[tuple[Event, EpochInfo]] = deque(maxlen=LOG_SIZE)
         self.causes: dict[int, Cause] = {}
         # handler name -> (time, sequence number) of its latest call: "most recent first"
         self.last_calls: dict[str, tuple[float, int]] = {}
@@ -157,7 +164,16 @@ class LabModel:
         self.last_event = 0.0  # time.time() of the latest event heard
         self.version = 0  # bumps on every recorded event (views redraw)
         self.structure_version = 0  # bumps when nodes, edges or instances change (re-layout)
-        self._listeners: list[Callable[[LabModel], None]] = []
+        # a tuple, replaced on change: notifying iterates it without a copy
+        self._listeners: tuple[Callable[[LabModel], None], ...] = ()
+        self._views_behind = False  # notified views have not read since (see on_change)
+        self._recorders: dict[type, Callable[[Any], bool]] = {
+            SignalSet: self._on_signal_set, ComputedStale: self._on_stale,
+            ComputedRecomputed: self._on_recomputed, ComputedVerified: self._on_verified,
+            EffectRun: self._on_effect_run, HandlerInvoked: self._on_invoked,
+            EdgeChanged: self._on_edge, InstanceAdded: self._on_instance,
+            InstanceRemoved: self._on_instance, InstanceStateChanged: self._on_instance,
+        }
         #: Closed epochs, oldest first (the current one is ``epoch_record()``).
         self.timeline = EpochTimeline(EPOCHS)
         self._touched: dict[int, NodeActivity] = {}  # nodes not untouched in this epoch
@@ -177,7 +193,7 @@ class LabModel:
     def close(self) -> None:
         """Stop listening to the kernel."""
         self._unsubscribe()
-        self._listeners.clear()
+        self._listeners = ()
 
     def attach(self, kernel: Kernel) -> None:
         """Follow ``kernel`` instead (a restart): the views and the log stay, so a widget on
@@ -195,9 +211,26 @@ class LabModel:
         self._notify()
 
     def on_change(self, callback: Callable[[LabModel], None]) -> Callable[[], None]:
-        """Call ``callback(model)`` after each recorded event (views throttle on their side)."""
-        self._listeners.append(callback)
-        return lambda: self._listeners.remove(callback) if callback in self._listeners else None
+        """Call ``callback(model)`` when the model changes; returns the function that stops it.
+
+        Once per burst, not per event: after a notification, further events notify nobody
+        until a view calls ``caught_up()`` (before it reads the model), because every view
+        notified is by then already waiting to redraw. That keeps a burst's per-event cost
+        at one flag test however many views are open. Nothing is missed: an event recorded
+        after a view's ``caught_up()`` notifies again, and one recorded before it is in what
+        the view reads next.
+        """
+        self._listeners = (*self._listeners, callback)
+        self._views_behind = False
+
+        def remove() -> None:
+            self._listeners = tuple(fn for fn in self._listeners if fn is not callback)
+
+        return remove
+
+    def caught_up(self) -> None:
+        """A view is about to read the model: notify on the next event again."""
+        self._views_behind = False
 
     def cell_started(self, label: str) -> None:
         """A cell began. Its first change (a signal write, an instance added or removed) will
@@ -280,93 +313,115 @@ class LabModel:
         return activity
 
     def _on_event(self, event: Event) -> None:
+        # On the kernel's hot path (every write, stale mark, run and call while the lab
+        # listens): one lock, one dict lookup for the event's recorder, no per-event scans.
         with self._lock:
             if event.kind in _CHANGES:
-                if self.in_cell and not self._cell_wrote:
-                    self._cell_wrote = True
-                    self.begin_epoch(self._cell_label)
-                elif not self.in_cell and self._epoch_settled() and not self._echo(event):
-                    # a change from a background task or thread outside any cell: its own epoch
-                    command = event.cause.command if isinstance(event, SignalSet) else None
-                    self.begin_epoch(command or f"background: {event.kind}")
-                if isinstance(event, SignalSet) and event.cause.command:
-                    self._epoch_commands.add(event.cause.command)
-            self._record(event)
-            self.last_event = time.time()
+                self._maybe_begin_epoch(event)
+            recorder = self._recorders.get(type(event))
+            if recorder is None or not recorder(event):
+                self.log.appendleft((event, self.epoch))
+            self.last_event = time.time()  # when heard: a worker's relayed event is older
             self.version += 1
+            if self._views_behind:  # every view is already waiting to redraw
+                return
+            self._views_behind = True
         self._notify()
+
+    def _maybe_begin_epoch(self, event: Event) -> None:
+        """A change: the cell's first one, or one from outside any cell, starts an epoch."""
+        if self.in_cell:
+            if not self._cell_wrote:
+                self._cell_wrote = True
+                self.begin_epoch(self._cell_label)
+        elif event.ts > self.epoch.started + SETTLE_SECONDS and not self._echo(event):
+            # a change from a background task or thread outside any cell: its own epoch
+            command = event.cause.command if isinstance(event, SignalSet) else None
+            self.begin_epoch(command or f"background: {event.kind}")
+        if isinstance(event, SignalSet) and event.cause.command:
+            self._epoch_commands.add(event.cause.command)
 
     def _echo(self, event: Event) -> bool:
         """A write caused by a command already written in this epoch: a worker applying the
         same ``%config set`` to its copy of the view, relayed a moment later."""
         return isinstance(event, SignalSet) and event.cause.command in self._epoch_commands
 
-    def _epoch_settled(self) -> bool:
-        """Whether the current epoch is older than a moment (so a new write starts another)."""
-        return time.time() - self.epoch.started > 0.25
+    # -- one recorder per event type: update per-node activity now; the log keeps the raw
+    # event, described on read. A recorder returns True for events the log leaves out.
 
-    def _record(self, event: Event) -> None:
-        """Update per-node activity now; the log keeps the raw event, described on read."""
-        if isinstance(event, SignalSet):
-            cause = event.cause
-            self.causes[cause.id] = cause
-            if len(self.causes) > LOG_SIZE * 4:
-                for old in list(self.causes)[: LOG_SIZE]:
-                    del self.causes[old]
-            activity = self._activity(event.node_id)
-            activity.status = "set"
-            activity.history.append((event.ts, cause.new))
-            activity.last_cause = cause
-        elif isinstance(event, ComputedStale):
-            activity = self._activity(event.node_id)
-            if activity.status in ("untouched", "verified"):
-                activity.status = "stale"
-            activity.last_cause = event.cause
-        elif isinstance(event, ComputedRecomputed):
-            activity = self._activity(event.node_id)
-            activity.status = "recomputed" if event.changed else "unchanged"
-            activity.recomputes += 1
-            activity.last_cause = event.cause
-            activity.last_run_changed = event.changed
-            activity.last_duration = event.duration
-            activity.last_error = event.error
-            if event.changed:
-                activity.history.append((event.ts, event.error or event.value))
-        elif isinstance(event, ComputedVerified):
-            activity = self._activity(event.node_id)
-            if activity.status == "stale":
-                activity.status = "verified"
-        elif isinstance(event, EffectRun):
-            activity = self._activity(event.node_id)
-            activity.status = "recomputed"
-            activity.recomputes += 1
-            activity.last_cause = event.cause
-            activity.last_error = event.error
-        elif isinstance(event, HandlerInvoked):
-            self._calls += 1
-            if event.route == "transport":  # event.handler is the requested name here
-                calls = self.remote_calls.setdefault((event.handler, event.target or ""),
-                                                     RemoteCalls())
-                calls.calls += 1
-                calls.ts, calls.seq = event.ts, self._calls
-                calls.latency, calls.result = event.duration, event.result
-            else:
-                self.last_calls[event.handler] = (event.ts, self._calls)
-        elif isinstance(event, EdgeChanged):
-            self.structure_version += 1
-            return  # structure only; not an entry of the log
-        elif isinstance(event, (InstanceAdded, InstanceRemoved, InstanceStateChanged)):
-            self.structure_version += 1
-        self.log.appendleft((event, self.epoch.number, self.epoch.label))
+    def _on_signal_set(self, event: SignalSet) -> bool:
+        cause = event.cause
+        causes = self.causes
+        causes[cause.id] = cause
+        if len(causes) > LOG_SIZE * 4:
+            for old in list(causes)[: LOG_SIZE]:
+                del causes[old]
+        activity = self._activity(event.node_id)
+        activity.status = "set"
+        activity.history.append((event.ts, cause.new))
+        activity.last_cause = cause
+        return False
+
+    def _on_stale(self, event: ComputedStale) -> bool:
+        activity = self._activity(event.node_id)
+        if activity.status in ("untouched", "verified"):
+            activity.status = "stale"
+        activity.last_cause = event.cause
+        return False
+
+    def _on_recomputed(self, event: ComputedRecomputed) -> bool:
+        activity = self._activity(event.node_id)
+        changed = event.changed
+        activity.status = "recomputed" if changed else "unchanged"
+        activity.recomputes += 1
+        activity.last_cause = event.cause
+        activity.last_run_changed = changed
+        activity.last_duration = event.duration
+        activity.last_error = event.error
+        if changed:
+            activity.history.append((event.ts, event.error or event.value))
+        return False
+
+    def _on_verified(self, event: ComputedVerified) -> bool:
+        activity = self._activity(event.node_id)
+        if activity.status == "stale":
+            activity.status = "verified"
+        return False
+
+    def _on_effect_run(self, event: EffectRun) -> bool:
+        activity = self._activity(event.node_id)
+        activity.status = "recomputed"
+        activity.recomputes += 1
+        activity.last_cause = event.cause
+        activity.last_error = event.error
+        return False
+
+    def _on_invoked(self, event: HandlerInvoked) -> bool:
+        self._calls += 1
+        if event.route == "transport":  # event.handler is the requested name here
+            calls = self.remote_calls.setdefault((event.handler, event.target or ""),
+                                                 RemoteCalls())
+            calls.calls += 1
+            calls.ts, calls.seq = event.ts, self._calls
+            calls.latency, calls.result = event.duration, event.result
+        else:
+            self.last_calls[event.handler] = (event.ts, self._calls)
+        return False
+
+    def _on_edge(self, event: EdgeChanged) -> bool:
+        self.structure_version += 1
+        return True  # structure only; not an entry of the log
+
+    def _on_instance(self, event: Event) -> bool:
+        self.structure_version += 1
+        return False
 
     def _notify(self) -> None:
-        for callback in list(self._listeners):
+        for callback in self._listeners:
             try:
                 callback(self)
             except Exception:  # a broken view must not break the kernel
-                import logging
-
-                logging.getLogger("signalpy_lab.lab").exception("lab view update failed")
+                _log.exception("lab view update failed")
 
     # -- reading -----------------------------------------------------------------------
 
@@ -542,10 +597,10 @@ class LabModel:
         """Newest-first log entries (optionally one tenant's)."""
         with self._lock:
             out: list[LogEntry] = []
-            for event, epoch, label in self.log:
+            for event, epoch in self.log:
                 if tenant is not None and getattr(event, "tenant", None) not in (None, tenant):
                     continue
-                out.append(describe(event, epoch, label))
+                out.append(describe(event, epoch.number, epoch.label))
                 if len(out) >= limit:
                     break
             return out

@@ -171,7 +171,7 @@ class _LiveView:
     # -- liveness ------------------------------------------------------------------------
 
     def _model_changed(self, _model: LabModel) -> None:
-        # Runs on the kernel's thread, often inside the model's lock: only mark and arm.
+        # Runs on the kernel's thread, sometimes inside the model's lock: only mark and arm.
         self._dirty = True
         self._throttle.poke()
 
@@ -202,6 +202,7 @@ class _LiveView:
             if self._closed or not (self._dirty or force):
                 return False
             self._dirty = False  # changes from here on mark it again and arm the next flush
+            self.model.caught_up()
             with self.hold_sync():  # type: ignore[attr-defined]
                 self._update()
             self.flush_count += 1

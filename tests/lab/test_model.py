@@ -64,3 +64,22 @@ def test_the_graph_magic_after_remove() -> None:
         providers = str(lab.run("%graph --providers"))
         row = next(line for line in providers.splitlines() if "tenants.acme.db_url" in line)
         assert "no readers, 'postgres://db/acme'" in row
+
+
+async def test_views_hear_of_a_burst_once_and_again_after_they_catch_up(
+        seed_kernel: Kernel) -> None:
+    """on_change fires once per burst: a view told of a change is already waiting to redraw,
+    so telling it of every later event would only cost the kernel. After the view's
+    ``caught_up()`` (what a widget calls before it reads), the next event tells it again."""
+    model = LabModel(seed_kernel)
+    heard: list[int] = []
+    model.on_change(lambda m: heard.append(m.version))
+    config = seed_kernel.registry.require("IConfig")
+    for i in range(5):
+        config.set("tenants.acme.db_url", f"postgres://db/acme/{i}")
+    assert len(heard) == 1
+    model.caught_up()
+    config.set("tenants.acme.db_url", "postgres://db/acme/after")
+    assert len(heard) == 2
+    assert model.version > heard[0]  # every event was still recorded
+    model.close()
