@@ -26,7 +26,7 @@ from typing import Any
 from . import graph
 from .graph import DerivedNode, GraphHooks, ReactiveNode, SourceNode
 from .record import Record
-from .redaction import MASK, is_secret_node, redact
+from .redaction import MASK, redact, secret_pattern
 
 __all__ = [
     "Cause",
@@ -60,19 +60,22 @@ _cause_ids = itertools.count(1)
 def short_repr(value: Any, limit: int = 60) -> str:
     """``repr`` cut to ``limit`` characters, secrets masked, for event logs and tables."""
     try:
-        text = redact(repr(value))
+        text = repr(value)
     except Exception as exc:  # a broken __repr__ must not break observability
         text = f"<unrepresentable {type(value).__name__}: {exc}>"
+    pattern = secret_pattern()
+    if pattern is not None:
+        text = pattern.sub(MASK, text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def node_value_repr(node: ReactiveNode, value: Any, limit: int = 60) -> str:
     """A node's value for people: ``MASK`` for a secret node or one that reads a secret."""
-    if is_secret_node(node):
+    if node.secret is True:  # every node has the attribute (False unless a SecretSignal)
         return MASK
     if isinstance(node, DerivedNode):
         for dep in node.dep_map:
-            if is_secret_node(dep):
+            if dep.secret is True:
                 return MASK
     return short_repr(value, limit)
 

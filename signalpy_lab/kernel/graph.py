@@ -217,6 +217,9 @@ class ReactiveNode:
     """Anything that can be depended on: it has subscribers and a version."""
 
     __slots__ = ("subs", "version", "state", "label", "owner", "tenant", "uid", "__weakref__")
+    #: Whether views must never render this node's value (``SecretSignal`` says True). A
+    #: class attribute, so the check on every observed write is one plain attribute read.
+    secret = False
 
     def __init__(self, label: str | None = None) -> None:
         self.subs: dict[DerivedNode, None] = {}

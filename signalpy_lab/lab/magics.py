@@ -579,11 +579,25 @@ class LabMagics(Magics):
               help="after %%config set, %%invoke, %%instantiate, %%remove, show that epoch's "
                    "small picture under the cell (auto, the default: on in Jupyter, off in "
                    "a terminal); changes the setting and shows nothing else")
+    @argument("--record", choices=("on", "off"), default=None,
+              help="off: pause the lab's recording, so the kernel runs at its unobserved "
+                   "speed (a bulk load); on: record again, from a new epoch")
     @line_magic
     @_user_errors
     def lab(self, line: str) -> Any:
         """Graph, bus table and event log together (live in Jupyter)."""
         args = parse_argstring(self.lab, line)
+        if args.record is not None:
+            model = self.session.model
+            if args.record == "off":
+                model.pause()
+                print("lab recording paused: nothing is recorded until %lab --record on")
+            else:
+                was_paused = model.paused
+                model.resume()
+                print(f"lab recording on (epoch {model.epoch.number})" if was_paused
+                      else "lab recording was already on")
+            return None
         if args.inline is not None:
             self.session.inline = args.inline
             print(f"inline epoch pictures: {args.inline}"

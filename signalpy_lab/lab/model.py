@@ -98,12 +98,21 @@ class NodeActivity:
     """What one node did in the current epoch, plus its remembered history."""
 
     status: str = "untouched"
-    history: deque[tuple[float, str]] = field(default_factory=lambda: deque(maxlen=HISTORY))
+    #: The last ``HISTORY`` (time, value) pairs, oldest first: a list trimmed on append
+    #: (cheaper than a bounded deque to create and to append to, on the hot path).
+    history: list[tuple[float, str]] = field(default_factory=list)
     last_cause: Cause | None = None
     last_run_changed: bool | None = None
     last_duration: float | None = None
     last_error: str | None = None
     recomputes: int = 0
+
+    def remember(self, ts: float, value: str) -> None:
+        """Add a value to ``history``, dropping the oldest past ``HISTORY``."""
+        history = self.history
+        history.append((ts, value))
+        if len(history) > HISTORY:
+            del history[0]
 
 
 @dataclass(frozen=True)
@@ -150,7 +159,6 @@ class LabModel:
         self.activity: dict[int, NodeActivity] = {}
         # (event, the epoch it happened in): described lazily, so listening stays cheap
         self.log: deque[tuple[Event, EpochInfo]] = deque(maxlen=LOG_SIZE)
-        self.causes: dict[int, Cause] = {}
         # handler name -> (time, sequence number) of its latest call: "most recent first"
         self.last_calls: dict[str, tuple[float, int]] = {}
         # (requested name, target or "") -> calls that went through a transport
@@ -186,6 +194,7 @@ class LabModel:
         self._routes: list[dict[str, Any]] = []
         self._cached_structure = -1
         self.full_snapshots = 0  # how many snapshots needed a whole Kernel.graph()
+        self._paused = False
         self._unsubscribe = kernel.events.subscribe(self._on_event)
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -195,11 +204,51 @@ class LabModel:
         self._unsubscribe()
         self._listeners = ()
 
+    @property
+    def paused(self) -> bool:
+        """Whether recording is paused (``pause()``)."""
+        return self._paused
+
+    def pause(self) -> None:
+        """Stop recording, keeping what was recorded: the kernel runs at its unobserved speed
+        (a bulk load, a benchmark). ``resume()`` goes on."""
+        with self._lock:
+            if not self._paused:
+                self._paused = True
+                self._unsubscribe()
+
+    def resume(self) -> None:
+        """Record again after ``pause()``, in a new epoch.
+
+        What happened while paused was not heard, so the new epoch's stale nodes are read
+        from the kernel's graph instead of carried over (a node stale at the pause may have
+        recomputed since; another may have gone stale).
+        """
+        with self._lock:
+            if not self._paused:
+                return
+            self._paused = False
+            self._unsubscribe = self.kernel.events.subscribe(self._on_event)
+        self.begin_epoch("resumed (changes while paused were not recorded)")
+        stale = {node.id for node in self.kernel.graph().nodes
+                 if node.kind == "computed" and node.state != "clean"}
+        with self._lock:
+            for node_id, activity in list(self._touched.items()):
+                if node_id not in stale:
+                    activity.status = "untouched"
+                    del self._touched[node_id]
+            for node_id in stale:
+                self._activity(node_id).status = "stale"
+            self.structure_version += 1  # re-read the graph whole: edges may have changed
+            self.version += 1
+        self._notify()
+
     def attach(self, kernel: Kernel) -> None:
         """Follow ``kernel`` instead (a restart): the views and the log stay, so a widget on
         the page keeps updating; node activity starts afresh (the new nodes are new)."""
         with self._lock:
             self._unsubscribe()
+            self._paused = False
             self.kernel = kernel
             self.activity.clear()
             self._touched.clear()
@@ -351,14 +400,9 @@ class LabModel:
 
     def _on_signal_set(self, event: SignalSet) -> bool:
         cause = event.cause
-        causes = self.causes
-        causes[cause.id] = cause
-        if len(causes) > LOG_SIZE * 4:
-            for old in list(causes)[: LOG_SIZE]:
-                del causes[old]
         activity = self._activity(event.node_id)
         activity.status = "set"
-        activity.history.append((event.ts, cause.new))
+        activity.remember(event.ts, cause.new)
         activity.last_cause = cause
         return False
 
@@ -379,7 +423,7 @@ class LabModel:
         activity.last_duration = event.duration
         activity.last_error = event.error
         if changed:
-            activity.history.append((event.ts, event.error or event.value))
+            activity.remember(event.ts, event.error or event.value)
         return False
 
     def _on_verified(self, event: ComputedVerified) -> bool:

@@ -97,3 +97,28 @@ def test_the_inline_picture_is_the_touched_nodes_and_neighbours(lab) -> None:
     assert f'data-epoch="{lab.globex_epoch}"' in picture
     assert "tenants.globex.db_url" in picture
     assert "tenant-db-acme" not in picture
+
+
+def test_record_off_pauses_the_lab_and_on_resumes_in_a_new_epoch(lab) -> None:
+    """`%lab --record off` for a bulk load: the kernel is not observed at all (no listener,
+    so no engine hooks), what it did is not recorded; `--record on` starts a new epoch whose
+    stale nodes come from the kernel itself."""
+    from signalpy_lab.kernel import graph as engine
+
+    model = _model(lab)
+    lab.run("%lab --record off")
+    assert "paused" in lab.output
+    assert (model.paused, engine.context.hooks) == (True, None)
+    version = model.version
+    lab.run("%config set tenants.initech.db_url postgres://bulk/initech")
+    assert model.version == version  # nothing heard
+    lab.run("%lab --record on")
+    assert f"lab recording on (epoch {model.epoch.number})" in lab.output
+    assert "resumed" in model.epoch.label
+    rows = {n["label"]: n for n in model.snapshot()["nodes"]}
+    assert rows["tenant-db-initech.db_url"]["status"] == "stale"  # written while paused
+    assert rows["tenant-db-acme.db_url"]["status"] == "untouched"
+    lab.run("%invoke tenant-db.query target=initech")
+    assert model.status_of(rows["tenant-db-initech.db_url"]["id"]) == "recomputed"
+    lab.run("%lab --record on")
+    assert "already on" in lab.output
