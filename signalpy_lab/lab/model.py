@@ -16,6 +16,14 @@ calls through the transport are counted here (the worker keeps the handler's own
 Nothing here imports IPython or ipywidgets; views (text tables, widgets) read ``snapshot()``
 and ``version`` / ``structure_version`` to know when to redraw or re-layout.
 
+Listening is cheap because recording waits: the kernel's thread only appends each event to a
+queue (and tells the views, once per burst, that something changed). The bookkeeping runs
+when anyone reads the model (every public method and attribute applies the queue first, in
+the order heard, so a read always sees everything heard before it), or on the emitting thread
+once ``PENDING`` events wait. A burst is then recorded in one loop under one lock, not one
+lock and one dispatch per event. Cell boundaries apply the queue too, so each event counts in
+the epoch it happened in; a background epoch's start is the time of its first event.
+
 Past epochs: when an epoch ends, what it did is frozen into the ``timeline`` (``epochs.py``,
 the last ``EPOCHS``), so ``snapshot(epoch=N)`` shows epoch N as it was. The model tracks the
 nodes the current epoch touched, so ending an epoch costs what it touched, not the graph.
@@ -59,6 +67,7 @@ from .epochs import EPOCHS, EpochRecord, EpochTimeline, NodeStep
 
 __all__ = [
     "EPOCHS",
+    "PENDING",
     "HISTORY",
     "RemoteCalls",
     "LOG_SIZE",
@@ -77,6 +86,10 @@ _log = logging.getLogger("signalpy_lab.lab")
 HISTORY = 5
 #: Event-log entries kept (newest first).
 LOG_SIZE = 500
+
+#: Events heard but not yet applied, past which the emitting thread applies them itself (a
+#: bound on memory, and on the work a later read does at once).
+PENDING = 256
 
 #: Outside any cell, changes this close (seconds) to an epoch's start belong to it: one
 #: background burst is one epoch, not one per write.
@@ -150,28 +163,45 @@ class EpochInfo:
     started: float
 
 
+def _applied(name: str, doc: str, *, settable: bool = False) -> Any:
+    """A public attribute of ``LabModel`` read (or set) after the pending events are applied."""
+    def get(model: LabModel) -> Any:
+        model._apply_pending()
+        return getattr(model, name)
+
+    def set_(model: LabModel, value: Any) -> None:
+        model._apply_pending()
+        with model._lock:
+            setattr(model, name, value)
+
+    return property(get, set_ if settable else None, doc=doc)
+
+
 class LabModel:
     """Listens to a kernel and remembers, in plain data, what each change did."""
 
     def __init__(self, kernel: Kernel) -> None:
         self.kernel = kernel
         self._lock = threading.RLock()
-        self.activity: dict[int, NodeActivity] = {}
+        self._activities: dict[int, NodeActivity] = {}
         # (event, the epoch it happened in): described lazily, so listening stays cheap
-        self.log: deque[tuple[Event, EpochInfo]] = deque(maxlen=LOG_SIZE)
+        self._entries: deque[tuple[Event, EpochInfo]] = deque(maxlen=LOG_SIZE)
         # handler name -> (time, sequence number) of its latest call: "most recent first"
-        self.last_calls: dict[str, tuple[float, int]] = {}
+        self._last_calls: dict[str, tuple[float, int]] = {}
         # (requested name, target or "") -> calls that went through a transport
-        self.remote_calls: dict[tuple[str, str], RemoteCalls] = {}
+        self._remote_calls: dict[tuple[str, str], RemoteCalls] = {}
         self._epoch_commands: set[str] = set()  # commands whose writes are in this epoch
         self._calls = 0
-        self.epoch = EpochInfo(0, None, time.time())
-        self.in_cell = False
+        self._epoch = EpochInfo(0, None, time.time())
+        self._in_cell = False
         self._cell_label: str | None = None
         self._cell_wrote = False
-        self.last_event = 0.0  # time.time() of the latest event heard
-        self.version = 0  # bumps on every recorded event (views redraw)
-        self.structure_version = 0  # bumps when nodes, edges or instances change (re-layout)
+        self._heard = 0.0  # time.time() of the read that last found events pending
+        # Events heard, not yet applied: the kernel's hot path only appends here (see
+        # _on_event); every reader applies them first, in order (_apply_pending).
+        self._pending: deque[Event] = deque()
+        self._version = 0  # bumps on every recorded event (views redraw)
+        self._structure_version = 0  # bumps when nodes, edges or instances change (re-layout)
         # a tuple, replaced on change: notifying iterates it without a copy
         self._listeners: tuple[Callable[[LabModel], None], ...] = ()
         self._views_behind = False  # notified views have not read since (see on_change)
@@ -183,7 +213,7 @@ class LabModel:
             InstanceRemoved: self._on_instance, InstanceStateChanged: self._on_instance,
         }
         #: Closed epochs, oldest first (the current one is ``epoch_record()``).
-        self.timeline = EpochTimeline(EPOCHS)
+        self._timeline = EpochTimeline(EPOCHS)
         self._touched: dict[int, NodeActivity] = {}  # nodes not untouched in this epoch
         # Incremental snapshots: rows of the last snapshot, and what changed since.
         self._cache_lock = threading.Lock()
@@ -197,11 +227,38 @@ class LabModel:
         self._paused = False
         self._unsubscribe = kernel.events.subscribe(self._on_event)
 
+    # -- what the model knows (each read applies the pending events first) ----------------
+
+    activity = _applied("_activities", "Node id -> ``NodeActivity``: what it did this epoch, "
+                        "its recent values, its recompute count.")
+    log = _applied("_entries", "Newest first: (event, the ``EpochInfo`` it happened in), the "
+                   "last ``LOG_SIZE``; ``recent()`` describes them.")
+    last_calls = _applied("_last_calls", "Handler name -> (time, sequence number) of its "
+                          "latest call (the bus table's \"most recent first\").")
+    remote_calls = _applied("_remote_calls", "(requested name, target or \"\") -> "
+                            "``RemoteCalls`` through a transport.")
+    epoch = _applied("_epoch", "The current epoch (``EpochInfo``).", settable=True)
+    in_cell = _applied("_in_cell", "Whether a cell is running (between ``cell_started`` and "
+                       "``cell_finished``).")
+    version = _applied("_version", "Bumps with every event applied (views redraw).")
+    structure_version = _applied("_structure_version", "Bumps when nodes, edges or instances "
+                                 "change (views re-layout).")
+    timeline = _applied("_timeline", "The closed epochs (``EpochTimeline``), oldest first.",
+                        settable=True)
+
+    @property
+    def last_event(self) -> float:
+        """When the model last heard an event, to the time of the read that found it
+        pending (``settle_relays`` polls it to see the workers' relays stop)."""
+        self._apply_pending()
+        return self._heard
+
     # -- lifecycle -----------------------------------------------------------------------
 
     def close(self) -> None:
         """Stop listening to the kernel."""
         self._unsubscribe()
+        self._apply_pending()
         self._listeners = ()
 
     @property
@@ -212,6 +269,7 @@ class LabModel:
     def pause(self) -> None:
         """Stop recording, keeping what was recorded: the kernel runs at its unobserved speed
         (a bulk load, a benchmark). ``resume()`` goes on."""
+        self._apply_pending()
         with self._lock:
             if not self._paused:
                 self._paused = True
@@ -239,24 +297,25 @@ class LabModel:
                     del self._touched[node_id]
             for node_id in stale:
                 self._activity(node_id).status = "stale"
-            self.structure_version += 1  # re-read the graph whole: edges may have changed
-            self.version += 1
+            self._structure_version += 1  # re-read the graph whole: edges may have changed
+            self._version += 1
         self._notify()
 
     def attach(self, kernel: Kernel) -> None:
         """Follow ``kernel`` instead (a restart): the views and the log stay, so a widget on
         the page keeps updating; node activity starts afresh (the new nodes are new)."""
+        self._apply_pending()
         with self._lock:
             self._unsubscribe()
             self._paused = False
             self.kernel = kernel
-            self.activity.clear()
+            self._activities.clear()
             self._touched.clear()
-            self.last_calls.clear()
-            self.remote_calls.clear()
+            self._last_calls.clear()
+            self._remote_calls.clear()
             self._unsubscribe = kernel.events.subscribe(self._on_event)
-            self.structure_version += 1
-            self.version += 1
+            self._structure_version += 1
+            self._version += 1
         self._notify()
 
     def on_change(self, callback: Callable[[LabModel], None]) -> Callable[[], None]:
@@ -288,23 +347,30 @@ class LabModel:
         Cells that only read (an ``%invoke`` that recomputes, a ``%graph``) stay in the epoch
         of the last write, so they show that write's cascade completing.
         """
+        self._apply_pending()  # what the previous cell (or the background) did is its own
         with self._lock:
-            self.in_cell = True
+            self._in_cell = True
             self._cell_label = label
             self._cell_wrote = False
 
     def cell_finished(self) -> None:
+        self._apply_pending()
         with self._lock:
-            self.in_cell = False
+            self._in_cell = False
 
     def begin_epoch(self, label: str | None) -> None:
         """Start a new epoch now: every status resets to untouched."""
+        self._apply_pending()
+        self._begin_epoch(label, time.time())
+        self._notify()
+
+    def _begin_epoch(self, label: str | None, now: float) -> None:
+        """``begin_epoch`` with the pending events applied (or being applied) already."""
         with self._lock:
-            now = time.time()
-            self.timeline.append(self._record_of(self._touched, now))
+            self._timeline.append(self._record_of(self._touched, now))
             # A cell that set a secret names it in its source: the label is masked too.
-            self.epoch = EpochInfo(self.epoch.number + 1, redact(label) if label else label,
-                                   now)
+            self._epoch = EpochInfo(self._epoch.number + 1,
+                                    redact(label) if label else label, now)
             self._epoch_commands = set()
             still: dict[int, NodeActivity] = {}
             for node_id, activity in self._touched.items():
@@ -316,13 +382,12 @@ class LabModel:
                     activity.status = "untouched"
             self._dirty.update(self._touched)
             self._touched = still
-            self.version += 1
-        self._notify()
+            self._version += 1
 
     def _record_of(self, touched: dict[int, NodeActivity], ended: float | None) -> EpochRecord:
         """The current epoch as a record: each touched node's status, last value and cause."""
         return EpochRecord(
-            self.epoch.number, self.epoch.label, self.epoch.started, ended,
+            self._epoch.number, self._epoch.label, self._epoch.started, ended,
             {node_id: NodeStep(a.status, a.history[-1][1] if a.history else None,
                                a.last_cause)
              for node_id, a in touched.items() if a.status != "untouched"})
@@ -333,60 +398,82 @@ class LabModel:
         >>> model.epoch_record(3).counts()                     # doctest: +SKIP
         {'set': 1, 'recomputed': 1}
         """
+        self._apply_pending()
         with self._lock:
-            if number is None or number == self.epoch.number:
+            if number is None or number == self._epoch.number:
                 return self._record_of(self._touched, None)
-            record = self.timeline.get(number)
+            record = self._timeline.get(number)
             if record is None:
-                kept = self.timeline.numbers()
-                span = f"{kept[0]}..{self.epoch.number}" if kept else str(self.epoch.number)
+                kept = self._timeline.numbers()
+                span = f"{kept[0]}..{self._epoch.number}" if kept else str(self._epoch.number)
                 raise LookupError(f"No epoch {number!r}: the lab keeps the last "
-                                  f"{self.timeline.limit} epochs, now {span}.")
+                                  f"{self._timeline.limit} epochs, now {span}.")
             return record
 
     def epochs(self) -> list[EpochRecord]:
         """Every kept epoch, oldest first, the current one (so far) last."""
+        self._apply_pending()
         with self._lock:
-            return [*self.timeline, self._record_of(self._touched, None)]
+            return [*self._timeline, self._record_of(self._touched, None)]
 
     # -- recording ---------------------------------------------------------------------
 
     def _activity(self, node_id: int) -> NodeActivity:
         """The node's activity, now touched in this epoch and changed since the last snapshot
         (every caller records a status on it)."""
-        activity = self.activity.get(node_id)
+        activity = self._activities.get(node_id)
         if activity is None:
-            activity = self.activity[node_id] = NodeActivity()
+            activity = self._activities[node_id] = NodeActivity()
         self._touched[node_id] = activity
         self._dirty.add(node_id)
         return activity
 
     def _on_event(self, event: Event) -> None:
-        # On the kernel's hot path (every write, stale mark, run and call while the lab
-        # listens): one lock, one dict lookup for the event's recorder, no per-event scans.
-        with self._lock:
-            if event.kind in _CHANGES:
-                self._maybe_begin_epoch(event)
-            recorder = self._recorders.get(type(event))
-            if recorder is None or not recorder(event):
-                self.log.appendleft((event, self.epoch))
-            self.last_event = time.time()  # when heard: a worker's relayed event is older
-            self.version += 1
-            if self._views_behind:  # every view is already waiting to redraw
-                return
+        # The kernel's hot path (every write, stale mark, run and call while the lab
+        # listens): append the event, and tell the views once per burst. Applying it (the
+        # bookkeeping below) waits for the next read, or for PENDING events, and then runs
+        # as one loop under one lock acquisition. Append before the flag test: a view's
+        # caught_up() comes before its read, so an event either is in that read or notifies.
+        pending = self._pending
+        pending.append(event)
+        if len(pending) >= PENDING:
+            self._apply_pending()
+        if not self._views_behind:
             self._views_behind = True
-        self._notify()
+            self._notify()
+
+    def _apply_pending(self) -> None:
+        """Apply the events heard so far, in the order heard (every reader calls this)."""
+        pending = self._pending
+        if not pending:
+            return
+        with self._lock:
+            pop, recorders, entries = pending.popleft, self._recorders, self._entries
+            applied = 0
+            while pending:  # an event appended meanwhile (another thread) is applied too
+                event = pop()
+                applied += 1
+                try:
+                    if event.kind in _CHANGES:
+                        self._maybe_begin_epoch(event)
+                    recorder = recorders.get(type(event))
+                    if recorder is None or not recorder(event):
+                        entries.appendleft((event, self._epoch))
+                except Exception:  # a bug here must not lose the events after this one
+                    _log.exception("the lab could not record %r", event)
+            self._version += applied
+            self._heard = time.time()
 
     def _maybe_begin_epoch(self, event: Event) -> None:
         """A change: the cell's first one, or one from outside any cell, starts an epoch."""
-        if self.in_cell:
+        if self._in_cell:
             if not self._cell_wrote:
                 self._cell_wrote = True
-                self.begin_epoch(self._cell_label)
-        elif event.ts > self.epoch.started + SETTLE_SECONDS and not self._echo(event):
+                self._begin_epoch(self._cell_label, event.ts)
+        elif event.ts > self._epoch.started + SETTLE_SECONDS and not self._echo(event):
             # a change from a background task or thread outside any cell: its own epoch
             command = event.cause.command if isinstance(event, SignalSet) else None
-            self.begin_epoch(command or f"background: {event.kind}")
+            self._begin_epoch(command or f"background: {event.kind}", event.ts)
         if isinstance(event, SignalSet) and event.cause.command:
             self._epoch_commands.add(event.cause.command)
 
@@ -443,21 +530,21 @@ class LabModel:
     def _on_invoked(self, event: HandlerInvoked) -> bool:
         self._calls += 1
         if event.route == "transport":  # event.handler is the requested name here
-            calls = self.remote_calls.setdefault((event.handler, event.target or ""),
+            calls = self._remote_calls.setdefault((event.handler, event.target or ""),
                                                  RemoteCalls())
             calls.calls += 1
             calls.ts, calls.seq = event.ts, self._calls
             calls.latency, calls.result = event.duration, event.result
         else:
-            self.last_calls[event.handler] = (event.ts, self._calls)
+            self._last_calls[event.handler] = (event.ts, self._calls)
         return False
 
     def _on_edge(self, event: EdgeChanged) -> bool:
-        self.structure_version += 1
+        self._structure_version += 1
         return True  # structure only; not an entry of the log
 
     def _on_instance(self, event: Event) -> bool:
-        self.structure_version += 1
+        self._structure_version += 1
         return False
 
     def _notify(self) -> None:
@@ -471,9 +558,10 @@ class LabModel:
 
     def status_of(self, node_id: int, epoch: int | None = None) -> str:
         """The node's status in the current epoch, or in epoch ``epoch``."""
-        if epoch is not None and epoch != self.epoch.number:
+        self._apply_pending()
+        if epoch is not None and epoch != self._epoch.number:
             return self.epoch_record(epoch).status_of(node_id)
-        activity = self.activity.get(node_id)
+        activity = self._activities.get(node_id)
         return activity.status if activity is not None else "untouched"
 
     def snapshot(self, *, tenant: str | None = None, instance: str | None = None,
@@ -491,6 +579,7 @@ class LabModel:
         last structural change (what a graph needs; their call counts lag).
         ``include_epochs`` adds the whole timeline (``epochs``), as the JSON export does.
         """
+        self._apply_pending()
         record = None if epoch is None else self.epoch_record(epoch)
         rows, edges, instances, routes = self._graph_rows()
         if tenant is not None or instance is not None:
@@ -506,19 +595,19 @@ class LabModel:
             row["unread"] or provider_of(row["instance"]) in PROVIDER_INSTANCES)]
         kept = {n["id"] for n in nodes}
         edges = [e for e in edges if e["source"] in kept and e["target"] in kept]
-        if record is not None and record.number != self.epoch.number:
+        if record is not None and record.number != self._epoch.number:
             nodes = self._as_of(nodes, record)
         with self._lock:
-            shown = self.epoch if record is None else EpochInfo(
+            shown = self._epoch if record is None else EpochInfo(
                 record.number, record.label, record.started)
             out = {
-                "epoch": {**plain(shown), "live": shown.number == self.epoch.number},
+                "epoch": {**plain(shown), "live": shown.number == self._epoch.number},
                 "nodes": nodes,
                 "edges": edges,
                 "routes": self.routes() if live_routes else [dict(r) for r in routes],
                 "instances": [dict(i) for i in instances],
-                "version": self.version,
-                "structure_version": self.structure_version,
+                "version": self._version,
+                "structure_version": self._structure_version,
             }
         if include_epochs:
             out["epochs"] = [r.to_dict() for r in self.epochs()]
@@ -533,7 +622,7 @@ class LabModel:
         """
         with self._cache_lock:
             with self._lock:
-                structure = self.structure_version
+                structure = self._structure_version
                 # A worker's relay replaces its whole graph: with one about, read it all.
                 full = structure != self._cached_structure or any(
                     i["isolation"] != "inline" for i in self._instances)
@@ -575,7 +664,7 @@ class LabModel:
         return self._restyled(data)
 
     def _restyled(self, data: dict[str, Any]) -> dict[str, Any]:
-        activity = self.activity.get(data["id"])
+        activity = self._activities.get(data["id"])
         return {**data, "status": activity.status if activity else "untouched",
                 "recomputes": activity.recomputes if activity else 0,
                 "history": [v for _, v in activity.history] if activity else []}
@@ -586,7 +675,7 @@ class LabModel:
         with self._lock:
             for node in nodes:
                 step = record.nodes.get(node["id"])
-                activity = self.activity.get(node["id"])
+                activity = self._activities.get(node["id"])
                 history = [(ts, v) for ts, v in activity.history] if activity else []
                 then = [v for ts, v in history if record.ended is None or ts <= record.ended]
                 if step is not None and step.value is not None:
@@ -609,9 +698,10 @@ class LabModel:
         model saw go through it, under any of its handler's names, and the handler's latest
         call time joins ``last_calls`` (so "most recent first" ranks it too).
         """
+        self._apply_pending()
         rows = [plain(r) for r in self.kernel.routes()]
         with self._lock:
-            if self.remote_calls:
+            if self._remote_calls:
                 self._fill_remote(rows)
         return rows
 
@@ -624,13 +714,13 @@ class LabModel:
                     {(row["route"], row["target"]), (row["handler"], "")})
         totals: dict[tuple[str, str], RemoteCalls] = {}
         for handler, names in keys.items():
-            found = [c for c in map(self.remote_calls.get, names) if c is not None]
+            found = [c for c in map(self._remote_calls.get, names) if c is not None]
             if not found:
                 continue
             latest = max(found, key=lambda c: c.seq)
             totals[handler] = RemoteCalls(sum(c.calls for c in found), latest.ts, latest.seq,
                                           latest.latency, latest.result)
-            self.last_calls[handler[0]] = (latest.ts, latest.seq)
+            self._last_calls[handler[0]] = (latest.ts, latest.seq)
         for row in rows:
             total = totals.get((row["handler"], row["target"]))
             if total is not None and row.get("via") == "transport":
@@ -639,9 +729,10 @@ class LabModel:
 
     def recent(self, limit: int = 50, *, tenant: str | None = None) -> list[LogEntry]:
         """Newest-first log entries (optionally one tenant's)."""
+        self._apply_pending()
         with self._lock:
             out: list[LogEntry] = []
-            for event, epoch in self.log:
+            for event, epoch in self._entries:
                 if tenant is not None and getattr(event, "tenant", None) not in (None, tenant):
                     continue
                 out.append(describe(event, epoch.number, epoch.label))
@@ -651,9 +742,10 @@ class LabModel:
 
     def counts(self) -> dict[str, int]:
         """How many nodes have each status in the current epoch."""
+        self._apply_pending()
         with self._lock:
             out: dict[str, int] = {}
-            for activity in self.activity.values():
+            for activity in self._activities.values():
                 out[activity.status] = out.get(activity.status, 0) + 1
             return out
 

@@ -83,3 +83,93 @@ async def test_views_hear_of_a_burst_once_and_again_after_they_catch_up(
     assert len(heard) == 2
     assert model.version > heard[0]  # every event was still recorded
     model.close()
+
+
+async def test_what_the_kernel_did_is_there_at_the_next_read(seed_kernel: Kernel) -> None:
+    """Listening only queues events; any read applies them first, in the order heard."""
+    model = LabModel(seed_kernel)
+    await seed_kernel.bus.invoke("tenant-db.query", {"target": "globex"})
+    model.begin_epoch("the write")
+    config = seed_kernel.registry.require("IConfig")
+    config.set("tenants.globex.db_url", "postgres://new/globex")
+    rows = {n["label"]: n for n in model.snapshot()["nodes"]}
+    assert (rows["tenants.globex.db_url"]["status"],
+            rows["tenant-db-globex.db_url"]["status"],
+            rows["tenant-db-acme.db_url"]["status"]) == ("set", "stale", "untouched")
+    await seed_kernel.bus.invoke("tenant-db.query", {"target": "globex"})
+    node = rows["tenant-db-globex.db_url"]["id"]
+    assert model.status_of(node) == "recomputed"
+    assert model.activity[node].history[-1][1] == "'postgres://new/globex'"
+    model.close()
+
+
+async def test_a_long_burst_is_applied_as_it_goes(seed_kernel: Kernel) -> None:
+    """Nobody reads during a burst: the queue still never holds more than PENDING events."""
+    from signalpy_lab.lab.model import PENDING
+
+    model = LabModel(seed_kernel)
+    config = seed_kernel.registry.require("IConfig")
+    longest = 0
+    for i in range(3 * PENDING):
+        config.set("tenants.acme.db_url", f"postgres://db/acme/{i}")
+        longest = max(longest, len(model._pending))
+    assert longest < PENDING
+    assert model.recent(1)[0].text.startswith("tenants.acme.db_url = ")
+    model.close()
+
+
+def test_no_event_is_lost_while_another_thread_reads() -> None:
+    """A thread writes and recomputes while the main thread reads without pause: every
+    recompute the engine ran is counted once, none lost between queue and readers."""
+    import threading
+
+    from signalpy_lab.kernel import Computed, Signal
+    from signalpy_lab.kernel.reactive import Scope
+
+    kernel = Kernel()
+    with Scope("counter", hub=kernel.events).active():  # its events go to the kernel's hub
+        source = Signal(0, label="n")
+        doubled = Computed(lambda: source() * 2, label="doubled")
+    doubled()
+    model = LabModel(kernel)
+    writes = 5_000
+
+    def writer() -> None:
+        for i in range(1, writes + 1):
+            source.set(i)
+            doubled()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    while thread.is_alive():
+        model.snapshot(include_providers=True)
+    thread.join()
+    assert sum(a.recomputes for a in model.activity.values()) == writes
+    model.close()
+
+
+async def test_a_recording_bug_loses_only_its_own_event(seed_kernel: Kernel, caplog,
+                                                       monkeypatch) -> None:
+    """If recording one event raises (a bug), it is logged and the next ones still count."""
+    model = LabModel(seed_kernel)
+    from signalpy_lab.kernel.events import ComputedStale
+
+    original = model._recorders[ComputedStale]
+    broken = {"first": True}
+
+    def flaky(event):
+        if broken.pop("first", False):
+            raise RuntimeError("recorder bug")
+        return original(event)
+
+    monkeypatch.setitem(model._recorders, ComputedStale, flaky)
+    await seed_kernel.bus.invoke("tenant-db.query", {"target": "acme"})
+    await seed_kernel.bus.invoke("tenant-db.query", {"target": "globex"})
+    model.begin_epoch("the writes")
+    config = seed_kernel.registry.require("IConfig")
+    config.set("tenants.acme.db_url", "postgres://x/acme")
+    config.set("tenants.globex.db_url", "postgres://x/globex")
+    statuses = {n["label"]: n["status"] for n in model.snapshot()["nodes"]}
+    assert statuses["tenant-db-globex.db_url"] == "stale"
+    assert "recorder bug" in caplog.text
+    model.close()
