@@ -18,6 +18,7 @@ or typed, so every rule below is testable without a browser:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ _NUMERIC = frozenset({"calls", "errors", "latency", "last_call"})
 _DIGITS = re.compile(r"(\d+)")
 
 
+@functools.lru_cache(maxsize=65536)  # the same few thousand names, sorted at every flush
 def natural_key(text: object) -> tuple[Any, ...]:
     """A sort key where digit runs compare as numbers: ``t2`` < ``t10``; case-insensitive.
 

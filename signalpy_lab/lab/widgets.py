@@ -58,6 +58,7 @@ from .render import (
 __all__ = [
     "EXPORT_FORMATS",
     "FLUSH_INTERVAL",
+    "REDRAW_SHARE",
     "BusTable",
     "EventLog",
     "ExportFormatError",
@@ -68,6 +69,8 @@ __all__ = [
 
 #: Seconds between two throttled flushes of one widget.
 FLUSH_INTERVAL = 0.1
+#: The most of the time a widget's throttled flushes may take (see ``Throttle``).
+REDRAW_SHARE = 0.05
 #: What ``export()`` can produce.
 EXPORT_FORMATS = ("dot", "json", "svg")
 
@@ -81,10 +84,22 @@ class Throttle:
 
     Pokes while a run is pending are absorbed; a poke during or after the run arms the next
     one, so a burst of N pokes costs about ``burst duration / interval + 1`` runs.
+
+    Runs take at most ``share`` of the time: after a run that took ``t`` seconds the next
+    waits at least ``t * (1 / share - 1)``. A redraw of a few milliseconds keeps the 100 ms
+    rhythm; one that costs 50 ms (thousands of nodes changed in a burst across every tenant)
+    stretches it to about a second, so during such a burst each view takes at most a
+    twentieth of the time (``REDRAW_SHARE``) and the kernel the rest.
     """
 
-    def __init__(self, action: Callable[[], None], interval: float = FLUSH_INTERVAL) -> None:
+    def __init__(self, action: Callable[[], None], interval: float = FLUSH_INTERVAL, *,
+                 share: float = REDRAW_SHARE) -> None:
+        if not 0 < share <= 1:
+            raise ValueError(f"share is the most of the time runs may take, in (0, 1]; "
+                             f"got {share!r}")
         self.interval = interval
+        self.share = share
+        self.delay = interval  # before the next run: interval, or longer after a slow run
         self._action = action
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
@@ -100,7 +115,7 @@ class Throttle:
         with self._lock:
             if self._timer is not None or self._closed:
                 return
-            timer = self._timer = threading.Timer(self.interval, lambda: self._fire(timer))
+            timer = self._timer = threading.Timer(self.delay, lambda: self._fire(timer))
             timer.daemon = True
             timer.name = "signalpy-lab-flush"
             timer.start()
@@ -123,7 +138,12 @@ class Throttle:
             if self._timer is not timer:  # cancelled after this timer thread woke up
                 return
             self._timer = None
-        self._action()
+        started = time.perf_counter()
+        try:
+            self._action()
+        finally:
+            spent = time.perf_counter() - started
+            self.delay = max(self.interval, spent * (1 / self.share - 1))
 
 
 def _retry(read: Callable[[], T], attempts: int = 3) -> T:

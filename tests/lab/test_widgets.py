@@ -359,6 +359,27 @@ def test_throttle_absorbs_pokes_while_a_run_is_pending() -> None:
     assert not throttle.pending
 
 
+def test_a_slow_run_stretches_the_wait_so_runs_stay_a_tenth_of_the_time() -> None:
+    """A 30 ms redraw at share 0.1 makes the next wait 270 ms, not the 50 ms interval; a
+    fast one brings the interval back."""
+    runs = threading.Event()
+    durations = [0.03, 0.0]
+    throttle = Throttle(lambda: (time.sleep(durations.pop(0)), runs.set()), interval=0.05,
+                        share=0.1)
+    throttle.poke()
+    assert runs.wait(10)
+    wait_until(lambda: not throttle.pending)
+    assert 0.25 <= throttle.delay < 1.0
+    runs.clear()
+    throttle.poke()
+    assert runs.wait(10)
+    wait_until(lambda: not throttle.pending)
+    assert throttle.delay == 0.05
+    with pytest.raises(ValueError, match=r"share is the most of the time .* got 0"):
+        Throttle(lambda: None, share=0)
+    throttle.close()
+
+
 # -- packaging ---------------------------------------------------------------------------------
 
 
