@@ -296,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, a smoke run")
     args = parser.parse_args(argv)
     ns = [10, 100] if args.quick else [10, 100, 1000]
-    count = 100 if args.quick else 1000
+    count = 300 if args.quick else 3000
     print("\n".join(environment_lines("python -m benchmarks.lab" +
                                       (" --quick" if args.quick else ""))))
     print()
