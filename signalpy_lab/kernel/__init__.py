@@ -19,7 +19,6 @@ from .bus import Bus, BusEvent, Handler, InProcessTransport, ScopedBus, Transpor
 from .events import (
     Cause,
     ComputedRecomputed,
-    ComputedStale,
     ComputedVerified,
     EdgeChanged,
     EffectRun,
@@ -59,7 +58,6 @@ __all__ = [
     "ComponentInstance",
     "Computed",
     "ComputedRecomputed",
-    "ComputedStale",
     "ComputedVerified",
     "Consumer",
     "CycleError",

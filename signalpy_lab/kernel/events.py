@@ -31,7 +31,6 @@ from .redaction import MASK, redact, secret_pattern
 __all__ = [
     "Cause",
     "ComputedRecomputed",
-    "ComputedStale",
     "ComputedVerified",
     "EdgeChanged",
     "EffectRun",
@@ -122,13 +121,13 @@ class _NodeEvent(Event):
 
 
 class SignalSet(_NodeEvent):
+    """A signal was written. ``stale`` (ids) and ``stale_labels`` are the computeds the write
+    marked possibly stale, in marking order: one event per write, whatever its fan-out."""
+
     kind: str = "signal.set"
     cause: Cause
-
-
-class ComputedStale(_NodeEvent):
-    kind: str = "computed.stale"
-    cause: Cause | None
+    stale: tuple[int, ...] = ()
+    stale_labels: tuple[str, ...] = ()
 
 
 class ComputedRecomputed(_NodeEvent):
@@ -267,30 +266,32 @@ class _Dispatcher(GraphHooks):
             self._active_hubs += 1 if active else -1
             graph.set_hooks(self if self._active_hubs > 0 else None)
 
-    # The three methods below run on the engine's hot path whenever someone listens: each
-    # builds its event once, positionally (``Record._make``), with no second lookup.
+    # The methods below run on the engine's hot path whenever someone listens: each builds
+    # its event once, positionally (``Record._make``), with no second lookup.
 
     def on_set(self, node: SourceNode, old: Any, new: Any) -> Any:
         command = _command.get()
-        label = node.describe()
-        cause = _cause(next(_cause_ids), node.uid, label, redact(command) if command else None,
-                       node_value_repr(node, old), node_value_repr(node, new))
-        hub = _hub_of(node)
-        if hub is not None:
-            owner = node.owner
-            hub.emit(_signal_set(node.uid, label, owner.name if owner is not None else None,
-                                 node.tenant, cause))
-        return cause
+        return _cause(next(_cause_ids), node.uid, node.describe(),
+                      redact(command) if command else None,
+                      node_value_repr(node, old), node_value_repr(node, new))
 
-    def on_stale(self, node: DerivedNode, cause: Any) -> None:
-        if node.is_effect:
-            return
+    def on_marked(self, node: SourceNode, cause: Any, marked: list[DerivedNode]) -> None:
+        # The write's one event, on the signal's hub (or, for a signal no kernel owns, on
+        # the hub of a computed it marked).
         hub = _hub_of(node)
-        if hub is not None:
-            owner = node.owner
-            hub.emit(_computed_stale(node.uid, node.describe(),
-                                     owner.name if owner is not None else None, node.tenant,
-                                     cause))
+        if hub is None:
+            hub = next((h for h in map(_hub_of, marked) if h is not None), None)
+            if hub is None:
+                return
+        ids: list[int] = []
+        labels: list[str] = []
+        for stale in marked:  # a plain loop: most writes mark one or two
+            if not stale.is_effect:
+                ids.append(stale.uid)
+                labels.append(stale.describe())
+        owner = node.owner
+        hub.emit(_signal_set(node.uid, cause.signal, owner.name if owner is not None else None,
+                             node.tenant, cause, stale=tuple(ids), stale_labels=tuple(labels)))
 
     def on_run(self, node: DerivedNode, seconds: float, changed: bool,
                error: BaseException | None) -> None:
@@ -328,6 +329,5 @@ class _Dispatcher(GraphHooks):
 # The hot paths' positional constructors (fields in declaration order, see Record._make).
 _cause = Cause._make
 _signal_set = SignalSet._make
-_computed_stale = ComputedStale._make
 _computed_recomputed = ComputedRecomputed._make
 _dispatcher = _Dispatcher()

@@ -108,8 +108,10 @@ class GraphHooks:
         """A source changed; the return value is stored as the cause of what it marks."""
         return None
 
-    def on_stale(self, node: DerivedNode, cause: Any) -> None:
-        """A derived node went from clean to possibly stale."""
+    def on_marked(self, node: SourceNode, cause: Any, marked: list[DerivedNode]) -> None:
+        """The write of ``node`` (after ``on_set``) marked ``marked`` possibly stale: the
+        derived nodes that were clean, in marking order (empty: it marked nothing). One call
+        per write, however many readers: a key read by a thousand tenants is one report."""
 
     def on_run(
         self, node: DerivedNode, seconds: float, changed: bool, error: BaseException | None
@@ -267,9 +269,12 @@ class SourceNode(ReactiveNode):
             except Exception:  # e.g. numpy arrays: ambiguous truth value means "changed"
                 pass
             hooks = context.hooks
-            cause = hooks.on_set(self, old, value) if hooks is not None else None
-            if self.subs:
-                _mark_downstream(self, cause)
+            if hooks is not None:
+                cause = hooks.on_set(self, old, value)
+                hooks.on_marked(self, cause, _mark_downstream_observed(self, cause)
+                                if self.subs else [])
+            elif self.subs:
+                _mark_downstream(self)
             # Stored after marking: a lock-free read in another thread that already sees the
             # new value must find every dependent stale (and wait on the lock to refresh it),
             # never a CLEAN dependent still holding a value computed from the old one.
@@ -428,17 +433,13 @@ def _cycle_message(node: DerivedNode) -> str:
     return f"Cycle detected: {' -> '.join(names)}. A computed cannot depend on itself."
 
 
-def _mark_downstream(source: ReactiveNode, cause: Any) -> None:
+def _mark_downstream(source: ReactiveNode) -> None:
     """Mark direct subscribers DIRTY and everything below them MAYBE; queue effects.
 
     Invariant kept: a non-clean node's subscribers are all non-clean, so the walk stops at
     nodes already marked. A RUNNING node counts as clean here (its mark must survive the
     run). Nodes with no subscribers are not pushed at all (fan-out: a thousand leaves).
     """
-    hooks = context.hooks
-    if hooks is not None:
-        _mark_downstream_observed(source, cause, hooks)
-        return
     stack: list[DerivedNode] = []
     push = stack.append
     for sub in source.subs:
@@ -465,16 +466,18 @@ def _mark_downstream(source: ReactiveNode, cause: Any) -> None:
                 push(sub)
 
 
-def _mark_downstream_observed(source: ReactiveNode, cause: Any, hooks: GraphHooks) -> None:
-    """``_mark_downstream`` while a hook listens: the same walk, reporting each node."""
+def _mark_downstream_observed(source: ReactiveNode, cause: Any) -> list[DerivedNode]:
+    """``_mark_downstream`` while a hook listens: the same walk, each newly marked node
+    remembering ``cause``; returns those nodes (for ``GraphHooks.on_marked``)."""
     stack: list[DerivedNode] = []
+    marked: list[DerivedNode] = []
     for sub in source.subs:
         previous = sub.state
         sub.state = DIRTY
         if previous <= CLEAN:
             stack.append(sub)
             sub.cause = cause
-            hooks.on_stale(sub, cause)
+            marked.append(sub)
         elif sub.is_effect and not sub.queued:
             stack.append(sub)
     while stack:
@@ -489,9 +492,10 @@ def _mark_downstream_observed(source: ReactiveNode, cause: Any, hooks: GraphHook
                 sub.state = MAYBE
                 stack.append(sub)
                 sub.cause = cause
-                hooks.on_stale(sub, cause)
+                marked.append(sub)
             elif sub.is_effect and not sub.queued:
                 stack.append(sub)
+    return marked
 
 
 def _refresh_outermost(node: DerivedNode, deferred: _Deferred | None = None) -> None:

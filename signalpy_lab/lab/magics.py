@@ -385,7 +385,7 @@ class LabMagics(Magics):
             value = parse_value(rest[1])
             stale: list[str] = []
             unsubscribe = self.kernel.events.subscribe(
-                lambda e: stale.append(e.label) if e.kind == "computed.stale" else None)
+                lambda e: stale.extend(e.stale_labels) if e.kind == "signal.set" else None)
             try:
                 with caused_by(f"%config set {key} {rest[1]}"):
                     session.set_config(key, value)

@@ -50,7 +50,6 @@ from ..kernel import Kernel
 from ..kernel.events import (
     Cause,
     ComputedRecomputed,
-    ComputedStale,
     ComputedVerified,
     EdgeChanged,
     EffectRun,
@@ -206,7 +205,7 @@ class LabModel:
         self._listeners: tuple[Callable[[LabModel], None], ...] = ()
         self._views_behind = False  # notified views have not read since (see on_change)
         self._recorders: dict[type, Callable[[Any], bool]] = {
-            SignalSet: self._on_signal_set, ComputedStale: self._on_stale,
+            SignalSet: self._on_signal_set,
             ComputedRecomputed: self._on_recomputed, ComputedVerified: self._on_verified,
             EffectRun: self._on_effect_run, HandlerInvoked: self._on_invoked,
             EdgeChanged: self._on_edge, InstanceAdded: self._on_instance,
@@ -491,13 +490,11 @@ class LabModel:
         activity.status = "set"
         activity.remember(event.ts, cause.new)
         activity.last_cause = cause
-        return False
-
-    def _on_stale(self, event: ComputedStale) -> bool:
-        activity = self._activity(event.node_id)
-        if activity.status in ("untouched", "verified"):
-            activity.status = "stale"
-        activity.last_cause = event.cause
+        for node_id in event.stale:  # what the write marked: stale unless it did more already
+            activity = self._activity(node_id)
+            if activity.status in ("untouched", "verified"):
+                activity.status = "stale"
+            activity.last_cause = cause
         return False
 
     def _on_recomputed(self, event: ComputedRecomputed) -> bool:
@@ -755,15 +752,22 @@ def _command_of(cause: Cause | None, fallback: str | None) -> str | None:
     return cause.command if cause is not None and cause.command else fallback
 
 
+def _stale_text(labels: tuple[str, ...], shown: int = 3) -> str:
+    """``; stale: a, b, c and 997 more`` (empty when the write marked nothing)."""
+    if not labels:
+        return ""
+    more = f" and {len(labels) - shown:,} more" if len(labels) > shown else ""
+    return f"; stale: {', '.join(labels[:shown])}{more}"
+
+
 def describe(event: Event, epoch: int, label: str | None) -> LogEntry:
     """One event as a log line, tied to its cause and to the command or cell behind it."""
     cause = getattr(event, "cause", None)
     command = _command_of(cause, label)
     node_id = getattr(event, "node_id", None)
     if isinstance(event, SignalSet):
-        text = f"{event.label} = {event.cause.new} (was {event.cause.old})"
-    elif isinstance(event, ComputedStale):
-        text = f"{event.label} marked stale"
+        text = f"{event.label} = {event.cause.new} (was {event.cause.old})" + _stale_text(
+            event.stale_labels)
     elif isinstance(event, ComputedRecomputed):
         outcome = (f"raised {event.error}" if event.error else
                    f"= {event.value}" if event.changed else "returned an equal value")

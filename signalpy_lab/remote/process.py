@@ -54,7 +54,6 @@ from ..errors import WorkerError
 from ..kernel.events import (
     Cause,
     ComputedRecomputed,
-    ComputedStale,
     ComputedVerified,
     EdgeChanged,
     EffectRun,
@@ -88,7 +87,7 @@ ID_SPACE = 10**9
 _offsets = itertools.count(1)
 
 _EVENT_TYPES: dict[str, type[Event]] = {
-    "signal.set": SignalSet, "computed.stale": ComputedStale,
+    "signal.set": SignalSet,
     "computed.recomputed": ComputedRecomputed, "computed.verified": ComputedVerified,
     "effect.run": EffectRun, "edge.added": EdgeChanged, "edge.removed": EdgeChanged,
 }  # not handler.invoked: the host's bus records each call to a worker itself (route kind
@@ -475,6 +474,9 @@ def _shift_event(raw: dict[str, Any], worker: _Worker) -> Event | None:
             fields[key] += offset
     if "cause" in fields:
         fields["cause"] = _shift_cause(fields["cause"], worker)
+    if "stale" in fields:  # JSON lists; a record's fields are tuples
+        fields["stale"] = tuple(node_id + offset for node_id in fields["stale"])
+        fields["stale_labels"] = tuple(fields.get("stale_labels") or ())
     if "instance" in fields:
         fields["instance"] = _owner(fields["instance"], worker)
     try:

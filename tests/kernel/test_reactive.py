@@ -923,8 +923,8 @@ class Recorder(GraphHooks):
         self.log.append(("set", node.describe(), old, new))
         return f"cause:{node.describe()}={new}"
 
-    def on_stale(self, node: DerivedNode, cause: Any) -> None:
-        self.log.append(("stale", node.describe(), cause))
+    def on_marked(self, node: SourceNode, cause: Any, marked: list[DerivedNode]) -> None:
+        self.log.extend(("stale", n.describe(), cause) for n in marked)
 
     def on_run(self, node: DerivedNode, seconds: float, changed: bool,
                error: BaseException | None) -> None:

@@ -95,7 +95,8 @@ def test_repr_pickle_copy_and_to_dict() -> None:
         "kind": "signal.set", "ts": 5.0, "node_id": 7, "label": "tenants.acme.db_url",
         "instance": "config", "tenant": "acme",
         "cause": {"id": 1, "signal_id": 7, "signal": "tenants.acme.db_url",
-                  "command": "%config set", "old": "'a'", "new": "'b'"}}
+                  "command": "%config set", "old": "'a'", "new": "'b'"},
+        "stale": (), "stale_labels": ()}
 
 
 def test_match_by_field_name() -> None:

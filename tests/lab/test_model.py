@@ -151,10 +151,10 @@ def test_no_event_is_lost_while_another_thread_reads() -> None:
 async def test_a_recording_bug_loses_only_its_own_event(seed_kernel: Kernel, caplog,
                                                        monkeypatch) -> None:
     """If recording one event raises (a bug), it is logged and the next ones still count."""
-    model = LabModel(seed_kernel)
-    from signalpy_lab.kernel.events import ComputedStale
+    from signalpy_lab.kernel.events import ComputedRecomputed
 
-    original = model._recorders[ComputedStale]
+    model = LabModel(seed_kernel)
+    original = model._recorders[ComputedRecomputed]
     broken = {"first": True}
 
     def flaky(event):
@@ -162,14 +162,34 @@ async def test_a_recording_bug_loses_only_its_own_event(seed_kernel: Kernel, cap
             raise RuntimeError("recorder bug")
         return original(event)
 
-    monkeypatch.setitem(model._recorders, ComputedStale, flaky)
+    monkeypatch.setitem(model._recorders, ComputedRecomputed, flaky)
     await seed_kernel.bus.invoke("tenant-db.query", {"target": "acme"})
     await seed_kernel.bus.invoke("tenant-db.query", {"target": "globex"})
-    model.begin_epoch("the writes")
-    config = seed_kernel.registry.require("IConfig")
-    config.set("tenants.acme.db_url", "postgres://x/acme")
-    config.set("tenants.globex.db_url", "postgres://x/globex")
     statuses = {n["label"]: n["status"] for n in model.snapshot()["nodes"]}
-    assert statuses["tenant-db-globex.db_url"] == "stale"
+    assert statuses["tenant-db-acme.db_url"] == "untouched"  # its event was the broken one
+    assert statuses["tenant-db-globex.db_url"] == "recomputed"
     assert "recorder bug" in caplog.text
+    model.close()
+
+
+def test_a_write_a_thousand_computeds_read_is_one_log_line() -> None:
+    """The lab marks all thousand stale and logs one line, so the log keeps its history."""
+    from signalpy_lab.kernel import Computed, Signal
+    from signalpy_lab.kernel.reactive import Scope
+
+    kernel = Kernel()
+    with Scope("shared", hub=kernel.events).active():
+        timeout = Signal(5, label="shared.timeout")
+        readers = [Computed(lambda i=i: timeout() + i, label=f"tenant-{i}.timeout")
+                   for i in range(1000)]
+    for reader in readers:
+        reader()
+    model = LabModel(kernel)
+    model.begin_epoch("the write")
+    timeout.set(6)
+    assert model.counts() == {"set": 1, "stale": 1000}
+    newest = model.recent(2)
+    assert len(newest) == 1
+    assert newest[0].text == ("shared.timeout = 6 (was 5); stale: tenant-0.timeout, "
+                              "tenant-1.timeout, tenant-2.timeout and 997 more")
     model.close()
