@@ -9,6 +9,7 @@ removes every one of them and shuts the kernel down, so ``%reload_ext`` is clean
 from __future__ import annotations
 
 import html
+import sys
 from typing import Any
 
 from ..kernel import GraphSnapshot, Kernel
@@ -107,3 +108,6 @@ def unload_ipython_extension(ip: Any) -> None:
     if state["added_kernel"] and ip.user_ns.get("kernel") is state["session"].kernel:
         del ip.user_ns["kernel"]
     state["session"].close()
+    widgets = sys.modules.get("signalpy_lab.lab.widgets")  # imported only if views were made
+    if widgets is not None and not _STATE:  # the last shell with the lab: no flush thread left
+        widgets.stop_flush_thread()

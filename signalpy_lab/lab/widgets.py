@@ -6,10 +6,11 @@ to know is asserted on traits without a browser.
 
 Live updates: a widget subscribes to ``model.on_change``, which fires on whatever thread the
 kernel emitted from (the kernel's loop thread, a background task, plain Python). The callback
-only marks the widget dirty and arms a timer; the timer thread re-reads the model and pushes
-all trait changes in one message (``hold_sync``), at most once per ``interval`` (100 ms), so
-a burst of writes costs one redraw. ``flush()`` does the same immediately (a notebook's last
-cell, a test), ``refresh()`` redraws even when nothing changed, ``close()`` unsubscribes.
+only marks the widget dirty and arms its ``Throttle``; the lab's one flush thread then re-reads
+the model and pushes all trait changes in one message (``hold_sync``), at most once per
+``interval`` (100 ms, longer while redraws are slow), so a burst of writes costs one redraw.
+``flush()`` does the same immediately (a notebook's last cell, a test), ``refresh()`` redraws
+even when nothing changed, ``close()`` unsubscribes.
 
 The graph is laid out only when its structure changes: ``svg`` is replaced then, while every
 epoch's statuses and values travel as ``classes`` / ``details`` maps that the ES module applies
@@ -25,7 +26,9 @@ click on a step does; ``show_epoch(None)`` goes back to live.
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import html
+import itertools
 import json
 import logging
 import threading
@@ -65,6 +68,7 @@ __all__ = [
     "GraphWidget",
     "LabPanel",
     "Throttle",
+    "stop_flush_thread",
 ]
 
 #: Seconds between two throttled flushes of one widget.
@@ -79,8 +83,76 @@ _log = logging.getLogger("signalpy_lab.lab")
 T = TypeVar("T")
 
 
+class _Scheduler:
+    """One daemon thread that runs every ``Throttle``'s due runs, in time order.
+
+    Why not a ``threading.Timer`` per run: that starts an OS thread for every redraw of every
+    view (ten a second each while a burst lasts), and starting one costs the kernel's thread
+    a GIL hand-off each time. One thread, started on first use, waits on a condition instead.
+    """
+
+    #: Seconds the thread waits with nothing scheduled before it ends (the next run starts
+    #: it again), so an idle lab holds no thread.
+    IDLE = 10.0
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._due: list[tuple[float, int, Throttle, object]] = []  # a heap
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def stop(self) -> None:
+        """Drop every scheduled run and end the thread (``%unload_ext``)."""
+        with self._cond:
+            self._due.clear()
+            thread, self._thread = self._thread, None
+            self._cond.notify_all()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
+
+    def schedule(self, delay: float, throttle: Throttle, ticket: object) -> None:
+        with self._cond:
+            heapq.heappush(self._due, (time.monotonic() + delay, next(self._order), throttle,
+                                       ticket))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="signalpy-lab-flush",
+                                                daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        me = threading.current_thread()
+        while True:
+            with self._cond:
+                if not self._due:
+                    self._cond.wait(self.IDLE)
+                if self._thread is not me:  # stopped
+                    return
+                if not self._due:
+                    self._thread = None  # idle: the next schedule() starts another
+                    return
+                due, _, throttle, ticket = self._due[0]
+                wait = due - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue  # re-read the heap: an earlier run may have been scheduled
+                heapq.heappop(self._due)
+            try:
+                throttle._fire(ticket)
+            except Exception:  # the thread serves every view: one failure must not stop it
+                _log.exception("lab view update failed")
+
+
+_scheduler = _Scheduler()
+
+
+def stop_flush_thread() -> None:
+    """End the lab's flush thread and drop pending redraws (the extension's unload)."""
+    _scheduler.stop()
+
+
 class Throttle:
-    """Run ``action`` on a timer thread ``interval`` seconds after the first ``poke()``.
+    """Run ``action`` on the lab's flush thread ``interval`` seconds after the first ``poke()``.
 
     Pokes while a run is pending are absorbed; a poke during or after the run arms the next
     one, so a burst of N pokes costs about ``burst duration / interval + 1`` runs.
@@ -102,30 +174,26 @@ class Throttle:
         self.delay = interval  # before the next run: interval, or longer after a slow run
         self._action = action
         self._lock = threading.Lock()
-        self._timer: threading.Timer | None = None
+        self._ticket: object | None = None  # the pending run's, None when none is pending
         self._closed = False
 
     @property
     def pending(self) -> bool:
         """Whether a run is scheduled."""
-        return self._timer is not None
+        return self._ticket is not None
 
     def poke(self) -> None:
         """Schedule a run unless one is already pending (cheap; callable from any thread)."""
         with self._lock:
-            if self._timer is not None or self._closed:
+            if self._ticket is not None or self._closed:
                 return
-            timer = self._timer = threading.Timer(self.delay, lambda: self._fire(timer))
-            timer.daemon = True
-            timer.name = "signalpy-lab-flush"
-            timer.start()
+            ticket = self._ticket = object()
+        _scheduler.schedule(self.delay, self, ticket)
 
     def cancel(self) -> None:
         """Drop the pending run, if any."""
         with self._lock:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            self._ticket = None
 
     def close(self) -> None:
         """Cancel and refuse further pokes."""
@@ -133,11 +201,11 @@ class Throttle:
             self._closed = True
         self.cancel()
 
-    def _fire(self, timer: threading.Timer) -> None:
+    def _fire(self, ticket: object) -> None:
         with self._lock:
-            if self._timer is not timer:  # cancelled after this timer thread woke up
+            if self._ticket is not ticket:  # cancelled (or superseded) since it was scheduled
                 return
-            self._timer = None
+            self._ticket = None
         started = time.perf_counter()
         try:
             self._action()

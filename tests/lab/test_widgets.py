@@ -380,6 +380,25 @@ def test_a_slow_run_stretches_the_wait_so_runs_stay_a_tenth_of_the_time() -> Non
     throttle.close()
 
 
+def test_every_view_shares_one_flush_thread_which_stops_on_unload() -> None:
+    """Five throttles, one thread (not a thread per redraw); stop_flush_thread (what
+    %unload_ext calls) ends it, and the next poke starts it again."""
+    from signalpy_lab.lab.widgets import stop_flush_thread
+
+    runs: list[int] = []
+    throttles = [Throttle(lambda i=i: runs.append(i), interval=0.01) for i in range(5)]
+    for throttle in throttles:
+        throttle.poke()
+    wait_until(lambda: len(runs) == 5)
+    assert sorted(runs) == [0, 1, 2, 3, 4]
+    flushers = [t for t in threading.enumerate() if t.name == "signalpy-lab-flush"]
+    assert len(flushers) == 1
+    stop_flush_thread()
+    assert not flushers[0].is_alive()
+    throttles[0].poke()
+    wait_until(lambda: len(runs) == 6)
+
+
 # -- packaging ---------------------------------------------------------------------------------
 
 
