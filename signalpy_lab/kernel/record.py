@@ -1,9 +1,9 @@
 """``Record``: an immutable record with named fields, built in one call.
 
-Why not a frozen dataclass: the kernel builds an event for every write, stale mark, run and
-call while someone listens, on the engine's hot path. A frozen dataclass stores each field
-through ``object.__setattr__`` (about 2 µs for an event of seven fields); a ``Record`` is a
-tuple whose fields are read through C-level ``itemgetter`` properties, so building one is a
+Why not a frozen dataclass: the kernel builds an event for every write, run and call while
+someone listens, on the engine's hot path. A frozen dataclass stores each field through
+``object.__setattr__`` (about 2 µs for an event of seven fields); a ``Record`` is a tuple
+whose fields are read through C-level ``itemgetter`` properties, so building one is a
 single ``tuple.__new__`` (about 0.5 µs) and reading a field costs what reading a slot does.
 
 A subclass declares its fields with annotations; a class attribute gives a field's default and
