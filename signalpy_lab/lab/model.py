@@ -436,17 +436,23 @@ class LabModel:
         pending = self._pending
         pending.append(event)
         if len(pending) >= PENDING:
-            self._apply_pending()
+            # Never wait for the lock here: this thread may hold the engine's lock, and a
+            # reader applying the queue may need it (masking an epoch label rebuilds the
+            # secret pattern from config). That reader empties the queue anyway.
+            self._apply_pending(wait=False)
         if not self._views_behind:
             self._views_behind = True
             self._notify()
 
-    def _apply_pending(self) -> None:
-        """Apply the events heard so far, in the order heard (every reader calls this)."""
+    def _apply_pending(self, *, wait: bool = True) -> None:
+        """Apply the events heard so far, in the order heard (every reader calls this).
+
+        ``wait=False`` (the emitting thread): only if the lock is free; otherwise another
+        thread is reading or applying, and the next event (or read) tries again."""
         pending = self._pending
-        if not pending:
+        if not pending or not self._lock.acquire(blocking=wait):
             return
-        with self._lock:
+        try:
             pop, recorders, entries = pending.popleft, self._recorders, self._entries
             applied = 0
             while pending:  # an event appended meanwhile (another thread) is applied too
@@ -462,6 +468,8 @@ class LabModel:
                     _log.exception("the lab could not record %r", event)
             self._version += applied
             self._heard = time.time()
+        finally:
+            self._lock.release()
 
     def _maybe_begin_epoch(self, event: Event) -> None:
         """A change: the cell's first one, or one from outside any cell, starts an epoch."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from signalpy_lab.kernel import Kernel
-from signalpy_lab.lab.model import LabModel
+from signalpy_lab.lab.model import LOG_SIZE, LabModel
 from signalpy_lab.lab.render import to_dot
 from signalpy_lab.testing import LabShell
 
@@ -192,4 +192,37 @@ def test_a_write_a_thousand_computeds_read_is_one_log_line() -> None:
     assert len(newest) == 1
     assert newest[0].text == ("shared.timeout = 6 (was 5); stale: tenant-0.timeout, "
                               "tenant-1.timeout, tenant-2.timeout and 997 more")
+    model.close()
+
+
+def test_a_burst_inside_a_write_never_waits_for_a_reader() -> None:
+    """Lock order: the kernel's thread may hold the engine's lock while it emits, and a
+    reader applying the queue may need that lock (masking an epoch label reads config). So
+    the emitting thread never waits for the model's lock: here a reader holds it and waits
+    for the engine's lock while this thread, holding the engine's lock, emits a long burst."""
+    import threading
+
+    from signalpy_lab.kernel.events import InstanceStateChanged
+    from signalpy_lab.kernel.graph import context
+    from signalpy_lab.lab.model import PENDING
+
+    kernel = Kernel()
+    model = LabModel(kernel)
+    holding = threading.Event()
+
+    def reader() -> None:
+        with model._lock:
+            holding.set()
+            with context.lock:  # what a label's masking does when secrets changed
+                pass
+
+    with context.lock:
+        thread = threading.Thread(target=reader, daemon=True)
+        thread.start()
+        assert holding.wait(5)
+        for i in range(PENDING + 50):  # past the threshold, within the log's size
+            kernel.events.emit(InstanceStateChanged(name=f"i{i}", old="pending", new="active"))
+    thread.join(5)
+    assert not thread.is_alive()
+    assert len(model.recent(LOG_SIZE)) == PENDING + 50  # all recorded once the reader let go
     model.close()
