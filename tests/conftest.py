@@ -1,13 +1,30 @@
-"""Shared fixtures: a booted seed kernel, and a leak check on the reactive graph."""
+"""Shared fixtures: a booted seed kernel, a key a thousand computeds read, and a leak check
+on the reactive graph."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 
 import pytest
 
 from signalpy_lab.examples.multi_tenant import build_kernel
-from signalpy_lab.kernel import Kernel
+from signalpy_lab.kernel import Computed, Kernel, Signal
+from signalpy_lab.kernel.reactive import Scope
+
+
+@pytest.fixture
+def shared_key() -> SimpleNamespace:
+    """``kernel``; ``signal`` (``shared.timeout = 5``), owned by a scope on the kernel's hub;
+    and ``readers``, 1,000 computeds ``tenant-<i>.timeout`` that have each read it once."""
+    kernel = Kernel()
+    with Scope("shared", hub=kernel.events).active():
+        timeout = Signal(5, label="shared.timeout")
+        readers = [Computed(lambda i=i: timeout() + i, label=f"tenant-{i}.timeout")
+                   for i in range(1000)]
+    for reader in readers:
+        reader()
+    return SimpleNamespace(kernel=kernel, signal=timeout, readers=readers)
 
 
 @pytest.fixture

@@ -158,21 +158,20 @@ class SqliteTenantDatabase:
 
     @runnable("add_user", params=NewUser, description="Add a user to this tenant's database")
     def add_user(self, params: NewUser) -> dict[str, Any]:
-        self.db_path()  # a refused db_url fails the call (read outside our lock: the engine's
-        with self._lock:  # lock is taken first by the effect that holds ours)
-            conn = self._cursor()
-            cursor = conn.execute("INSERT INTO users (name, email) VALUES (?, ?)",
-                                  (params.name, params.email))
-            conn.commit()
-        return {"tenant": self.rt.target, "id": cursor.lastrowid}
+        return self._insert("INSERT INTO users (name, email) VALUES (?, ?)",
+                            (params.name, params.email))
 
     @runnable("add_order", params=NewOrder, description="Add an order for one of its users")
     def add_order(self, params: NewOrder) -> dict[str, Any]:
-        self.db_path()
-        with self._lock:
+        return self._insert("INSERT INTO orders (user_id, amount_cents) VALUES (?, ?)",
+                            (params.user_id, params.amount_cents))
+
+    def _insert(self, sql: str, values: tuple[Any, ...]) -> dict[str, Any]:
+        """Run one INSERT in this tenant's file and commit it; the new row's id."""
+        self.db_path()  # a refused db_url fails the call (read outside our lock: the engine's
+        with self._lock:  # lock is taken first by the effect that holds ours)
             conn = self._cursor()
-            cursor = conn.execute("INSERT INTO orders (user_id, amount_cents) VALUES (?, ?)",
-                                  (params.user_id, params.amount_cents))
+            cursor = conn.execute(sql, values)
             conn.commit()
         return {"tenant": self.rt.target, "id": cursor.lastrowid}
 

@@ -26,7 +26,7 @@ from typing import Any
 from . import graph
 from .graph import DerivedNode, GraphHooks, ReactiveNode, SourceNode
 from .record import Record
-from .redaction import MASK, redact, secret_pattern
+from .redaction import MASK, redact
 
 __all__ = [
     "Cause",
@@ -62,9 +62,7 @@ def short_repr(value: Any, limit: int = 60) -> str:
         text = repr(value)
     except Exception as exc:  # a broken __repr__ must not break observability
         text = f"<unrepresentable {type(value).__name__}: {exc}>"
-    pattern = secret_pattern()
-    if pattern is not None:
-        text = pattern.sub(MASK, text)
+    text = redact(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

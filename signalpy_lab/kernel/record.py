@@ -78,8 +78,8 @@ class Record(tuple):  # type: ignore[type-arg]
             if not isinstance(cls.__dict__.get(name), property):
                 setattr(cls, name, property(itemgetter(index), doc=f"Field {index}: {name}."))
         cls.__match_args__ = tuple(fields)
-        cls.__new__ = _make_new(cls, kw_only)  # type: ignore[method-assign]
-        cls._make = staticmethod(_make_positional(cls))
+        cls.__new__ = _generate(cls, "__new__", kw_only=kw_only)  # type: ignore[method-assign]
+        cls._make = staticmethod(_generate(cls, "_make"))
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable: cannot set {name!r} "
@@ -118,9 +118,11 @@ class Record(tuple):  # type: ignore[type-arg]
                                       for name, value in zip(self._fields, self)))
 
 
-def _make_new(cls: type[Record], kw_only: bool) -> Any:
-    """A ``__new__`` with the fields as parameters, generated once per class (for speed)."""
-    scope: dict[str, Any] = {"_new": _new, "_FACTORY": _FACTORY}
+def _generate(cls: type[Record], kind: str, *, kw_only: bool = True) -> Any:
+    """Generate, once per class, ``__new__`` (every field a parameter, a factory's called when
+    its field is not given) or ``_make`` (the fields without a default positionally, those
+    with one by keyword, factories always called)."""
+    scope: dict[str, Any] = {"_new": _new, "_FACTORY": _FACTORY, "_cls": cls}
     required: list[str] = []
     optional: list[str] = []
     values: list[str] = []
@@ -131,46 +133,26 @@ def _make_new(cls: type[Record], kw_only: bool) -> Any:
             values.append(name)
         elif name in cls._factories:
             scope[f"_factory_{name}"] = cls._factories[name]
-            optional.append(f"{name}=_FACTORY")
-            values.append(f"_factory_{name}() if {name} is _FACTORY else {name}")
+            if kind == "__new__":
+                optional.append(f"{name}=_FACTORY")
+                values.append(f"_factory_{name}() if {name} is _FACTORY else {name}")
+            else:
+                values.append(f"_factory_{name}()")
         else:
             required.append(name)
             values.append(name)
-    if not kw_only and required and optional and (
-            cls._fields.index(required[-1]) > len(required) - 1):
-        raise TypeError(f"{cls.__name__}: a positional field without a default follows one "
-                        "with a default; make the class kw_only or reorder its fields")
-    params = [*required, *optional]  # positional: the field order (checked just above)
-    signature = ", ".join(["cls", *(["*"] if kw_only and params else []), *params])
+    if kind == "__new__":
+        if not kw_only and required and optional and (
+                cls._fields.index(required[-1]) > len(required) - 1):
+            raise TypeError(f"{cls.__name__}: a positional field without a default follows "
+                            "one with a default; make the class kw_only or reorder its fields")
+        params = [*required, *optional]  # positional: the field order (checked just above)
+        signature = ", ".join(["cls", *(["*"] if kw_only and params else []), *params])
+    else:
+        signature = ", ".join([*required, *(["*", *optional] if optional else [])])
     body = f"({', '.join(values)},)" if values else "()"
-    source = (f"def __new__({signature}):\n"
-              f"    return _new(cls, {body})\n")
-    exec(source, scope)  # generated from the class's own field names only
-    new = scope["__new__"]
-    new.__qualname__ = f"{cls.__qualname__}.__new__"
-    return new
-
-
-def _make_positional(cls: type[Record]) -> Any:
-    """``_make(*required, **defaulted)``: the fast constructor of ``cls`` (see ``Record``)."""
-    scope: dict[str, Any] = {"_new": _new, "_cls": cls}
-    required: list[str] = []
-    optional: list[str] = []
-    values: list[str] = []
-    for name in cls._fields:
-        if name in cls._defaults:
-            scope[f"_default_{name}"] = cls._defaults[name]
-            optional.append(f"{name}=_default_{name}")
-            values.append(name)
-        elif name in cls._factories:
-            scope[f"_factory_{name}"] = cls._factories[name]
-            values.append(f"_factory_{name}()")
-        else:
-            required.append(name)
-            values.append(name)
-    signature = ", ".join([*required, *(["*", *optional] if optional else [])])
-    body = f"({', '.join(values)},)" if values else "()"
-    exec(f"def _make({signature}):\n    return _new(_cls, {body})\n", scope)
-    make = scope["_make"]
-    make.__qualname__ = f"{cls.__qualname__}._make"
-    return make
+    target = "cls" if kind == "__new__" else "_cls"
+    exec(f"def {kind}({signature}):\n    return _new({target}, {body})\n", scope)  # names only
+    function = scope[kind]
+    function.__qualname__ = f"{cls.__qualname__}.{kind}"
+    return function

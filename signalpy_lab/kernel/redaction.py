@@ -36,7 +36,6 @@ __all__ = [
     "SecretSource",
     "is_secret_node",
     "redact",
-    "secret_pattern",
     "redact_tree",
     "register_secret_source",
     "secrets_changed",
@@ -118,11 +117,6 @@ def redact(text: str) -> str:
     if pattern is None:
         return text
     return pattern.sub(MASK, text)
-
-
-def secret_pattern() -> re.Pattern[str] | None:
-    """The compiled pattern of every known secret (None: none known); ``redact`` uses it."""
-    return _redactor.current()
 
 
 def redact_tree(value: Any) -> Any:

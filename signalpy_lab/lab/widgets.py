@@ -253,7 +253,7 @@ class _LiveView:
         self._dirty = True
         self._flush_lock = threading.RLock()
         self._flush_hooks: list[Callable[[Any], None]] = []
-        self._throttle = Throttle(self._flush_from_timer, interval)
+        self._throttle = Throttle(self._flush_in_background, interval)
         self._unsubscribe: Callable[[], None] | None = model.on_change(self._model_changed)
 
     # -- liveness ------------------------------------------------------------------------
@@ -263,7 +263,7 @@ class _LiveView:
         self._dirty = True
         self._throttle.poke()
 
-    def _flush_from_timer(self) -> None:
+    def _flush_in_background(self) -> None:
         try:
             self.flush()
         except Exception as exc:  # a timer thread has nobody to raise to

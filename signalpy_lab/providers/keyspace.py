@@ -100,15 +100,9 @@ class Keyspace:
         node = self._node(path, create=True)
         signal = node.signal
         if signal is None:
-            with context.lock:
-                signal = node.signal
-                if signal is None:
-                    kind = SecretSignal if path[0] == self._secret_prefix else Signal
-                    signal = kind(self._resolve(path), label=self._label(path),
-                                  owner=self._owner)
-                    if self._tenant_of is not None:
-                        signal.tenant = self._tenant_of(path)
-                    node.signal = signal
+            kind = SecretSignal if path[0] == self._secret_prefix else Signal
+            signal = self._created(node, "signal", lambda: self._signal(
+                kind, self._resolve(path), self._label(path), path))
         return _copy(signal.get())
 
     def watch(self, path: Path) -> None:
@@ -116,27 +110,38 @@ class Keyspace:
         node = self._node(path, create=True)
         version = node.version
         if version is None:
-            with context.lock:
-                version = node.version
-                if version is None:
-                    # 'tenants.acme.*' reads as what it is: a change anywhere in there.
-                    label = self._label((*path, "*"))
-                    version = node.version = Signal(0, label=label, owner=self._owner)
-                    if self._tenant_of is not None:
-                        version.tenant = self._tenant_of(path)
+            # 'tenants.acme.*' reads as what it is: a change anywhere in there.
+            version = self._created(node, "version", lambda: self._signal(
+                Signal, 0, self._label((*path, "*")), path))
         version.get()
 
     def top_keys(self) -> frozenset[str]:
         """The top-level keys of the effective tree (reactive: re-runs when one comes or goes)."""
         signal = self._top
         if signal is None:
-            with context.lock:
-                signal = self._top
-                if signal is None:
-                    signal = self._top = Signal(self._top_keys(),
-                                                label=self._label_prefix + "(top-level keys)",
-                                                owner=self._owner)
+            signal = self._created(self, "_top", lambda: Signal(
+                self._top_keys(), label=self._label_prefix + "(top-level keys)",
+                owner=self._owner))
         return signal.get()
+
+    @staticmethod
+    def _created(holder: Any, attr: str, make: Callable[[], Signal[Any]]) -> Signal[Any]:
+        """``holder.<attr>``, made by ``make()`` on first use: under the engine's lock, looked
+        at again there, since two threads may read a key for the first time at once."""
+        with context.lock:
+            signal = getattr(holder, attr)
+            if signal is None:
+                signal = make()
+                setattr(holder, attr, signal)
+        return signal  # type: ignore[no-any-return]
+
+    def _signal(self, kind: type[Signal[Any]], value: Any, label: str, path: Path
+                ) -> Signal[Any]:
+        """A signal of this keyspace for ``path``, with the tenant its key belongs to."""
+        signal = kind(value, label=label, owner=self._owner)
+        if self._tenant_of is not None:
+            signal.tenant = self._tenant_of(path)
+        return signal
 
     def secret_values(self) -> list[str]:
         """Every string stored under the secret prefix (for the redactor)."""
