@@ -2,8 +2,10 @@
 
 Loading creates a lab session (a booted kernel on its own loop thread), registers the magics
 (keeping IPython's own ``%config`` for every use that is not ours), tab completion, HTML
-formatters for kernel objects, and the cell hooks that start a new epoch per cell. Unloading
-removes every one of them and shuts the kernel down, so ``%reload_ext`` is clean.
+formatters for kernel objects, and the cell hooks (``cells.CellTracker``): one epoch per cell
+that did something reactive, titled with its prompt number and the line that made the change,
+and its picture under the cell. Unloading removes every one of them and shuts the kernel
+down, so ``%reload_ext`` is clean.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import sys
 from typing import Any
 
 from ..kernel import GraphSnapshot, Kernel
+from .cells import CellTracker
 from .completion import install_completers
 from .magics import LabMagics
 from .session import LabSession
@@ -46,23 +49,17 @@ def load_ipython_extension(ip: Any) -> None:
     """Create the session and register magics, completers, formatters and cell hooks."""
     if id(ip) in _STATE:
         return
-    session = LabSession()
+    from ..kernel.events import caused_by
+
+    with caused_by("%load_ext signalpy_lab"):
+        session = LabSession()
     # find_line_magic resolves IPython's lazily loaded magics to the real bound methods.
     originals = {name: ip.find_line_magic(name) for name in ("config", "reset")}
     magics = LabMagics(ip, session, originals["config"], originals["reset"])
     ip.register_magics(magics)
 
-    def pre_run_cell(info: Any) -> None:
-        count = getattr(ip, "execution_count", None)
-        source = (getattr(info, "raw_cell", "") or "").strip().splitlines()
-        first = source[0][:60] if source else ""
-        session.model.cell_started(f"cell [{count}]: {first}" if first else f"cell [{count}]")
-
-    def post_run_cell(result: Any) -> None:
-        session.model.cell_finished()
-
-    ip.events.register("pre_run_cell", pre_run_cell)
-    ip.events.register("post_run_cell", post_run_cell)
+    cells = CellTracker(ip, session)
+    cells.install()
     html_formatter = ip.display_formatter.formatters["text/html"]
     previous = {
         Kernel: html_formatter.for_type(Kernel, _kernel_html),
@@ -74,7 +71,7 @@ def load_ipython_extension(ip: Any) -> None:
         ip.user_ns["kernel"] = session.kernel
     _STATE[id(ip)] = {
         "session": session, "magics": magics, "originals": originals,
-        "hooks": (pre_run_cell, post_run_cell), "previous_formatters": previous,
+        "cells": cells, "previous_formatters": previous,
         "uninstall_completers": uninstall_completers, "added_kernel": added_kernel,
     }
     print("signalpy_lab: kernel booted with config, logging, credentials and storage. "
@@ -87,9 +84,7 @@ def unload_ipython_extension(ip: Any) -> None:
     state = _STATE.pop(id(ip), None)
     if state is None:
         return
-    pre, post = state["hooks"]
-    ip.events.unregister("pre_run_cell", pre)
-    ip.events.unregister("post_run_cell", post)
+    state["cells"].uninstall()
     state["uninstall_completers"]()
     manager = ip.magics_manager
     magics = state["magics"]

@@ -21,15 +21,28 @@ the layout does not jump around between redraws.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DETAIL_WIDTH", "STATUSES", "DotGraph", "class_of", "detail_of", "short_name",
-           "to_dot"]
+__all__ = ["DETAIL_WIDTH", "LEGEND", "STATUSES", "DotGraph", "best_rankdir", "class_of",
+           "detail_of", "natural_key", "short_name", "to_dot"]
 
 #: Epoch statuses, from the most to the least interesting (the order of the legend).
-STATUSES = ("set", "recomputed", "unchanged", "stale", "verified", "untouched")
+STATUSES = ("set", "recomputed", "unchanged", "stale", "verified", "added", "removed",
+            "untouched")
+#: What each status means, as the legends say it (widget, inline pictures, text tables).
+LEGEND = {
+    "set": "written",
+    "recomputed": "recomputed, new value",
+    "unchanged": "recomputed, equal value",
+    "stale": "stale, not re-run yet",
+    "verified": "checked, not re-run",
+    "added": "new, not run yet",
+    "removed": "removed",
+    "untouched": "untouched",
+}
 #: Characters of the value line; the layout reserves this width for every node.
 DETAIL_WIDTH = 34
 # Reserved text in the laid-out label: roughly the width of an average line of that length.
@@ -47,6 +60,8 @@ _FILLS = {
     "unchanged": "#e0f2fe",
     "stale": "#fee2e2",
     "verified": "#ede9fe",
+    "added": "#ecfccb",
+    "removed": "#e5e7eb",
     "untouched": "#f3f4f6",
 }
 _HINT = "filter with --tenant/--instance"
@@ -87,6 +102,12 @@ class DotGraph:
         return sorted(ids)
 
 
+def natural_key(text: str | None) -> tuple[Any, ...]:
+    """Sort key that orders ``t2`` before ``t10`` (digits compare as numbers)."""
+    parts = re.split(r"(\d+)", text or "")
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts)
+
+
 def short_name(node: Mapping[str, Any]) -> str:
     """``tenant-db-acme.db_url`` owned by ``tenant-db-acme`` -> ``db_url`` (config keys stay)."""
     label, instance = node["label"], node["instance"]
@@ -98,7 +119,9 @@ def short_name(node: Mapping[str, Any]) -> str:
 def detail_of(node: Mapping[str, Any]) -> str:
     """The value line: ``2x = 'postgres://...'`` (computed), ``= 1`` (signal), ``ran 3x``."""
     kind, runs = node["kind"], node["runs"]
-    if node.get("error"):
+    if node.get("detail"):  # said by whoever made the row (a write nobody reads yet)
+        text = node["detail"]
+    elif node.get("error"):
         text = f"{runs}x raised {node['error']}"
     elif kind == "effect":
         text = f"ran {runs}x"
@@ -174,10 +197,13 @@ def _focused(node: Mapping[str, Any], focus: set[str]) -> bool:
 
 
 def to_dot(snapshot: Mapping[str, Any], *, max_nodes: int = 150,
-           focus: str | Iterable[str | int] | None = None) -> DotGraph:
+           focus: str | Iterable[str | int] | None = None, rankdir: str | None = None,
+           ) -> DotGraph:
     """Render a ``LabModel.snapshot()`` as DOT, collapsing idle instances past ``max_nodes``.
 
-    ``focus`` names instances, tenants or node ids that always stay expanded.
+    ``focus`` names instances, tenants or node ids that always stay expanded. ``rankdir``
+    (``LR``: dependencies flow left to right; ``TB``: top to bottom) defaults to
+    ``best_rankdir``: a long chain is stacked, so it stays readable at a notebook's width.
 
     >>> graph = to_dot(model.snapshot())                       # doctest: +SKIP
     >>> graph.classes["n3"]                                    # doctest: +SKIP
@@ -188,7 +214,8 @@ def to_dot(snapshot: Mapping[str, Any], *, max_nodes: int = 150,
     focus_set = ({focus} if isinstance(focus, str)
                  else {str(f) for f in focus} if focus is not None else set())
     routes: list[Mapping[str, Any]] = list(snapshot.get("routes", ()))
-    nodes = sorted(snapshot["nodes"], key=lambda n: (n["instance"] or "", n["label"], n["id"]))
+    nodes = sorted(snapshot["nodes"], key=lambda n: (natural_key(n["instance"]),
+                                                      natural_key(n["label"]), n["id"]))
     by_id = {n["id"]: n for n in nodes}
     tenants_of: dict[str, set[str]] = {}
     for node in nodes:
@@ -209,6 +236,8 @@ def to_dot(snapshot: Mapping[str, Any], *, max_nodes: int = 150,
             if pair[0] != pair[1]:
                 edges[pair] = edges.get(pair, 0) + 1
 
+    if rankdir is None:
+        rankdir = best_rankdir(expanded, snapshot["edges"])
     classes = {f"n{n['id']}": class_of(n) for n in expanded}
     details = {f"n{n['id']}": detail_of(n) for n in expanded}
     for summary in summaries:
@@ -217,7 +246,7 @@ def to_dot(snapshot: Mapping[str, Any], *, max_nodes: int = 150,
     def emit(with_state: bool) -> str:
         lines = [
             "digraph lab {",
-            '  graph [rankdir=LR, fontname="Helvetica", fontsize=11, nodesep=0.25, '
+            f'  graph [rankdir={rankdir}, fontname="Helvetica", fontsize=11, nodesep=0.25, '
             'ranksep=0.6, class="signalpy-graph"];',
             '  node [fontname="Helvetica", fontsize=10, color="#6b7280", fillcolor="#ffffff"];',
             '  edge [color="#6b7280", arrowsize=0.7];',
@@ -245,7 +274,8 @@ def to_dot(snapshot: Mapping[str, Any], *, max_nodes: int = 150,
         summaries_in: dict[str | None, list[_Summary]] = {}
         for summary in summaries:
             summaries_in.setdefault(summary.cluster, []).append(summary)
-        clusters = sorted(k for k in set(by_cluster) | set(summaries_in) if k is not None)
+        clusters = sorted((k for k in set(by_cluster) | set(summaries_in) if k is not None),
+                          key=natural_key)
         for index, instance in enumerate(clusters):
             tenants = sorted(t for t in tenants_of.get(instance, ()) if t)
             if len(tenants) == 1:
@@ -279,6 +309,37 @@ def to_dot(snapshot: Mapping[str, Any], *, max_nodes: int = 150,
                     drawn_as=drawn_as)
 
 
+#: Dependency levels past which a graph is stacked top to bottom instead of left to right.
+STACK_DEPTH = 3
+
+
+def best_rankdir(nodes: Iterable[Mapping[str, Any]], edges: Iterable[Mapping[str, Any]]
+                 ) -> str:
+    """``LR`` while the longest dependency chain among ``nodes`` has at most ``STACK_DEPTH``
+    levels (config key -> computed), else ``TB``: a chain drawn left to right grows one node
+    width per level and shrinks below readable at a notebook's width; stacked, it grows
+    down, which the output scrolls."""
+    ids = {n["id"] for n in nodes}
+    inputs: dict[int, list[int]] = {}
+    for edge in edges:
+        if edge["source"] in ids and edge["target"] in ids:
+            inputs.setdefault(edge["target"], []).append(edge["source"])
+    depth: dict[int, int] = {}
+    for start in ids:  # iterative longest path (the graph is acyclic)
+        stack = [(start, False)]
+        while stack:
+            node, done = stack.pop()
+            if node in depth:
+                continue
+            if done:
+                depth[node] = 1 + max((depth.get(i, 0) for i in inputs.get(node, ())),
+                                      default=0)
+                continue
+            stack.append((node, True))
+            stack.extend((i, False) for i in inputs.get(node, ()) if i not in depth)
+    return "TB" if max(depth.values(), default=0) > STACK_DEPTH else "LR"
+
+
 def _collapse(nodes: list[Mapping[str, Any]], routes: list[Mapping[str, Any]],
               all_tenants: set[str], max_nodes: int, focus: set[str],
               ) -> tuple[list[Mapping[str, Any]], list[_Summary], list[str]]:
@@ -302,7 +363,8 @@ def _collapse(nodes: list[Mapping[str, Any]], routes: list[Mapping[str, Any]],
     rank = {status: i for i, status in enumerate(STATUSES)}
     ordered = sorted(candidates, key=lambda n: (not _focused(n, focus),
                                                 rank.get(n["status"], len(rank)),
-                                                n["instance"] or "", n["label"], n["id"]))
+                                                natural_key(n["instance"]),
+                                                natural_key(n["label"]), n["id"]))
     expanded_ids = {n["id"] for n in ordered[:budget]}
     expanded = [n for n in nodes if n["id"] in expanded_ids]
     folded_active = len(candidates) - len(expanded)
@@ -372,5 +434,5 @@ def _collapse(nodes: list[Mapping[str, Any]], routes: list[Mapping[str, Any]],
     return expanded, summaries, note
 
 
-def _unit_order(key: tuple[str | None, str | None]) -> tuple[str, str]:
-    return (key[0] or "", key[1] or "")
+def _unit_order(key: tuple[str | None, str | None]) -> tuple[Any, ...]:
+    return (natural_key(key[0]), natural_key(key[1]))
