@@ -40,8 +40,9 @@ from .render import (
 __all__ = ["INLINE_MAX_NODES", "MIN_SCALE", "epoch_picture", "epoch_subgraph",
            "epoch_summary", "inline_enabled", "legend_html", "show_cell_epoch"]
 
-#: Nodes drawn at most in an inline picture (touched ones first).
+#: Nodes drawn at most in an inline picture (touched ones first), and instances expanded.
 INLINE_MAX_NODES = 24
+INLINE_MAX_CLUSTERS = 6
 #: The smallest a picture is drawn, as a share of its natural size (10 pt text -> 10 px).
 MIN_SCALE = 0.75
 #: Node ids given to config writes that no node reads (they have no node of their own).
@@ -193,7 +194,7 @@ def epoch_picture(model: LabModel, epoch: int | None = None) -> str | None:
     if small is None:
         return None
     record: EpochRecord = small["record"]
-    graph = to_dot(small, max_nodes=INLINE_MAX_NODES)
+    graph = to_dot(small, max_nodes=INLINE_MAX_NODES, max_clusters=INLINE_MAX_CLUSTERS)
     try:
         svg = render_svg(graph, embed_style=True)
     except (GraphvizNotFoundError, LayoutError) as exc:

@@ -188,7 +188,12 @@ class _Summary:
         what = _plural(len(self.members), "node")
         if len(self.instances) > 1:
             what = f"{_plural(len(self.instances), 'instance')}, {what}"
-        return f"{title}\n({what})"
+        counts: dict[str, int] = {}
+        for member in self.members:
+            if member["status"] != "untouched":
+                counts[member["status"]] = counts.get(member["status"], 0) + 1
+        doing = ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts.get(s))
+        return f"{title}\n({what})" + (f"\n{doing}" if doing else "")
 
 
 def _focused(node: Mapping[str, Any], focus: set[str]) -> bool:
@@ -198,10 +203,13 @@ def _focused(node: Mapping[str, Any], focus: set[str]) -> bool:
 
 def to_dot(snapshot: Mapping[str, Any], *, max_nodes: int = 150,
            focus: str | Iterable[str | int] | None = None, rankdir: str | None = None,
-           ) -> DotGraph:
+           max_clusters: int = 12) -> DotGraph:
     """Render a ``LabModel.snapshot()`` as DOT, collapsing idle instances past ``max_nodes``.
 
-    ``focus`` names instances, tenants or node ids that always stay expanded. ``rankdir``
+    ``focus`` names instances, tenants or node ids that always stay expanded. At most
+    ``max_clusters`` instances are drawn expanded (the most interesting first): a hundred
+    tenants that all recomputed show a dozen, and one summary per factory says what the
+    others did, instead of a column a hundred clusters tall. ``rankdir``
     (``LR``: dependencies flow left to right; ``TB``: top to bottom) defaults to
     ``best_rankdir``: a long chain is stacked, so it stays readable at a notebook's width.
 
@@ -223,7 +231,8 @@ def to_dot(snapshot: Mapping[str, Any], *, max_nodes: int = 150,
             tenants_of.setdefault(node["instance"], set()).add(node["tenant"])
     all_tenants = {t for ts in tenants_of.values() for t in ts if t}
 
-    expanded, summaries, note = _collapse(nodes, routes, all_tenants, max_nodes, focus_set)
+    expanded, summaries, note = _collapse(nodes, routes, all_tenants, max_nodes, focus_set,
+                                          max_clusters)
     drawn_as = {n["id"]: f"n{n['id']}" for n in expanded}
     for summary in summaries:
         for member in summary.members:
@@ -297,6 +306,8 @@ def to_dot(snapshot: Mapping[str, Any], *, max_nodes: int = 150,
             style = f', style=dashed, penwidth={min(1 + count / 50, 4):.1f}' if folded else ""
             lines.append(f'  {source} -> {target} [class="{"dep folded" if folded else "dep"}"'
                          f"{style}];")
+        lines.extend(f"  {a} -> {b} [style=invis];" for a, b in _grid(
+            clusters, by_cluster, summaries_in, tenants_of, edges, rankdir))
         lines.append("}")
         return "\n".join(lines) + "\n"
 
@@ -307,6 +318,34 @@ def to_dot(snapshot: Mapping[str, Any], *, max_nodes: int = 150,
     return DotGraph(source=emit(True), structure=emit(False), classes=classes,
                     details=details, shown=shown, omitted=omitted, total=len(nodes),
                     drawn_as=drawn_as)
+
+
+#: Clusters per column at most, before a grid wraps to the next one (two columns until then).
+GRID_ROWS = 6
+
+
+def _grid(clusters: list[str], by_cluster: Mapping[str | None, list[Mapping[str, Any]]],
+          summaries_in: Mapping[str | None, list[_Summary]], tenants_of: Mapping[str, set],
+          edges: Mapping[tuple[str, str], int], rankdir: str) -> list[tuple[str, str]]:
+    """Invisible edges that wrap many one-tenant clusters into a grid: Graphviz puts the
+    clusters of one rank in a single column (LR), a hundred tenants a column a hundred
+    clusters tall; an invisible edge from a cluster to the one a column's length after it
+    moves that one a rank on, so they fill two columns (more once each has ``GRID_ROWS``).
+    Only one-tenant clusters that feed nothing drawn are moved (no real edge gets longer)."""
+    if rankdir != "LR":
+        return []
+    leaves = []
+    for instance in clusters:
+        members = [f"n{n['id']}" for n in by_cluster.get(instance, ())] + [
+            s.id for s in summaries_in.get(instance, ())]
+        tenants = {t for t in tenants_of.get(instance, ()) if t}
+        feeds = any(source in members for source, _target in edges)
+        if members and len(tenants) == 1 and not feeds:
+            leaves.append(members[0])
+    if len(leaves) <= 4:
+        return []
+    rows = min(GRID_ROWS, -(-len(leaves) // 2))
+    return [(leaves[i - rows], leaves[i]) for i in range(rows, len(leaves))]
 
 
 #: Dependency levels past which a graph is stacked top to bottom instead of left to right.
@@ -342,13 +381,14 @@ def best_rankdir(nodes: Iterable[Mapping[str, Any]], edges: Iterable[Mapping[str
 
 def _collapse(nodes: list[Mapping[str, Any]], routes: list[Mapping[str, Any]],
               all_tenants: set[str], max_nodes: int, focus: set[str],
+              max_clusters: int = 12,
               ) -> tuple[list[Mapping[str, Any]], list[_Summary], list[str]]:
     """Which nodes stay expanded, which summaries hold the rest, and the sentence parts.
 
     The unit of activity is (instance, tenant): a shared instance such as ``config`` keeps
     the keys of active tenants and folds the keys of idle ones into one summary in its cluster.
     """
-    if len(nodes) <= max_nodes:
+    if len(nodes) <= max_nodes and len({n["instance"] for n in nodes}) <= max_clusters:
         return nodes, [], []
 
     units: dict[tuple[str | None, str | None], list[Mapping[str, Any]]] = {}
@@ -366,6 +406,12 @@ def _collapse(nodes: list[Mapping[str, Any]], routes: list[Mapping[str, Any]],
                                                 natural_key(n["instance"]),
                                                 natural_key(n["label"]), n["id"]))
     expanded_ids = {n["id"] for n in ordered[:budget]}
+    # At most max_clusters instances expanded: the first ones in interest order.
+    clusters = list(dict.fromkeys(n["instance"] for n in ordered if n["id"] in expanded_ids))
+    if len(clusters) > max_clusters:
+        kept = set(clusters[:max_clusters])
+        expanded_ids = {n["id"] for n in ordered
+                        if n["id"] in expanded_ids and n["instance"] in kept}
     expanded = [n for n in nodes if n["id"] in expanded_ids]
     folded_active = len(candidates) - len(expanded)
     rest = [n for n in nodes if n["id"] not in expanded_ids]
@@ -430,7 +476,7 @@ def _collapse(nodes: list[Mapping[str, Any]], routes: list[Mapping[str, Any]],
                     f"{_plural(len(summaries), 'summary node')}")
     if folded_active:
         note.append(f"folded {_plural(folded_active, 'active node')} past "
-                    f"max_nodes={max_nodes} into summaries")
+                    f"max_nodes={max_nodes} / max_clusters={max_clusters} into summaries")
     return expanded, summaries, note
 
 
