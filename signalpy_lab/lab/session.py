@@ -79,6 +79,9 @@ class LabSession:
         #: ``%lab --inline``: "auto" (a small epoch picture under each state-changing magic in
         #: Jupyter, none in a terminal), "on" or "off".
         self.inline = "auto"
+        #: ``%lab --sidecar``: the JupyterLab sidecar and the panel in it (see ``sidecar.py``).
+        self.sidecar: Any = None
+        self.sidecar_panel: Any = None
         self.pending_config: dict[str, Any] = {}
         self._classes: dict[str, type] = {}  # factory -> class, for a restart
         self._saved_config: _SavedConfig | None = None
@@ -282,6 +285,10 @@ class LabSession:
         try:
             self._shutdown_kernel()
         finally:
+            for widget in (self.sidecar_panel, self.sidecar):
+                if widget is not None:
+                    widget.close()
+            self.sidecar = self.sidecar_panel = None
             self.model.close()
             self.runner.stop()
             if _current is self:
