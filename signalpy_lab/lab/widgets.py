@@ -346,7 +346,7 @@ class _LiveView:
         if format == "json":
             return json.dumps(snapshot, indent=2, sort_keys=True, default=str)
         return apply_state(render_svg(graph.structure), graph.classes, graph.details,
-                           highlight, embed_style=True)
+                           highlight, embed_style=True, labels=graph.labels)
 
 
 def _caption(snapshot: Mapping[str, Any], graph: DotGraph) -> str:
