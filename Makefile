@@ -14,8 +14,8 @@ $(STAMP): pyproject.toml
 lab: $(STAMP)  ## JupyterLab on the multi-tenant tour notebook (the main job)
 	$(PY) -m jupyter lab --ServerApp.allow_root=True notebooks/01_multi_tenant_tour.ipynb
 
-demo: $(STAMP)  ## the seed's multi-tenant demo, headless (no browser needed)
-	$(PY) -m signalpy_lab.examples.multi_tenant
+demo: $(STAMP)  ## the design note's story, headless: only globex's db_url recomputes
+	$(PY) -m signalpy_lab.examples.demo
 
 test: $(STAMP)  ## lint, then the whole test suite (tests/browser needs Debian's chromium)
 	$(PY) -m ruff check .
