@@ -7,15 +7,16 @@ Config written before boot becomes the config instance's defaults at boot.
 
 **Where lab data goes.** A notebook must run again and again (Restart & Run All, the tests
 run each twice), so a session's data starts empty: the storage provider's root is
-``<data>/storage``, where ``<data>`` is a fresh temporary directory (``signalpy-lab-*`` in
-the system's temp folder) made for this session, emptied by ``%reset`` (a fresh kernel) and
-removed when the session closes (``%unload_ext``, the notebook's kernel shutting down or the
-process exiting; a killed process leaves it to the OS's temp cleaning). Nothing is written
-into the notebook's folder. To keep data across sessions, set ``SIGNALPY_LAB_DATA=/path``:
-that folder is used as ``<data>``, created if missing, and never emptied or removed (a
-notebook that inserts fixed rows then fails on its second run, by design). ``%load_ext``
-says which of the two it is. Outside the lab, ``StorageProvider`` keeps its own default
-(``root``, ``$SIGNALPY_LAB_STORAGE``, ``./.signalpy_lab/storage``).
+``<data>/storage``, where ``<data>`` is a fresh temporary directory (``signalpy-lab-<pid>-*``
+in the system's temp folder) made for this session, emptied by ``%reset`` (a fresh kernel)
+and removed when the session closes (``%unload_ext``, the notebook's kernel shutting down or
+the process exiting; a process killed before its exit code ran leaves it, and the next lab
+session removes it). Nothing is written into the notebook's folder. To keep data across
+sessions, set ``SIGNALPY_LAB_DATA=/path``: that folder is used as ``<data>``, created if
+missing, and never emptied or removed (a notebook that inserts fixed rows then fails on its
+second run, by design). ``%load_ext`` says which of the two it is. Outside the lab,
+``StorageProvider`` keeps its own default (``root``, ``$SIGNALPY_LAB_STORAGE``,
+``./.signalpy_lab/storage``).
 
 One story for the lifecycle magics: ``boot()`` on a running kernel changes nothing and says
 so (a notebook written instantiate-then-boot survives Run All); ``shutdown()`` then
@@ -81,8 +82,12 @@ class BootReport:
 class LabData:
     """Where a lab session's data lives: a fresh temporary folder, or ``$SIGNALPY_LAB_DATA``.
 
-    A temporary folder is removed by ``remove()`` or, at the latest, when the process exits
-    (``weakref.finalize`` runs at exit); a folder named by the environment is never touched.
+    A temporary folder (``signalpy-lab-<pid>-*``) is removed by ``remove()`` or, at the
+    latest, when the process exits (``weakref.finalize`` runs at exit). A process killed
+    before that (a notebook kernel that does not stop within the front end's grace period
+    gets SIGTERM or SIGKILL, and no exit code runs) leaves its folder behind: the next
+    temporary ``LabData`` removes every such folder of ours whose process is gone. A folder
+    named by the environment is never touched.
     """
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
@@ -94,7 +99,8 @@ class LabData:
             self.path.mkdir(parents=True, exist_ok=True)
             self._remove: weakref.finalize | None = None
         else:
-            self.path = Path(tempfile.mkdtemp(prefix="signalpy-lab-"))
+            _remove_orphans()
+            self.path = Path(tempfile.mkdtemp(prefix=f"{_TEMP_PREFIX}{os.getpid()}-"))
             self._remove = weakref.finalize(self, shutil.rmtree, self.path, ignore_errors=True)
 
     @property
@@ -122,6 +128,31 @@ class LabData:
 
     def __repr__(self) -> str:
         return f"<LabData {str(self.path)!r} {'kept' if self.kept else 'temporary'}>"
+
+
+_TEMP_PREFIX = "signalpy-lab-"
+
+
+def _remove_orphans() -> None:
+    """Delete our temporary lab folders whose process no longer runs.
+
+    Only ``signalpy-lab-<pid>-*`` folders in the temp dir that belong to this user, and only
+    when ``<pid>`` is gone (a reused pid keeps its folder: the safe mistake).
+    """
+    root = Path(tempfile.gettempdir())
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    for folder in root.glob(f"{_TEMP_PREFIX}*-*"):
+        pid = folder.name[len(_TEMP_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            if folder.is_symlink() or (uid is not None and folder.lstat().st_uid != uid):
+                continue
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except OSError:  # alive (another user's), or the folder went meanwhile
+            continue
 
 
 @dataclass

@@ -7,6 +7,10 @@ storage in a temporary folder of its own (never the notebook's folder); ``%reset
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 from signalpy_lab.lab.session import ENV_DATA, LabData
@@ -66,3 +70,22 @@ def test_a_temporary_folder_goes_at_exit_even_without_close() -> None:
     assert path.is_dir()
     del data
     assert not path.exists()
+
+
+def test_a_killed_sessions_folder_is_removed_by_the_next_session() -> None:
+    """A folder whose process is gone (killed before its exit code ran) goes; a live one stays."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        orphan = Path(tempfile.mkdtemp(prefix=f"signalpy-lab-{dead}-"))
+        (orphan / "storage").mkdir()
+        running = Path(tempfile.mkdtemp(prefix=f"signalpy-lab-{alive.pid}-"))
+        data = LabData(environ={})
+        assert (False, True) == (orphan.exists(), running.exists())
+        assert data.path.name.startswith(f"signalpy-lab-{os.getpid()}-")
+        data.remove()
+    finally:
+        alive.kill()
+        alive.wait()
+        running.rmdir()
