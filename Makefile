@@ -67,7 +67,7 @@ ifeq ($(SKIP_BROWSER),1)
 	@echo "==> pytest, without tests/browser (SKIP_BROWSER=1)"
 	$(PY) -m pytest --ignore=tests/browser
 else
-	@echo "==> pytest (about 4 minutes)"
+	@echo "==> pytest (a few minutes; notebooks, a wheel install and a browser included)"
 	$(PY) -m pytest
 endif
 
