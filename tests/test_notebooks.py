@@ -1,13 +1,16 @@
-"""Every notebook runs top to bottom in a real kernel, and its cells produce the story."""
+"""Every notebook runs top to bottom in a real kernel, twice in a row in the same folder (as a
+teacher re-runs it), and both runs' cells produce the story."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -17,6 +20,16 @@ def run_notebook(name: str, tmp_path: Path, kernel_name: str) -> nbformat.Notebo
     NotebookClient(notebook, timeout=180, kernel_name=kernel_name, store_widget_state=True,
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
     return notebook
+
+
+def run_twice(name: str, tmp_path: Path, kernel_name: str) -> Iterator[nbformat.NotebookNode]:
+    """Run ``name`` twice in a row in one folder, each time in a new kernel; yield each run."""
+    for run in (1, 2):
+        try:
+            notebook = run_notebook(name, tmp_path, kernel_name)
+        except CellExecutionError as exc:
+            raise AssertionError(f"run {run} of {name} failed: {exc}") from None
+        yield notebook
 
 
 def text_of(notebook: nbformat.NotebookNode) -> str:
@@ -40,7 +53,11 @@ def widget_states(notebook: nbformat.NotebookNode) -> list[dict]:
 @pytest.mark.slow
 def test_multi_tenant_tour(tmp_path, kernel_name) -> None:
     """The tour routes to each tenant, migrates only globex, onboards and offboards."""
-    notebook = run_notebook("01_multi_tenant_tour.ipynb", tmp_path, kernel_name)
+    for notebook in run_twice("01_multi_tenant_tour.ipynb", tmp_path, kernel_name):
+        check_tour(notebook)
+
+
+def check_tour(notebook: nbformat.NotebookNode) -> None:
     out = text_of(notebook)
     assert "tenant-db.query[globex] via target → tenant-db-globex.query" in out
     assert "stale now: tenant-db-globex.db_url" in out
@@ -56,7 +73,11 @@ def test_multi_tenant_tour(tmp_path, kernel_name) -> None:
 @pytest.mark.slow
 def test_debugging_reactive_chains(tmp_path, kernel_name) -> None:
     """The chain notebook shows a cascade, an equal-value stop and a cached failure."""
-    out = text_of(run_notebook("02_debugging_reactive_chains.ipynb", tmp_path, kernel_name))
+    for notebook in run_twice("02_debugging_reactive_chains.ipynb", tmp_path, kernel_name):
+        check_debugging(text_of(notebook))
+
+
+def check_debugging(out: str) -> None:
     assert "pricing-acme.rounded: recomputed in" in out
     assert "returned an equal value, so the cascade stopped here" in out
     assert "label() raises: ZeroDivisionError" in out
@@ -67,7 +88,11 @@ def test_debugging_reactive_chains(tmp_path, kernel_name) -> None:
 def test_isolation(tmp_path, kernel_name) -> None:
     """Every attempt is blocked, credentials rotate through config (masked), grants work;
     a tenant moved out of process is shown, recomputes there, dies clearly and restarts."""
-    notebook = run_notebook("03_isolation.ipynb", tmp_path, kernel_name)
+    for notebook in run_twice("03_isolation.ipynb", tmp_path, kernel_name):
+        check_isolation(notebook)
+
+
+def check_isolation(notebook: nbformat.NotebookNode) -> None:
     out = text_of(notebook)
     assert "NOT BLOCKED" not in out
     assert out.count("blocked: ") == 12 + 3 + 1
@@ -104,7 +129,11 @@ def test_isolation(tmp_path, kernel_name) -> None:
 @pytest.mark.slow
 def test_production(tmp_path, kernel_name) -> None:
     """Real SQLite files: onboarding, a live migration, a quota hit, the admin, offboarding."""
-    out = text_of(run_notebook("04_production.ipynb", tmp_path, kernel_name))
+    for notebook in run_twice("04_production.ipynb", tmp_path, kernel_name):
+        check_production(text_of(notebook))
+
+
+def check_production(out: str) -> None:
     assert "straight from tenant-db-globex/globex.db : ['globex user 0'" in out
     assert "globex now in globex-v2.db with 3 users" in out
     assert "connects before: {'acme': 1, 'globex': 1, 'initech': 1}" in out
