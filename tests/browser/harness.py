@@ -195,13 +195,15 @@ class JupyterLab:
         return (f"{self.base_url}/lab/workspaces/{workspace}/tree/{notebook}"
                 f"?reset&token={self.token}")
 
-    def add_notebook(self, name: str, source: Path | None = None) -> str:
-        """Copy a notebook in, outputs cleared, set to this server's kernel; its path."""
+    def add_notebook(self, name: str, source: Path | None = None, *,
+                     kernel_name: str | None = None) -> str:
+        """Copy a notebook in, outputs cleared, set to this server's kernel (or
+        ``kernel_name``); its path."""
         notebook = json.loads((source or NOTEBOOKS / name).read_text())
         for cell in notebook["cells"]:
             if cell["cell_type"] == "code":
                 cell["outputs"], cell["execution_count"] = [], None
-        notebook["metadata"]["kernelspec"] = {"name": self.kernel_name,
+        notebook["metadata"]["kernelspec"] = {"name": kernel_name or self.kernel_name,
                                               "display_name": "signalpy_lab",
                                               "language": "python"}
         notebook["metadata"].pop("widgets", None)

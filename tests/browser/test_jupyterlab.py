@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from .harness import RUN_TIMEOUT, SIDECAR_GRAPHS, LabPage, box_inside
+from .harness import NOTEBOOKS, RUN_TIMEOUT, SIDECAR_GRAPHS, LabPage, box_inside
 
 TOUR = "01_multi_tenant_tour.ipynb"
 TENANTS_AT_END = ["acme", "globex", "hooli", "umbrella"]  # umbrella on, initech off, hooli
@@ -176,3 +176,22 @@ def test_tour_in_jupyterlab(lab_page: LabPage) -> None:
     check_as_refused(lab)
     assert [] == lab.widget_failures(), lab.diagnostics()
     assert [] == lab.console_errors, lab.diagnostics()
+
+
+@pytest.mark.timeout(RUN_TIMEOUT + 120)
+def test_cell_pictures_and_labels_under_ipython_8(lab_page: LabPage,
+                                                   ipython8_kernel: str) -> None:
+    """The same tour on an IPython 8 kernel (it numbers a cell after its hooks ran, 9
+    before): every picture and timeline step still says the prompt shown beside its cell."""
+    lab = lab_page
+    lab.graphs = SIDECAR_GRAPHS
+    name = "tour-ipython8.ipynb"
+    lab.open_notebook(lab.lab.add_notebook(name, source=NOTEBOOKS / TOUR,
+                                           kernel_name=ipython8_kernel))
+    lab.run_all()
+    check_panel(lab, TENANTS_AT_END, gone=["initech"])
+    check_timeline(lab, check_cell_pictures(lab))
+    assert_no_failures(lab)
+    version = lab.append_code_cell("import IPython\nIPython.version_info[0]")
+    lab.run_cell_in_place(version)
+    assert ["8"] == [o["text"] for o in lab.outputs(version)], "not IPython 8's kernel"
