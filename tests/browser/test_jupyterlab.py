@@ -57,6 +57,21 @@ def assert_every_node_visible_after_fit(lab: LabPage) -> None:
                            f"{graph['canvas']} (zoom {graph['zoom']}){lab.diagnostics()}")
 
 
+def assert_graph_opens_fitted(lab: LabPage) -> None:
+    """The tour's last cell, ``%graph``: as it opens (no button pressed) every node is in
+    its canvas."""
+    graphs, lab.graphs = lab.graphs, ".jp-NotebookPanel .signalpy-graph-widget"
+    try:
+        lab.page.locator(lab.graphs).last.scroll_into_view_if_needed()
+        graph = lab.graph(lab.page.locator(lab.graphs).count() - 1)
+        assert "true" == graph["fitted"], graph["fitted"]
+        outside = [n["node"] for n in graph["nodes"]
+                   if not box_inside(n["box"], graph["canvas"])]
+        assert [] == outside, f"%graph opened with nodes off its canvas{lab.diagnostics()}"
+    finally:
+        lab.graphs = graphs
+
+
 def assert_no_failures(lab: LabPage) -> None:
     assert [] == lab.widget_failures(), f"a widget failed to render{lab.diagnostics()}"
     assert [] == lab.error_outputs(), f"a cell raised{lab.diagnostics()}"
@@ -169,6 +184,7 @@ def test_tour_in_jupyterlab(lab_page: LabPage) -> None:
     lab.open_notebook(lab.lab.add_notebook(TOUR))
     lab.run_all()
     check_panel(lab, TENANTS_AT_END, gone=["initech"])
+    assert_graph_opens_fitted(lab)
     assert_every_node_visible_after_fit(lab)
     assert_no_failures(lab)
     cells = check_cell_pictures(lab)
