@@ -416,3 +416,45 @@ def test_widgets_module_exports_what_all_lists() -> None:
     """Every name in `widgets.__all__` exists, once."""
     assert sorted(set(widgets.__all__)) == sorted(widgets.__all__)
     assert [n for n in widgets.__all__ if not hasattr(widgets, n)] == []
+
+
+# -- the tenant filter box and the static views -----------------------------------------------
+
+
+async def test_the_tenant_box_filters_the_graph(seed_kernel, model, opened) -> None:
+    """Typing a tenant in the graph's box (the ``tenant_filter`` trait) keeps that tenant's
+    nodes and what they read; a tenant nobody serves says so, with the known ones; empty
+    shows everyone again. The box's suggestions are the tenants."""
+    graph = GraphWidget(model)
+    opened(graph)
+    assert ["acme", "globex", "initech"] == graph.tenants
+    graph.set_state({"tenant_filter": "globex"})  # what the front end's typing does
+    assert {"tenants.globex.db_url", "tenant-db-globex.db_url"} == set(graph.labels.values())
+    graph.set_state({"tenant_filter": "globx"})
+    assert "no instance serves tenant 'globx'" in graph.caption
+    assert "'globex'" in graph.caption
+    graph.set_state({"tenant_filter": ""})
+    assert "tenant-db-acme.db_url" in graph.labels.values()
+
+
+async def test_every_view_carries_a_static_picture_of_itself(seed_kernel, model,
+                                                             opened) -> None:
+    """Front ends that do not run widgets (nbconvert, GitHub, VS Code) get HTML: the graph's
+    SVG with this epoch's statuses, the bus rows, the log; and the whole repr as text."""
+    seed_kernel.registry.require("IConfig").set("apps.billing.token", "sk-live-42-secret")
+    await migrate_globex(seed_kernel, model)
+    panel = LabPanel(model)
+    opened(panel)
+    data, _meta = panel.graph._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in data
+    assert 'data-node="tenant-db-globex.db_url" data-status="recomputed"' in data["text/html"]
+    assert data["text/plain"].startswith("<GraphWidget: ")
+    assert data["text/plain"].endswith(">")  # whole, not cut mid-quote at 110 characters
+    bus = panel.bus._repr_mimebundle_()
+    bus = bus[0] if isinstance(bus, tuple) else bus
+    assert "tenant-db.query[globex] → tenant-db-globex.query" in bus["text/html"]
+    whole = panel._repr_mimebundle_()
+    whole = whole[0] if isinstance(whole, tuple) else whole
+    assert whole["text/html"].count("<svg") >= 1
+    assert "signalpy-log" in whole["text/html"]
+    assert "sk-live-42" not in whole["text/html"]
