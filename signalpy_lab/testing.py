@@ -43,6 +43,13 @@ class LabShell:
             self.run("%unload_ext signalpy_lab")
 
     @property
+    def session(self) -> Any:
+        """The lab session loaded in this shell (its ``kernel``, ``model``)."""
+        from .lab.extension import session_of
+
+        return session_of(self.shell)
+
+    @property
     def user_ns(self) -> dict[str, Any]:
         return self.shell.user_ns  # type: ignore[no-any-return]
 

@@ -7,7 +7,7 @@ IPython; ``magics``, ``completion`` and ``extension`` are the IPython side; ``wi
 
 from .model import LabModel
 from .runner import KernelRunner
-from .session import LabSession, current_session
+from .session import LabSession
 from .why import Explanation, explain
 
-__all__ = ["Explanation", "KernelRunner", "LabModel", "LabSession", "current_session", "explain"]
+__all__ = ["Explanation", "KernelRunner", "LabModel", "LabSession", "explain"]

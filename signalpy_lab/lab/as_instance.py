@@ -9,14 +9,17 @@
 
 The body runs on the kernel's loop (top-level ``await`` works) in a namespace of its own,
 holding only what the instance's code holds: ``rt`` (its sealed Runtime), ``self`` (its
-component object, so its own ``@computed`` values and attributes) and the builtins. The
-notebook's variables, ``kernel`` among them, are *not* there. The last line's value is the
-cell's result; writes are labelled ``%%as INSTANCE`` in the event log and on the epoch.
+component object, so its own ``@computed`` values and attributes) and Python's builtins,
+without what IPython adds to them (``get_ipython``, ``display``). The notebook's variables,
+``kernel`` among them, are *not* there, and the lab's session is reachable from nothing in the
+package's public API. The last line's value is the cell's result; writes are labelled
+``%%as INSTANCE`` in the event log and on the epoch.
 
 **A scope for learning, not a sandbox.** In-process ``%%as`` runs in the notebook's own Python
-process, like an in-process component: code in the cell can still import the kernel's private
-modules, walk ``gc``, reach ``__main__`` or IPython's shell, and so on (the README's security
-model lists these paths). The boundary it shows is the handle API. For code you do not trust,
+process, like an in-process component: code in the cell can still ``import __main__`` (the
+notebook's namespace) or ``IPython`` (``IPython.get_ipython()``, the shell), import the
+kernel's private modules, walk ``gc``, and so on (the README's security model lists these
+paths). The boundary it shows is the handle API. For code you do not trust,
 host the instance in a worker process (``%instantiate ... --process``).
 
 How errors show:
@@ -48,6 +51,13 @@ __all__ = ["compile_as", "run_as"]
 
 _FLAGS = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
 _runs = itertools.count(1)
+#: What IPython puts into ``builtins`` for notebook code; a %%as cell is the instance's code.
+_IPYTHON_BUILTINS = frozenset({"get_ipython", "display", "__IPYTHON__"})
+
+
+def _builtins() -> dict[str, Any]:
+    """Python's builtins as a %%as cell sees them: without IPython's additions."""
+    return {k: v for k, v in vars(builtins).items() if k not in _IPYTHON_BUILTINS}
 
 
 def compile_as(cell: str, filename: str, *, first_line: int = 1) -> tuple[Any, Any]:
@@ -115,7 +125,7 @@ def run_as(session: Any, name: str, cell: str, *, shell: Any = None, header: str
     linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True),
                                  filename)
     body, tail = compile_as(cell, filename, first_line=2 if header else 1)
-    namespace: dict[str, Any] = {"__builtins__": builtins, "__name__": f"as:{name}",
+    namespace: dict[str, Any] = {"__builtins__": _builtins(), "__name__": f"as:{name}",
                                  "rt": component.rt, "self": component}
 
     async def as_instance() -> Any:

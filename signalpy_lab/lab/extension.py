@@ -20,7 +20,7 @@ from .completion import install_completers
 from .magics import LabMagics
 from .session import LabSession
 
-__all__ = ["load_ipython_extension", "unload_ipython_extension"]
+__all__ = ["load_ipython_extension", "session_of", "unload_ipython_extension"]
 
 _STATE: dict[int, dict[str, Any]] = {}
 
@@ -43,6 +43,18 @@ def _snapshot_html(snapshot: GraphSnapshot) -> str:
                    f"</td><td>{n.state}</td><td>{n.runs}</td></tr>" for n in snapshot.nodes)
     return ("<table><tr><th>node</th><th>kind</th><th>instance</th><th>tenant</th>"
             f"<th>state</th><th>runs</th></tr>{rows}</table>")
+
+
+def session_of(ip: Any) -> LabSession:
+    """The lab session loaded in shell ``ip`` (for tests and tools holding the shell).
+
+    Not a global: code that has no handle on the notebook's shell has no way to the lab
+    through this package's public API (in-process ``%%as`` cells and components included).
+    """
+    state = _STATE.get(id(ip))
+    if state is None:
+        raise LookupError("No lab session in this shell: run `%load_ext signalpy_lab` first.")
+    return state["session"]
 
 
 def load_ipython_extension(ip: Any) -> None:

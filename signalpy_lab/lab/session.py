@@ -47,7 +47,7 @@ from ..providers import DEFAULT_PROVIDERS
 from .model import LabModel
 from .runner import DEFAULT_TIMEOUT, KernelRunner
 
-__all__ = ["ENV_DATA", "BootReport", "LabData", "LabSession", "current_session"]
+__all__ = ["ENV_DATA", "BootReport", "LabData", "LabSession"]
 
 #: Names a folder that keeps the lab's data across sessions (see the module docstring).
 ENV_DATA = "SIGNALPY_LAB_DATA"
@@ -58,15 +58,6 @@ RELAY_QUIET = 0.15
 RELAY_LIMIT = 1.0
 
 T = TypeVar("T")
-
-_current: LabSession | None = None
-
-
-def current_session() -> LabSession:
-    """The session of the loaded extension (``%load_ext signalpy_lab`` first)."""
-    if _current is None:
-        raise LookupError("No lab session: run `%load_ext signalpy_lab` first.")
-    return _current
 
 
 @dataclass(frozen=True)
@@ -167,7 +158,6 @@ class LabSession:
     """A kernel, its model and its loop thread, managed together."""
 
     def __init__(self, *, boot: bool = True, timeout: float = DEFAULT_TIMEOUT) -> None:
-        global _current
         self.runner = KernelRunner()
         self.timeout = timeout
         #: Where this session's storage lives (see the module docstring).
@@ -184,7 +174,6 @@ class LabSession:
         self._classes: dict[str, type] = {}  # factory -> class, for a restart
         self._saved_config: _SavedConfig | None = None
         self._setup(boot)
-        _current = self
 
     def _setup(self, boot: bool) -> None:
         self.discover(list(DEFAULT_PROVIDERS))
@@ -396,7 +385,6 @@ class LabSession:
 
     def close(self) -> None:
         """Shut down the kernel, stop listening, stop the loop thread, remove temporary data."""
-        global _current
         try:
             self._shutdown_kernel()
         finally:
@@ -407,8 +395,6 @@ class LabSession:
             self.model.close()
             self.runner.stop()
             self.data.remove()
-            if _current is self:
-                _current = None
 
 
 def _read_config(kernel: Kernel) -> _SavedConfig | None:

@@ -124,3 +124,17 @@ def test_writes_are_labelled_with_the_cell(lab) -> None:
     log = str(lab.run("%events"))
     assert "%%as db-client" in log
     assert "key-v3" not in log  # the secret itself never shows
+
+
+@pytest.mark.parametrize("reach", [
+    "get_ipython()",
+    "get_ipython().user_ns['kernel']",
+    "display",
+    "import signalpy_lab.lab as lab\nlab.current_session()",
+    "from signalpy_lab.lab.session import current_session\ncurrent_session()",
+])
+def test_the_notebook_and_the_lab_are_not_handed_to_the_cell(lab, reach) -> None:
+    """What IPython adds to builtins, and a public way to the lab's session (the kernel),
+    are not there for a %%as cell: the attempt fails, the host's kernel stays out of reach."""
+    error, _shown = lab.failure(f"%%as tenant-db-acme\n{reach}")
+    assert isinstance(error, (NameError, AttributeError, ImportError)), error

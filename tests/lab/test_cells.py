@@ -12,7 +12,6 @@ from __future__ import annotations
 import pytest
 
 from signalpy_lab.lab.cells import statement_at
-from signalpy_lab.lab.session import current_session
 from signalpy_lab.testing import LabShell
 
 SETUP = """
@@ -24,7 +23,9 @@ from signalpy_lab.examples.multi_tenant import TenantDatabase
 @pytest.fixture
 def lab():
     """Three tenants, each queried once (so each reads its key)."""
+    global _shell
     with LabShell() as shell:
+        _shell = shell
         shell.run(SETUP)
         for tenant in ("acme", "globex", "initech"):
             shell.run(f"%config set tenants.{tenant}.db_url postgres://db/{tenant}")
@@ -34,8 +35,13 @@ def lab():
         yield shell
 
 
+_shell: LabShell | None = None
+
+
 def model():
-    return current_session().model
+    """The model of the lab the running test loaded (see the ``lab`` fixture)."""
+    assert _shell is not None
+    return _shell.session.model
 
 
 def run(lab: LabShell, cell: str) -> int:

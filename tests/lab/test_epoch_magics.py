@@ -37,9 +37,7 @@ def lab():
 
 
 def _model(shell: LabShell):
-    from signalpy_lab.lab.session import current_session
-
-    return current_session().model
+    return shell.session.model
 
 
 def test_graph_epoch_shows_the_migration_as_it_was(lab) -> None:

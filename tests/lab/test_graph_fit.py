@@ -53,9 +53,7 @@ def chain_snapshot() -> dict:
         lab.run("%discover Chain")
         lab.run("%instantiate chain chain-acme target=acme")
         lab.run("%invoke chain.show target=acme")
-        from signalpy_lab.lab.session import current_session
-
-        return current_session().model.snapshot(tenant="acme")
+        return lab.session.model.snapshot(tenant="acme")
 
 
 def test_a_deep_chain_is_stacked_so_it_fits_an_output_area() -> None:
@@ -87,9 +85,7 @@ def test_the_widget_svg_carries_the_same_fit() -> None:
     with LabShell() as lab:
         lab.run(CHAIN)
         lab.run("%discover Chain\n%instantiate chain chain-acme target=acme")
-        from signalpy_lab.lab.session import current_session
-
-        widget = GraphWidget(current_session().model, tenant="acme")
+        widget = GraphWidget(lab.session.model, tenant="acme")
         try:
             root = root_of(widget.svg)
             assert "viewBox=" in root

@@ -220,9 +220,7 @@ def test_graph_export_formats(lab, tmp_path) -> None:
 def test_completion_offers_names_and_targets(lab) -> None:
     """Tab completion knows factories, handlers, config keys, instances and targets."""
     from signalpy_lab.lab.completion import candidates
-    from signalpy_lab.lab.session import current_session
-
-    session = current_session()
+    session = lab.session
     assert candidates(session, "%invoke tenant-db.q") == ["tenant-db.query"]
     assert candidates(session, "%invoke tenant-db.query target=g") == ["target=globex"]
     assert candidates(session, "%instantiate tenant") == ["tenant-db"]
@@ -269,11 +267,9 @@ def test_each_cell_that_does_something_reactive_is_its_own_epoch(lab) -> None:
     """Onboarding is one epoch (a write nobody reads yet, an instance added), the newcomer's
     first query another (its first run belongs to the cell that read it), and a cell that
     changes nothing reactive makes none."""
-    from signalpy_lab.lab.session import current_session
-
     lab.run("%invoke tenant-db.query target=acme")
     lab.run("%config set tenants.acme.db_url postgres://new/acme")  # the migration cell
-    model = current_session().model
+    model = lab.session.model
     before = model.epoch.number
     lab.run("%config set tenants.umbrella.db_url postgres://db4/umbrella\n"
             "%instantiate tenant-db tenant-db-umbrella target=umbrella")

@@ -17,7 +17,6 @@ import pytest
 from signalpy_lab.kernel import Kernel
 from signalpy_lab.kernel.events import Cause, SignalSet
 from signalpy_lab.lab.model import LabModel
-from signalpy_lab.lab.session import current_session
 from signalpy_lab.testing import LabShell
 
 SETUP = """
@@ -85,7 +84,7 @@ def test_a_process_tenant_is_shown_like_any_other(lab) -> None:
     assert (hooli["via"], hooli["calls"], acme["via"]) == ("transport", "1", "local")
     from signalpy_lab.lab.widgets import BusTable
 
-    widget = BusTable(current_session().model, filter="via:transport")
+    widget = BusTable(lab.session.model, filter="via:transport")
     assert [(r["handler"], r["via"], r["calls"]) for r in widget.rows] == [
         ("tenant-db-hooli.query", "transport", 1), ("tenant-db-hooli.status", "transport", 0)]
     widget.close()

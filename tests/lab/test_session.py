@@ -116,9 +116,7 @@ def test_what_changes_while_stopped_is_what_restarts(lab) -> None:
 
 def test_widgets_follow_the_restarted_kernel(lab) -> None:
     """A LabModel (and every view on it) follows the new kernel: the page stays live."""
-    from signalpy_lab.lab.session import current_session
-
-    session = current_session()
+    session = lab.session
     model = session.model
     lab.run("%shutdown")
     lab.run("%boot")
