@@ -81,6 +81,13 @@ def test_config_cell_merges_yaml_and_json(lab) -> None:
     assert [row[0] for row in table.rows] == ["tenants.acme.db_url", "tenants.acme.pool"]
 
 
+def test_config_show_right_after_load_is_an_empty_table() -> None:
+    """Nothing configured yet: `%config show` lists no keys (it used to refuse the key '')."""
+    with LabShell() as lab:
+        table = lab.run("%config show")
+        assert (table.title, table.rows) == ("Config", [])
+
+
 def test_ipython_config_magic_is_untouched(lab) -> None:
     """Every %config use that is not ours behaves exactly as without the extension."""
     lab.run("%config")
