@@ -200,6 +200,14 @@ def test_text_views_in_a_terminal(lab) -> None:
     assert str(lab.run("%instances")).count("active") == 7
 
 
+def test_why_on_a_computed_that_never_ran_says_so(lab) -> None:
+    """Before its first read a computed has no dependencies: %why says it has not run yet."""
+    explanation = lab.run("%why tenant-db-acme.db_url")
+    assert explanation.verdict == ("has not run yet, so it has read nothing and has no "
+                                   "dependencies yet (computeds are lazy: its first read runs it)")
+    assert "it reads" not in str(explanation)
+
+
 def test_why_explains_recompute_and_non_recompute(lab) -> None:
     """%why names the write, its command and the chain; and why acme did not recompute."""
     for tenant in ("acme", "globex"):

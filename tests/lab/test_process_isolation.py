@@ -97,6 +97,7 @@ def test_a_process_tenant_is_shown_like_any_other(lab) -> None:
     assert not any(r[1].startswith(("logging@", "storage@")) for r in graph.rows)
     runs = int(nodes["tenant-db-hooli.db_url"]["runs"])
 
+    lab.run("%invoke tenant-db.query target=acme")  # acme's db_url has run: it can stay put
     lab.run("%config set tenants.hooli.db_url postgres://db9/hooli")
     assert lab.run("%invoke tenant-db.query target=hooli")["db_url"] == "postgres://db9/hooli"
     why = str(lab.run("%why tenant-db-hooli.db_url"))
