@@ -25,6 +25,7 @@ PUBLIC_MODULES = [
     "signalpy_lab.lab",
     "signalpy_lab.lab.model",
     "signalpy_lab.lab.render",
+    "signalpy_lab.lab.suggest",
     "signalpy_lab.lab.widgets",
     "signalpy_lab.testing",
 ]

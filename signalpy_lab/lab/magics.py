@@ -22,7 +22,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..errors import SignalpyLabError, choices
 from ..kernel.events import caused_by
@@ -31,6 +31,7 @@ from . import text
 from .as_instance import run_as
 from .masking import MASK, is_secret_key, returned, shown
 from .session import LabSession
+from .suggest import parse_args
 from .why import explain
 
 __all__ = ["CONFIG_SUBCOMMANDS", "LabMagics", "parse_assignments", "parse_value"]
@@ -115,7 +116,7 @@ class LabMagics(Magics):
     @_user_errors
     def discover(self, line: str) -> None:
         """Register component classes (or every component in a module) as factories."""
-        args = parse_argstring(self.discover, line)
+        args = parse_args(self.discover, line)
         found = [self._resolve_component(name) for name in args.names]
         names = self.session.discover(found)
         print(f"discovered: {', '.join(names)}")
@@ -153,7 +154,7 @@ class LabMagics(Magics):
         %instantiate tenant-db tenant-db-acme target=acme
         %instantiate tenant-db tenant-db-hooli target=hooli --process   # in a worker
         """
-        args = parse_argstring(self.instantiate, line)
+        args = parse_args(self.instantiate, line)
         self._check_not_stopped("%instantiate")
         rest = list(args.rest)
         name = rest.pop(0) if rest and "=" not in rest[0] else None
@@ -181,7 +182,7 @@ class LabMagics(Magics):
         A process-isolated instance whose worker died gets a new worker, with its config view
         as it is now; other instances never notice. Prints the new pid.
         """
-        args = parse_argstring(self.restart, line)
+        args = parse_args(self.restart, line)
         self._check_not_stopped("%restart")
         if not self.session.booted:
             raise UsageError("%restart: the kernel is not booted; %boot activates every "
@@ -195,6 +196,7 @@ class LabMagics(Magics):
         print(f"{inst.name}: {inst.state} ({where})")
         return None
 
+    @magic_arguments()
     @line_magic
     @_user_errors
     def boot(self, line: str) -> None:
@@ -204,6 +206,7 @@ class LabMagics(Magics):
         written instantiate-then-boot survives Run All). After %shutdown it restarts the
         kernel with the same factories, instances and config.
         """
+        parse_args(self.boot, line)
         with caused_by("%boot"):
             report = self.session.boot()
         self.shell.user_ns["kernel"] = self.session.kernel
@@ -221,10 +224,12 @@ class LabMagics(Magics):
                      + ", ".join(report.lost))
         print(text)
 
+    @magic_arguments()
     @line_magic
     @_user_errors
     def shutdown(self, line: str) -> None:
         """Deactivate every instance in reverse dependency order (%boot restarts)."""
+        parse_args(self.shutdown, line)
         if self.session.stopped:
             print("kernel already stopped: %boot restarts it, %reset starts a fresh one")
             return
@@ -273,14 +278,14 @@ class LabMagics(Magics):
         `%reset in`/`out`/`dhist`/`array`, and `%reset namespace` for its bare form.
         """
         words = line.split()
-        if words and words != ["--no-boot"]:
+        if not _is_ours_reset(line):
             if self._ipython_reset is None:
                 raise UsageError("%reset: expected no argument or --no-boot")
             return self._ipython_reset("" if words == ["namespace"] else line)
         return _user_errors(self._reset_kernel)(line)
 
     def _reset_kernel(self, line: str) -> None:
-        args = parse_argstring(self.reset, line)
+        args = parse_args(self.reset, line)
         self.session.reset(boot=not args.no_boot)
         self.shell.user_ns["kernel"] = self.session.kernel
         print("fresh kernel" + (" (not booted: %instantiate queues, %boot starts)"
@@ -292,15 +297,17 @@ class LabMagics(Magics):
     @_user_errors
     def remove(self, line: str) -> None:
         """Hot-remove an instance: deactivate it, drop its routes and reactive nodes."""
-        args = parse_argstring(self.remove, line)
+        args = parse_args(self.remove, line)
         with caused_by(f"%remove {line}"):
             self.session.run(self.kernel.hot_remove(args.name))
         print(f"removed {args.name}")
         self._show_inline()
 
+    @magic_arguments("kernel")
     @line_magic("kernel")
     def kernel_object(self, line: str) -> Any:
         """The lab's Kernel object (also in the notebook namespace as `kernel`)."""
+        parse_args(self.kernel_object, line)
         return self.kernel
 
     # -- calls -----------------------------------------------------------------------------
@@ -316,7 +323,7 @@ class LabMagics(Magics):
 
         r = %invoke tenant-db.query target=globex table=users
         """
-        args = parse_argstring(self.invoke, line)
+        args = parse_args(self.invoke, line)
         self._check_not_stopped("%invoke")
         params = self._params(args.params)
         found = self.kernel.bus.resolve(args.handler, params)
@@ -441,22 +448,28 @@ class LabMagics(Magics):
 
     # -- looking at things -------------------------------------------------------------------
 
+    @magic_arguments()
     @line_magic
     @_user_errors
     def instances(self, line: str) -> text.Table:
         """Every instance: factory, target, state, isolation and worker pid, handlers, error."""
+        parse_args(self.instances, line)
         return text.instances_table(self.kernel.instances())
 
+    @magic_arguments()
     @line_magic
     @_user_errors
     def factories(self, line: str) -> text.Table:
         """Every discovered factory: provides, runnables, computeds, depends, instances."""
+        parse_args(self.factories, line)
         return text.factories_table(self.kernel.factories())
 
+    @magic_arguments()
     @line_magic
     @_user_errors
     def routes(self, line: str) -> text.Table:
         """One row per tenant route: route[target] → instance handler, with call stats."""
+        parse_args(self.routes, line)
         return text.routes_table(self.session.model.routes())
 
     @magic_arguments()
@@ -473,7 +486,7 @@ class LabMagics(Magics):
     @_user_errors
     def graph(self, line: str) -> Any:
         """The reactive dependency graph; live widget in Jupyter, text elsewhere."""
-        args = parse_argstring(self.graph, line)
+        args = parse_args(self.graph, line)
         self._check_filter(args.tenant, args.instance)
         self.session.settle_relays()
         self._check_epoch("%graph", args.epoch)
@@ -537,7 +550,7 @@ class LabMagics(Magics):
     @_user_errors
     def bus(self, line: str) -> Any:
         """The per-tenant bus routes, live: calls, errors, last latency and result."""
-        args = parse_argstring(self.bus, line)
+        args = parse_args(self.bus, line)
         if _has_widget_frontend(self.shell) and not args.text:
             from .widgets import BusTable
 
@@ -552,7 +565,7 @@ class LabMagics(Magics):
     @_user_errors
     def why(self, line: str) -> Any:
         """Why did INSTANCE.COMPUTED (not) recompute: the recorded cause and chain."""
-        args = parse_argstring(self.why, line)
+        args = parse_args(self.why, line)
         self.session.settle_relays()
         self._check_epoch("%why", args.epoch)
         try:
@@ -586,7 +599,7 @@ class LabMagics(Magics):
     @_user_errors
     def lab(self, line: str) -> Any:
         """Graph, bus table and event log together (live in Jupyter)."""
-        args = parse_argstring(self.lab, line)
+        args = parse_args(self.lab, line)
         if args.record is not None:
             model = self.session.model
             if args.record == "off":
@@ -625,7 +638,7 @@ class LabMagics(Magics):
     @_user_errors
     def events(self, line: str) -> text.Table:
         """The recent reactive and bus events, newest first, with their command."""
-        args = parse_argstring(self.events, line)
+        args = parse_args(self.events, line)
         self.session.settle_relays()
         return text.log_table(self.session.model.recent(args.limit, tenant=args.tenant))
 
@@ -660,6 +673,12 @@ class LabMagics(Magics):
                 from None
         except Exception as exc:
             raise UsageError(f"%%as {name}: {type(exc).__name__}: {exc}") from None
+
+
+def _is_ours_reset(line: str) -> bool:
+    """Bare ``%reset`` and ``%reset --flags`` are ours (an unknown flag gets a did-you-mean);
+    ``-f``, ``-s``, ``--aggressive``, ``in``, ``namespace`` ... are IPython's."""
+    return all(w.startswith("--") and w != "--aggressive" for w in line.split())
 
 
 def _masked_note(keys: Iterable[str]) -> str | None:
