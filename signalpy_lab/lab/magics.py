@@ -31,7 +31,7 @@ from . import text
 from .as_instance import run_as
 from .masking import MASK, is_secret_key, returned, shown
 from .session import LabSession
-from .suggest import parse_args
+from .suggest import check_params, params_model, parse_args
 from .why import explain
 
 __all__ = ["CONFIG_SUBCOMMANDS", "LabMagics", "parse_assignments", "parse_value"]
@@ -326,6 +326,8 @@ class LabMagics(Magics):
         args = parse_args(self.invoke, line)
         self._check_not_stopped("%invoke")
         params = self._params(args.params)
+        check_params(f"%invoke {args.handler}", params_model(self.kernel, args.handler, params),
+                     params)
         found = self.kernel.bus.resolve(args.handler, params)
         route = ("transport" if found is None else
                  f"target → {found[0].name}" if found[1] == "target" else "exact")

@@ -8,21 +8,29 @@ one-line ``UsageError`` instead of a silent default:
   suggests the closest and lists the valid ones (``%lab --bogus`` → "Valid flags: --inline,
   --record, --tenant, --text"). Tab completion reads the same parsers (``flags_of``,
   ``flag_choices``), so the two cannot drift.
+- **parameters**: ``check_params`` refuses a key the handler's params model does not declare
+  (``tabel`` → ``table``), unless the model keeps extras (``extra="allow"``) or the key
+  routes the call (``target``, ``bus.ROUTING_PARAMS``). Only the lab's ``%invoke`` checks:
+  the bus leaves undeclared keys to the model, as pydantic and the original signalpy-kernel
+  do, so code written for it that passes extras keeps working (``kernel/bus.py``).
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.utils.process import arg_split
+from pydantic import AliasChoices, BaseModel
 
 from ..errors import choices
+from ..kernel.bus import ROUTING_PARAMS
 
-__all__ = ["flag_choices", "flags_of", "parse_args"]
+__all__ = ["check_params", "flag_choices", "flags_of", "params_model", "parse_args"]
 
 _FLAG = re.compile(r"^--?[A-Za-z]")
 
@@ -83,3 +91,63 @@ def parse_args(magic: Callable[..., Any], line: str) -> argparse.Namespace:
     if extras:
         raise UsageError(f"{name}: unexpected {' '.join(extras)!r}. Usage: {_usage(magic)}")
     return namespace
+
+
+# -- parameters -------------------------------------------------------------------------------
+
+
+def _accepted(model: type[BaseModel]) -> set[str]:
+    """Field names and their string aliases: every key validation may read."""
+    names = set()
+    for field_name, info in model.model_fields.items():
+        names.add(field_name)
+        for alias in (info.alias, info.validation_alias):
+            if isinstance(alias, str):
+                names.add(alias)
+            elif isinstance(alias, AliasChoices):
+                names.update(a for a in alias.choices if isinstance(a, str))
+    return names
+
+
+def params_model(kernel: Any, handler: str, params: Mapping[str, Any]
+                 ) -> type[BaseModel] | None:
+    """The params model of the handler a call reaches, when this kernel knows it.
+
+    A local handler's own; a process-isolated instance's from its class (discovered here);
+    ``None`` for another kernel's handler, which validates where it lives.
+    """
+    found = kernel.bus.resolve(handler, params)
+    if found is not None:
+        return found[0].model  # type: ignore[no-any-return]
+    target = params.get("target")
+    for route in kernel.routes():
+        if route.via != "local" and (route.handler == handler or
+                                     (route.route == handler and route.target == target)):
+            runnable = route.handler.rpartition(".")[2]
+            specs = {r.name: r for r in kernel.instance(route.instance).meta.runnables}
+            return specs[runnable].params if runnable in specs else None
+    return None
+
+
+def check_params(where: str, model: type[BaseModel] | None, params: Mapping[str, Any]) -> None:
+    """Refuse keys ``model`` does not declare, with the closest; routing keys always pass.
+
+    A model that keeps extras (``model_config = ConfigDict(extra="allow")``, such as a quota
+    that hands them on) takes anything; ``model=None`` (a remote handler) is not checked.
+    """
+    if model is None or model.model_config.get("extra") == "allow":
+        return
+    valid = _accepted(model) | ROUTING_PARAMS
+    unknown = [key for key in params if key not in valid]
+    if not unknown:
+        return
+    if len(unknown) == 1:
+        raise UsageError(f"{where}: unknown parameter {unknown[0]!r}. "
+                         f"{choices(unknown[0], valid, noun='parameters')}")
+    hints = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, sorted(valid), n=1, cutoff=0.6)
+        hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    listed = ", ".join(repr(v) for v in sorted(valid))
+    raise UsageError(f"{where}: unknown parameters {', '.join(hints)}. "
+                     f"Valid parameters: {listed}.")

@@ -1,4 +1,4 @@
-"""Typos get a suggestion: flags."""
+"""Typos get a suggestion: flags and `%invoke` parameters."""
 
 from __future__ import annotations
 
@@ -10,6 +10,20 @@ from signalpy_lab.lab.session import current_session
 from signalpy_lab.lab.suggest import flags_of
 from signalpy_lab.testing import LabShell
 
+SETUP = """
+from pydantic import BaseModel, ConfigDict
+from signalpy_lab.kernel import component, runnable
+
+class Anything(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+@component("echo")
+class Echo:
+    @runnable("echo", params=Anything)
+    def echo(self, params):
+        return params.model_extra
+"""
+
 
 @pytest.fixture
 def lab():
@@ -18,6 +32,9 @@ def lab():
         for tenant in ("acme", "globex"):
             shell.run(f"%config set tenants.{tenant}.db_url postgres://db/{tenant}")
             shell.run(f"%instantiate tenant-db tenant-db-{tenant} target={tenant}")
+        shell.run(SETUP)
+        shell.run("%discover Echo")
+        shell.run("%instantiate echo")
         yield shell
 
 
@@ -73,3 +90,30 @@ def test_completion_offers_exactly_the_flags_that_are_checked(lab, magic) -> Non
 def test_completion_offers_a_flags_choices(lab) -> None:
     """After `--inline `, the values it takes."""
     assert candidates(current_session(), "%lab --inline ") == ["auto", "off", "on"]
+
+
+def test_an_unknown_parameter_names_the_field(lab) -> None:
+    """`tabel` → `table`, the call is not made (no silent default), in both spellings."""
+    handler = lab.user_ns["kernel"].bus.handler("tenant-db-acme.query")
+    message = lab.usage_error("r = %invoke tenant-db.query target=acme tabel=users")
+    assert message == ("%invoke tenant-db.query: unknown parameter 'tabel'. Did you mean "
+                       "'table'? Valid parameters: 'limit', 'table', 'target'.")
+    assert (handler.calls, "r" in lab.user_ns) == (0, False)
+    assert "Did you mean 'table'?" in lab.usage_error(
+        '%invoke tenant-db-acme.query {"tabel": "users"}')
+    assert lab.usage_error("%invoke tenant-db.query target=acme tabel=users limt=3") == (
+        "%invoke tenant-db.query: unknown parameters 'tabel' (did you mean 'table'?), "
+        "'limt' (did you mean 'limit'?). Valid parameters: 'limit', 'table', 'target'.")
+
+
+def test_routing_and_declared_parameters_pass(lab) -> None:
+    """`target` routes (and may be given to an exact name too); declared fields pass."""
+    assert lab.run("%invoke tenant-db.query target=acme table=orders limit=3")["table"] == \
+        "orders"
+    assert lab.run("%invoke tenant-db-acme.status target=acme")["tenant"] == "acme"
+
+
+def test_a_model_that_keeps_extras_keeps_them(lab) -> None:
+    """`extra="allow"`: every key is the component's to read."""
+    assert lab.run("%invoke echo.echo tabel=users anything=1") == {"tabel": "users",
+                                                                  "anything": 1}
