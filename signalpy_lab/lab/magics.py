@@ -12,6 +12,7 @@ and ``%reset [--no-boot]``; every other use goes, unchanged, to IPython's origin
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import json
 import shlex
@@ -31,7 +32,7 @@ from . import text
 from .as_instance import run_as
 from .masking import MASK, is_secret_key, returned, shown
 from .session import LabSession
-from .suggest import check_params, params_model, parse_args
+from .suggest import check_params, near_keys, params_model, parse_args
 from .why import explain
 
 __all__ = ["CONFIG_SUBCOMMANDS", "LabMagics", "parse_assignments", "parse_value"]
@@ -374,10 +375,30 @@ class LabMagics(Magics):
             return self._config_cell(line, cell)
         words = line.split(maxsplit=2)
         if not words or words[0] not in CONFIG_SUBCOMMANDS:
+            self._check_subcommand_typo(line)
             if self._ipython_config is None:
                 raise UsageError("%config: expected set, get, show or unset")
             return self._ipython_config(line)
         return _user_errors(self._config_line)(words)
+
+    def _check_subcommand_typo(self, line: str) -> None:
+        """``%config sett ...``: IPython's %config would refuse it too, less helpfully."""
+        words = line.split()
+        if not words or "=" in line or "." in words[0]:
+            return  # IPython's: `%config`, `%config Class.trait`, `... = value`
+        if words[0].lower() in {type(c).__name__.lower() for c in self.shell.configurables}:
+            return  # `%config InlineBackend`: IPython's help for that class
+        if difflib.get_close_matches(words[0], CONFIG_SUBCOMMANDS, n=1, cutoff=0.6):
+            raise UsageError(f"%config: no subcommand {words[0]!r}. "
+                             f"{choices(words[0], CONFIG_SUBCOMMANDS, noun='subcommands')} "
+                             f"(IPython's own: %config Class.trait = value)")
+
+    def _refuse_near_key(self, magic: str, key: str) -> None:
+        """A key set nowhere, one typo away from one that is set: a mistake, say which."""
+        near = near_keys(key, self.session.config.keys())
+        if near:
+            raise UsageError(f"{magic}: {key!r} is not set. "
+                             f"Did you mean {' or '.join(repr(k) for k in near)}?")
 
     def _config_line(self, words: list[str]) -> Any:
         command, rest = words[0], words[1:]
@@ -411,10 +432,16 @@ class LabMagics(Magics):
             raise UsageError(f"%config {command}: the kernel is not booted; run %boot first")
         if command == "get":
             explained = session.config.explain(key)
+            if explained.source is None:
+                self._refuse_near_key("%config get", key)
+                print(f"{key} is not set (no runtime value, no default)")
+                return None
             print(f"{key} = {shown(key, explained.value)} "
                   f"(source: {explained.source or 'unset'})")
             return returned(key, explained.value)
         removed = session.config.unset(key)
+        if not removed and session.config.explain(key).source is None:
+            self._refuse_near_key("%config unset", key)
         print(f"{key}: " + ("runtime value removed" if removed else "no runtime value to remove"))
         return None
 
@@ -437,6 +464,8 @@ class LabMagics(Magics):
         config = session.config
         rows = [(k, shown(k, config.peek(k)), config.source(k) or "")
                 for k in config.keys(prefix)]
+        if prefix and not rows:
+            self._refuse_near_key("%config show", prefix)
         return text.Table(["key", "value", "source"], rows, title=f"Config{under}",
                           footer=_masked_note(r[0] for r in rows))
 

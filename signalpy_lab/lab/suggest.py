@@ -1,4 +1,4 @@
-"""Did-you-mean for everything typed into a magic line.
+"""Did-you-mean for everything typed into a magic line: flags, parameters, config keys.
 
 Names (factories, handlers, targets, instances, nodes) already come with the closest match
 (``errors.choices``). This module does the same for the rest of a line, so a typo is a
@@ -13,6 +13,7 @@ one-line ``UsageError`` instead of a silent default:
   routes the call (``target``, ``bus.ROUTING_PARAMS``). Only the lab's ``%invoke`` checks:
   the bus leaves undeclared keys to the model, as pydantic and the original signalpy-kernel
   do, so code written for it that passes extras keeps working (``kernel/bus.py``).
+- **config keys**: ``near_keys`` finds set keys one typo away from an unset one.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -30,7 +31,14 @@ from pydantic import AliasChoices, BaseModel
 from ..errors import choices
 from ..kernel.bus import ROUTING_PARAMS
 
-__all__ = ["check_params", "flag_choices", "flags_of", "params_model", "parse_args"]
+__all__ = [
+    "check_params",
+    "flag_choices",
+    "flags_of",
+    "near_keys",
+    "params_model",
+    "parse_args",
+]
 
 _FLAG = re.compile(r"^--?[A-Za-z]")
 
@@ -151,3 +159,47 @@ def check_params(where: str, model: type[BaseModel] | None, params: Mapping[str,
     listed = ", ".join(repr(v) for v in sorted(valid))
     raise UsageError(f"{where}: unknown parameters {', '.join(hints)}. "
                      f"Valid parameters: {listed}.")
+
+
+# -- config keys ------------------------------------------------------------------------------
+
+
+def _one_typo(given: str, known: str) -> bool:
+    """A typo, not another name: close spelling (or two letters swapped), and not a different
+    number (``t10`` and ``t100`` are two tenants; ``db1`` and ``db2`` two databases)."""
+    if re.sub(r"\d", "", given) == re.sub(r"\d", "", known):
+        return False
+    if difflib.SequenceMatcher(None, given, known).ratio() >= 0.8:
+        return True
+    diff = [i for i, (a, b) in enumerate(zip(given, known)) if a != b]
+    return len(given) == len(known) and len(diff) == 2 and diff[1] == diff[0] + 1 and \
+        given[diff[0]] == known[diff[1]] and given[diff[1]] == known[diff[0]]
+
+
+def near_keys(key: str, keys: Iterable[str], *, limit: int = 3) -> list[str]:
+    """Keys (or key prefixes) of ``keys`` that ``key`` looks like a typo of.
+
+    Near means: as many dotted parts, all equal but one, and that one a typo of the other
+    (``tenants.acme.db_ur`` → ``tenants.acme.db_url``; ``tenants.acm.pool`` →
+    ``tenants.acme.pool``). ``tenants.initech.db_url`` is not near ``tenants.acme.db_url``:
+    an unset key that is a different name is just unset.
+
+    >>> near_keys("tenants.acme.db_ur", ["tenants.acme.db_url", "tenants.globex.db_url"])
+    ['tenants.acme.db_url']
+    """
+    parts = key.split(".")
+    candidates: set[str] = set()
+    for known in keys:
+        known_parts = known.split(".")
+        for depth in range(1, len(known_parts) + 1):  # the key and every prefix of it
+            candidates.add(".".join(known_parts[:depth]))
+    near = []
+    for candidate in sorted(candidates):
+        other = candidate.split(".")
+        if len(other) != len(parts):
+            continue
+        differ = [(a, b) for a, b in zip(parts, other) if a != b]
+        if len(differ) == 1 and _one_typo(*differ[0]):
+            near.append(candidate)
+    near.sort(key=lambda c: -difflib.SequenceMatcher(None, key, c).ratio())
+    return near[:limit]

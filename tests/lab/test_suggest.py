@@ -1,4 +1,4 @@
-"""Typos get a suggestion: flags and `%invoke` parameters."""
+"""Typos get a suggestion: flags, `%invoke` parameters, config keys, `%config` subcommands."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from signalpy_lab.lab.completion import candidates
 from signalpy_lab.lab.magics import LabMagics
 from signalpy_lab.lab.session import current_session
-from signalpy_lab.lab.suggest import flags_of
+from signalpy_lab.lab.suggest import flags_of, near_keys
 from signalpy_lab.testing import LabShell
 
 SETUP = """
@@ -117,3 +117,48 @@ def test_a_model_that_keeps_extras_keeps_them(lab) -> None:
     """`extra="allow"`: every key is the component's to read."""
     assert lab.run("%invoke echo.echo tabel=users anything=1") == {"tabel": "users",
                                                                   "anything": 1}
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        ("tenants.acme.db_ur", ["tenants.acme.db_url"]),
+        ("tenants.acme.db_rul", ["tenants.acme.db_url"]),  # two letters swapped
+        ("tenants.acm.db_url", ["tenants.acme.db_url"]),
+        ("tenant.acme", ["tenants.acme"]),
+        ("tenants.initech.db_url", []),  # another tenant: unset, not a typo
+        ("tenants.t100.db_url", []),  # t10 exists: another number is another tenant
+        ("region.east", []),  # not close enough to region.west to be called a typo
+    ],
+)
+def test_near_keys(key, expected) -> None:
+    """One dotted part differs, by a typo; a different name or number is not near."""
+    keys = ["tenants.acme.db_url", "tenants.globex.db_url", "tenants.t10.db_url", "region.west"]
+    assert expected == near_keys(key, keys)
+
+
+def test_config_get_of_a_near_key_is_a_mistake_and_of_another_key_is_unset(lab) -> None:
+    """`db_ur`: the closest key, and `r` stays unassigned; an unset key simply says so."""
+    assert lab.usage_error("r = %config get tenants.acme.db_ur") == \
+        "%config get: 'tenants.acme.db_ur' is not set. Did you mean 'tenants.acme.db_url'?"
+    assert "r" not in lab.user_ns
+    assert lab.run("%config get tenants.initech.db_url") is None
+    assert lab.output == "tenants.initech.db_url is not set (no runtime value, no default)\n"
+
+
+def test_config_unset_and_show_of_a_near_key(lab) -> None:
+    """A typo in `unset` or `show PREFIX` would silently do nothing: it is named instead."""
+    assert lab.usage_error("%config unset tenants.globex.db_ulr") == (
+        "%config unset: 'tenants.globex.db_ulr' is not set. "
+        "Did you mean 'tenants.globex.db_url'?")
+    assert lab.run("%config get tenants.globex.db_url") == "postgres://db/globex"
+    assert lab.usage_error("%config show tenants.acm") == \
+        "%config show: 'tenants.acm' is not set. Did you mean 'tenants.acme'?"
+
+
+def test_a_config_subcommand_typo_is_ours_ipythons_use_is_not(lab) -> None:
+    """`%config sett` names `set`; `%config InteractiveShell` is still IPython's help."""
+    assert lab.usage_error("%config sett tenants.acme.db_url x").startswith(
+        "%config: no subcommand 'sett'. Did you mean 'set' or 'unset'?")
+    lab.run("%config InteractiveShell")
+    assert "InteractiveShell(" in lab.output
