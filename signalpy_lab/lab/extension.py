@@ -14,6 +14,7 @@ from typing import Any
 
 from ..kernel import GraphSnapshot, Kernel
 from .completion import install_completers
+from .lines import strip_comment
 from .magics import LabMagics
 from .session import LabSession
 
@@ -55,7 +56,8 @@ def load_ipython_extension(ip: Any) -> None:
     def pre_run_cell(info: Any) -> None:
         count = getattr(ip, "execution_count", None)
         source = (getattr(info, "raw_cell", "") or "").strip().splitlines()
-        first = source[0][:60] if source else ""
+        first = source[0] if source else ""
+        first = (strip_comment(first) if first.startswith("%") else first)[:60]
         session.model.cell_started(f"cell [{count}]: {first}" if first else f"cell [{count}]")
 
     def post_run_cell(result: Any) -> None:

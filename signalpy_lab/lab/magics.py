@@ -8,6 +8,11 @@ line, so the event log and ``%why`` can say which command caused a cascade.
 IPython already owns ``%config`` and ``%reset``. Ours handle ``%config set|get|show|unset``
 and ``%reset [--no-boot]``; every other use goes, unchanged, to IPython's original
 (``%reset namespace`` reaches IPython's bare ``%reset``).
+
+A trailing ``# comment`` on a magic line is a comment, as in Python: a ``#`` after whitespace,
+outside quotes (``a#b``, ``postgres://db/x#frag`` and ``"a # b"`` are values). It is removed
+before the magic sees its line, and before ``{var}`` expansion (``lines.py``). A mistyped
+flag, parameter or config key gets the closest valid ones (``suggest.py``).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from ..kernel.events import caused_by
 from ..kernel.metadata import meta_of
 from . import text
 from .as_instance import run_as
+from .lines import without_comments
 from .masking import MASK, is_secret_key, returned, shown
 from .session import LabSession
 from .suggest import check_params, near_keys, params_model, parse_args
@@ -95,6 +101,7 @@ class LabMagics(Magics):
                  ipython_config: Callable[..., Any] | None = None,
                  ipython_reset: Callable[..., Any] | None = None) -> None:
         super().__init__(shell)
+        without_comments(self)  # a trailing `# comment` is not part of any magic's line
         self.session = session
         self._ipython_config = ipython_config
         self._ipython_reset = ipython_reset
@@ -102,6 +109,18 @@ class LabMagics(Magics):
     @property
     def kernel(self) -> Any:
         return self.session.kernel
+
+    def handles(self, kind: str, name: str, line: str) -> bool:
+        """Whether ``%name line`` (``%%name`` when ``kind`` is ``"cell"``) is the lab's to run:
+        every magic of ours, and of ``%config`` / ``%reset`` only our uses (the rest is
+        IPython's, passed on unchanged)."""
+        if name not in self.magics[kind]:
+            return False
+        if kind == "line" and name == "config":
+            return _is_ours_config(line)
+        if name == "reset":
+            return _is_ours_reset(line)
+        return True
 
     def _display(self, obj: Any) -> None:
         from IPython.display import display
@@ -373,13 +392,12 @@ class LabMagics(Magics):
         """
         if cell is not None:
             return self._config_cell(line, cell)
-        words = line.split(maxsplit=2)
-        if not words or words[0] not in CONFIG_SUBCOMMANDS:
+        if not _is_ours_config(line):
             self._check_subcommand_typo(line)
             if self._ipython_config is None:
                 raise UsageError("%config: expected set, get, show or unset")
             return self._ipython_config(line)
-        return _user_errors(self._config_line)(words)
+        return _user_errors(self._config_line)(line.split(maxsplit=2))
 
     def _check_subcommand_typo(self, line: str) -> None:
         """``%config sett ...``: IPython's %config would refuse it too, less helpfully."""
@@ -704,6 +722,12 @@ class LabMagics(Magics):
                 from None
         except Exception as exc:
             raise UsageError(f"%%as {name}: {type(exc).__name__}: {exc}") from None
+
+
+def _is_ours_config(line: str) -> bool:
+    """``%config set|get|show|unset ...`` is ours; any other ``%config`` is IPython's."""
+    words = line.split(maxsplit=1)
+    return bool(words) and words[0] in CONFIG_SUBCOMMANDS
 
 
 def _is_ours_reset(line: str) -> bool:
