@@ -23,6 +23,7 @@ PUBLIC_MODULES = [
     "signalpy_lab.kernel.kernel",
     "signalpy_lab.providers",
     "signalpy_lab.lab",
+    "signalpy_lab.lab.lines",
     "signalpy_lab.lab.model",
     "signalpy_lab.lab.render",
     "signalpy_lab.lab.suggest",

@@ -1,7 +1,8 @@
 """``%load_ext signalpy_lab`` / ``%unload_ext signalpy_lab``: symmetric set-up and tear-down.
 
 Loading creates a lab session (a booted kernel on its own loop thread), registers the magics
-(keeping IPython's own ``%config`` for every use that is not ours), tab completion, HTML
+(keeping IPython's own ``%config`` for every use that is not ours), the input transformer
+that suggests the closest magic for a misspelled one (``lines.py``), tab completion, HTML
 formatters for kernel objects, and the cell hooks that start a new epoch per cell. Unloading
 removes every one of them and shuts the kernel down, so ``%reload_ext`` is clean.
 """
@@ -14,7 +15,7 @@ from typing import Any
 
 from ..kernel import GraphSnapshot, Kernel
 from .completion import install_completers
-from .lines import strip_comment
+from .lines import MagicLines, strip_comment
 from .magics import LabMagics
 from .session import LabSession
 
@@ -52,6 +53,8 @@ def load_ipython_extension(ip: Any) -> None:
     originals = {name: ip.find_line_magic(name) for name in ("config", "reset")}
     magics = LabMagics(ip, session, originals["config"], originals["reset"])
     ip.register_magics(magics)
+    magic_lines = MagicLines(ip)
+    ip.input_transformers_post.append(magic_lines)
 
     def pre_run_cell(info: Any) -> None:
         count = getattr(ip, "execution_count", None)
@@ -78,6 +81,7 @@ def load_ipython_extension(ip: Any) -> None:
         "session": session, "magics": magics, "originals": originals,
         "hooks": (pre_run_cell, post_run_cell), "previous_formatters": previous,
         "uninstall_completers": uninstall_completers, "added_kernel": added_kernel,
+        "magic_lines": magic_lines,
     }
     print("signalpy_lab: kernel booted with config, logging, credentials and storage. "
           "Try %discover, %instantiate, %invoke, %config set, %graph, %lab; `kernel` is the "
@@ -93,6 +97,8 @@ def unload_ipython_extension(ip: Any) -> None:
     ip.events.unregister("pre_run_cell", pre)
     ip.events.unregister("post_run_cell", post)
     state["uninstall_completers"]()
+    if state["magic_lines"] in ip.input_transformers_post:
+        ip.input_transformers_post.remove(state["magic_lines"])
     manager = ip.magics_manager
     magics = state["magics"]
     for kind, names in magics.magics.items():

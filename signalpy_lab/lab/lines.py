@@ -1,7 +1,8 @@
-"""Magic lines as a person types them: a trailing ``# comment`` is a comment.
+"""Magic lines as a person types them: a trailing ``# comment``, and a misspelled magic.
 
-IPython hands a line magic everything after its name, comment included. This module applies
-Python's rule to the lab's magics, and leaves everything that is not the lab's untouched.
+IPython hands a line magic everything after its name, comment included, and answers a name
+that does not exist with a bare "not found". This module fixes both for the lab, and leaves
+everything that is not the lab's untouched.
 
 **The comment rule** (``strip_comment``), as in Python and the shell: a ``#`` that begins a
 word (the first character, or one after whitespace) outside quotes starts a comment that
@@ -19,19 +20,39 @@ variable whose value holds `` #`` is never cut. It is done in the magic, not in 
 transformer, so it also holds in the cell that runs ``%load_ext signalpy_lab`` (read before
 the lab existed) and for ``get_ipython().run_line_magic(...)`` from code.
 
+**Misspelled magics.** ``MagicLines``, in ``shell.input_transformers_post``, sees the code
+IPython made of a cell, tokenized (a string that merely contains such text is never
+touched). Where a line magic does not exist it calls ``line_magic_or_suggestion`` instead,
+which runs the magic if it exists by the time the line runs (a cell may ``%load_ext`` what it
+uses next) and otherwise raises a ``UsageError`` naming the closest magics, ours or
+IPython's. A cell whose ``%%magic`` does not exist is refused before anything in it runs, as
+is a ``%%magic`` below a cell's first line, where IPython cannot run it. A name with no close
+match keeps IPython's own message.
+
 ``%load_ext signalpy_lab  # ...`` itself is IPython's magic, run before the lab exists: there
 the comment is still part of the module name (the README puts that comment on the line above).
 """
 
 from __future__ import annotations
 
+import ast
+import difflib
+import io
+import tokenize
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from IPython.core.error import UsageError
 from IPython.core.magic import MAGIC_NO_VAR_EXPAND_ATTR
 
-__all__ = ["strip_comment", "without_comments"]
+__all__ = [
+    "MagicLines",
+    "closest_magics",
+    "line_magic_or_suggestion",
+    "strip_comment",
+    "without_comments",
+]
 
 _QUOTES = "\"'"
 
@@ -100,3 +121,94 @@ def without_comments(magics: Any) -> None:
     for kind, table in magics.magics.items():
         for name, fn in table.items():
             table[name] = _uncommented(magics, kind, name, fn)
+
+
+def closest_magics(shell: Any, given: str) -> list[str]:
+    """The magics (``%name`` / ``%%name``) ``given`` (written the same way) may mean."""
+    magics = shell.magics_manager.magics
+    names = [f"%{n}" for n in magics["line"]] + [f"%%{n}" for n in magics["cell"]]
+    names += [f"%{n}" for n in shell.magics_manager.lazy_magics]
+    return difflib.get_close_matches(given, sorted(set(names)), n=3, cutoff=0.7)
+
+
+def _did_you_mean(close: list[str]) -> str:
+    return f"Did you mean {' or '.join(close)}? (%lsmagic lists every magic.)"
+
+
+def line_magic_or_suggestion(shell: Any, name: str, line: str) -> Any:
+    """Run ``%name line`` if that magic exists now; else name the closest ones.
+
+    What a line magic that did not exist when its cell was read becomes; with no close match
+    IPython's own "not found" (with its hint about a cell magic of that name) is raised.
+    """
+    if shell.find_line_magic(name) is None and shell.find_cell_magic(name) is None:
+        close = closest_magics(shell, f"%{name}")
+        if close:
+            raise UsageError(f"Line magic function `%{name}` not found. {_did_you_mean(close)}")
+    # _stack_depth=2: {var} in the line expands in the cell's frame, one call further up.
+    return shell.run_line_magic(name, line, _stack_depth=2)
+
+
+def _literal(token: tokenize.TokenInfo) -> str | None:
+    if token.type != tokenize.STRING:
+        return None
+    try:
+        value = ast.literal_eval(token.string)
+    except (ValueError, SyntaxError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+_CALL = ("get_ipython", "(", ")", ".")  # then run_line_magic / run_cell_magic, "(", 'name', ","
+
+
+class MagicLines:
+    """The input transformer that names the closest magic for one that does not exist."""
+
+    def __init__(self, shell: Any) -> None:
+        self.shell = shell
+
+    def _exists(self, kind: str, name: str) -> bool:
+        manager = self.shell.magics_manager
+        # Membership, not find_*_magic: looking a lazy magic up would load it here.
+        return name in manager.magics[kind] or name in manager.lazy_magics
+
+    def __call__(self, lines: list[str]) -> list[str]:
+        text = "".join(lines)
+        if "run_line_magic(" not in text and "run_cell_magic(" not in text:
+            return lines
+        try:
+            tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+        except (tokenize.TokenError, SyntaxError):  # not Python: let compile() say why
+            return lines
+        rows = io.StringIO(text).readlines()  # the rows tokenize counted
+        edits: list[tuple[tuple[int, int], tuple[int, int], str]] = []
+        for i, token in enumerate(tokens):
+            if token.string != "get_ipython" or [t.string for t in tokens[i:i + 4]] != \
+                    list(_CALL) or len(tokens) < i + 8:
+                continue
+            method, paren, name_token, comma = tokens[i + 4:i + 8]
+            kind = {"run_line_magic": "line", "run_cell_magic": "cell"}.get(method.string)
+            name = _literal(name_token)
+            if kind is None or paren.string != "(" or comma.string != "," or name is None \
+                    or self._exists(kind, name):
+                continue
+            if kind == "line":
+                self._refuse_misplaced_cell_magic(name)
+                edits.append((token.start, paren.end, "__import__('signalpy_lab.lab.lines', "
+                              "fromlist=['_']).line_magic_or_suggestion(get_ipython(), "))
+            elif token.start == (1, 0):  # IPython's %%magic: the cell's first line
+                close = closest_magics(self.shell, f"%%{name}")
+                if close:
+                    raise UsageError(f"Cell magic `%%{name}` not found. {_did_you_mean(close)}")
+        for (row, col), (end_row, end_col), new in reversed(edits):
+            if row != end_row:  # IPython writes each call on one line; anything else is not it
+                continue
+            rows[row - 1] = rows[row - 1][:col] + new + rows[row - 1][end_col:]
+        return rows if edits else lines
+
+    def _refuse_misplaced_cell_magic(self, name: str) -> None:
+        """``%%config`` below the first line of a cell reaches us as line magic ``%config``."""
+        if name.startswith("%") and self._exists("cell", name[1:]):
+            raise UsageError(f"%%{name[1:]} is a cell magic: it must be the first line of its "
+                             f"cell, with its body below it. Start a new cell with it.")

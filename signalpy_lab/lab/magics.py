@@ -11,8 +11,9 @@ and ``%reset [--no-boot]``; every other use goes, unchanged, to IPython's origin
 
 A trailing ``# comment`` on a magic line is a comment, as in Python: a ``#`` after whitespace,
 outside quotes (``a#b``, ``postgres://db/x#frag`` and ``"a # b"`` are values). It is removed
-before the magic sees its line, and before ``{var}`` expansion (``lines.py``). A mistyped
-flag, parameter or config key gets the closest valid ones (``suggest.py``).
+before the magic sees its line, and before ``{var}`` expansion (``lines.py``, which also
+suggests the closest magic for a misspelled one). A mistyped flag, parameter or config key
+gets the closest valid ones (``suggest.py``).
 """
 
 from __future__ import annotations

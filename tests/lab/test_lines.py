@@ -1,8 +1,10 @@
-"""Magic lines: a trailing `# comment` is a comment on every magic of ours."""
+"""Magic lines: a trailing `# comment` is a comment on every magic of ours, and a misspelled
+magic names the closest one."""
 
 from __future__ import annotations
 
 import pytest
+from IPython.core.inputtransformer2 import TransformerManager
 
 from signalpy_lab.lab.lines import strip_comment
 from signalpy_lab.lab.magics import LabMagics
@@ -128,3 +130,51 @@ def test_ipythons_own_uses_keep_their_comment(lab, line, monkeypatch) -> None:
     monkeypatch.setattr(magics, attribute, received.append)
     lab.run(line)
     assert received == [line.split(" ", 1)[1]]
+
+
+def test_a_misspelled_magic_names_the_closest(lab) -> None:
+    """`%instanciate`, `x = %instanciate`, `%%confg`: one line naming the magic meant."""
+    assert lab.usage_error("%instanciate tenant-db x") == (
+        "Line magic function `%instanciate` not found. Did you mean %instantiate or "
+        "%instances? (%lsmagic lists every magic.)")
+    assert "Did you mean %instantiate" in lab.usage_error("x = %instanciate tenant-db")
+    assert lab.usage_error("%%confg\nregion: eu\n") == (
+        "Cell magic `%%confg` not found. Did you mean %%config or %config? "
+        "(%lsmagic lists every magic.)")
+    assert "Did you mean %timeit" in lab.usage_error("%timeot 1 + 1")  # IPython's too
+
+
+def test_nothing_close_keeps_ipythons_message(lab) -> None:
+    """No near name: IPython's own words, its cell-magic hint included."""
+    assert lab.usage_error("%zzzqqq") == "Line magic function `%zzzqqq` not found."
+    assert lab.usage_error("%as tenant-db-acme") == (
+        "Line magic function `%as` not found (But cell magic `%%as` exists, did you mean that "
+        "instead?).")
+
+
+def test_a_cell_magic_in_the_middle_of_a_cell_is_refused_before_anything_runs(lab) -> None:
+    """`%%config` below a cell's first line cannot run: say so, and run none of the cell."""
+    message = lab.usage_error("x = 1\n%%config\nregion: eu\n")
+    assert message == ("%%config is a cell magic: it must be the first line of its cell, "
+                       "with its body below it. Start a new cell with it.")
+    assert "x" not in lab.user_ns
+
+
+def test_a_magic_loaded_earlier_in_the_same_cell_runs(lab) -> None:
+    """Unknown when the cell was read, known when its line runs: it just runs."""
+    lab.run("%load_ext autoreload\n%autoreload 0")
+    assert "autoreload" in lab.shell.magics_manager.magics["line"]
+
+
+def test_everything_else_passes_through_untouched(lab) -> None:
+    """Known magics, IPython's own, plain code and strings that merely look like calls."""
+    cells = [
+        "%config InlineBackend  # IPython's\n",
+        "%time x = 1\n",
+        "r = %invoke tenant-db.query target=acme  # ours\n",
+        "s = \"get_ipython().run_line_magic('instanciate', '')\"\n",
+        "def f():\n    return 1  # a comment\n",
+    ]
+    plain = TransformerManager()  # IPython's transforms alone
+    for cell in cells:
+        assert plain.transform_cell(cell) == lab.shell.transform_cell(cell)

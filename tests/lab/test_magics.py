@@ -256,10 +256,14 @@ def test_completion_offers_names_and_targets(lab) -> None:
 
 
 def test_unload_removes_everything(lab) -> None:
-    """After %unload_ext, our magics, hooks and matcher are gone; %config is IPython's."""
+    """After %unload_ext, our magics, hooks, matcher and input transformer are gone; %config
+    is IPython's."""
     shell = lab.shell
     matchers = len(shell.Completer.custom_matchers)
+    transformers = list(shell.input_transformers_post)
     lab.run("%unload_ext signalpy_lab")
+    assert [type(t).__name__ for t in transformers if t not in shell.input_transformers_post] \
+        == ["MagicLines"]
     assert shell.find_line_magic("invoke") is None
     assert shell.find_cell_magic("config") is None
     assert type(shell.find_line_magic("config").__self__).__name__ == "ConfigMagics"
