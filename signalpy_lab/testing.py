@@ -6,6 +6,7 @@
         lab.run("%instantiate tenant-db tenant-db-acme target=acme")
         assert lab.run("%invoke tenant-db.query target=acme")["tenant"] == "acme"
         lab.usage_error("%invoke tenant-db.query target=nobody")  # the one-line error text
+        error, shown = lab.failure('%%as tenant-db-acme\nrt.config.get("tenants.globex.x")')
 """
 
 from __future__ import annotations
@@ -52,6 +53,16 @@ class LabShell:
         self.output = stdout.getvalue() + stderr.getvalue()
         return result
 
+    def execute(self, cell: str) -> Any:
+        """Run ``cell``; return IPython's ``ExecutionResult`` (its ``execution_count`` is the
+        prompt number). Raise ``CellError`` on error."""
+        result = self._execute(cell)
+        error = result.error_before_exec or result.error_in_exec
+        if error is not None:
+            raise CellError(f"cell failed: {type(error).__name__}: {error}\n{self.output}") \
+                from error
+        return result
+
     def run(self, cell: str) -> Any:
         """Run ``cell``; return the value of its last expression. Raise ``CellError`` on error."""
         result = self._execute(cell)
@@ -70,3 +81,19 @@ class LabShell:
         if not isinstance(error, UsageError):
             raise CellError(f"expected a UsageError from {cell!r}, got {error!r}\n{self.output}")
         return str(error)
+
+    def failure(self, cell: str) -> tuple[BaseException, str]:
+        """Run ``cell`` expecting it to fail; return the error and what IPython showed for it
+        (the one line of a refusal, or a traceback)."""
+        result = self._execute(cell)
+        error = result.error_before_exec or result.error_in_exec
+        if error is None:
+            raise CellError(f"expected {cell!r} to fail; it returned {result.result!r}")
+        render = getattr(error, "_render_traceback_", None)
+        if callable(render):
+            import re
+
+            shown = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(render()))  # no colours
+        else:
+            shown = self.output
+        return error, shown

@@ -30,6 +30,7 @@ from .events import (
     InstanceStateChanged,
     PolicyChanged,
     SignalSet,
+    UnreadWrite,
     caused_by,
 )
 from .graph import graph_stats
@@ -99,6 +100,7 @@ __all__ = [
     "Transport",
     "UnknownHandlerError",
     "UnknownTargetError",
+    "UnreadWrite",
     "batch",
     "caused_by",
     "component",

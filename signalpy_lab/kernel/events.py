@@ -9,6 +9,12 @@ tuple, not a frozen dataclass's field-by-field stores.
 Causes: every signal write that happens while someone listens gets a ``Cause`` (a sequence
 number, the signal's label, and the *command* that was running, set with ``caused_by``). The
 nodes it marks stale remember it, so a later recompute reports which write it answers to.
+Runs, instance changes and calls carry the command that was running when they happened too,
+so a lazy recompute is told apart from the write it answers to.
+
+Where no ``caused_by`` is in force, an *origin resolver* may name the command instead: the
+lab installs one (``set_origin_resolver``) that names the line of the running notebook cell
+(``config.set(...)``), so a write from plain Python is labelled like a magic's.
 """
 
 from __future__ import annotations
@@ -42,9 +48,12 @@ __all__ = [
     "InstanceStateChanged",
     "PolicyChanged",
     "SignalSet",
+    "UnreadWrite",
     "caused_by",
     "current_command",
     "node_value_repr",
+    "resolved_origin",
+    "set_origin_resolver",
     "short_repr",
 ]
 
@@ -53,7 +62,7 @@ _command: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "signalpy_lab_command", default=None
 )
 _cause_ids = itertools.count(1)
-
+_resolver: Callable[[], str | None] | None = None
 
 
 def short_repr(value: Any, limit: int = 60) -> str:
@@ -88,8 +97,28 @@ def caused_by(command: str) -> Iterator[None]:
 
 
 def current_command() -> str | None:
-    """The command label set by the innermost ``caused_by``, if any."""
-    return _command.get()
+    """The command label set by the innermost ``caused_by``, else what the origin resolver
+    names (see ``set_origin_resolver``), else None."""
+    command = _command.get()
+    if command is None and _resolver is not None:
+        command = _resolver()
+    return command
+
+
+def resolved_origin() -> str | None:
+    """What the origin resolver names, where no ``caused_by`` is in force (else None)."""
+    if _resolver is None or _command.get() is not None:
+        return None
+    return _resolver()
+
+
+def set_origin_resolver(resolver: Callable[[], str | None] | None) -> None:
+    """Install (or with ``None`` remove) the function that names a command where no
+    ``caused_by`` is in force. It runs in the thread that writes, calls or runs, so it can
+    look at that thread's stack; it must be cheap and return None when it has nothing to say
+    (the lab's returns None outside a notebook cell)."""
+    global _resolver
+    _resolver = resolver
 
 
 
@@ -129,7 +158,9 @@ class SignalSet(_NodeEvent):
 
 
 class ComputedRecomputed(_NodeEvent):
-    """A computed ran. ``changed`` is False when it produced an equal value (cascade stops)."""
+    """A computed ran. ``changed`` is False when it produced an equal value (cascade stops).
+    ``cause`` is the write it answers to; ``command`` what was running when it ran (the read
+    that pulled it, which may come cells after the write)."""
 
     kind: str = "computed.recomputed"
     duration: float
@@ -137,6 +168,7 @@ class ComputedRecomputed(_NodeEvent):
     value: str
     error: str | None
     cause: Cause | None
+    command: str | None = None
 
 
 class ComputedVerified(_NodeEvent):
@@ -144,6 +176,7 @@ class ComputedVerified(_NodeEvent):
 
     kind: str = "computed.verified"
     cause: Cause | None
+    command: str | None = None
 
 
 class EffectRun(_NodeEvent):
@@ -151,6 +184,7 @@ class EffectRun(_NodeEvent):
     duration: float
     error: str | None
     cause: Cause | None
+    command: str | None = None
 
 
 class EdgeChanged(Event):
@@ -182,6 +216,7 @@ class InstanceAdded(Event):
     name: str
     factory: str
     target: str | None
+    command: str | None = None
 
 
 class InstanceStateChanged(Event):
@@ -190,11 +225,28 @@ class InstanceStateChanged(Event):
     old: str
     new: str
     error: str | None = None
+    command: str | None = None
 
 
 class InstanceRemoved(Event):
     kind: str = "instance.removed"
     name: str
+    command: str | None = None
+
+
+class UnreadWrite(Event):
+    """A keyed value was written and no reactive node changed: nobody reads that key yet
+    (``readers == 0``), or its readers' value stayed equal. Emitted by providers that keep
+    per-key signals (the config keyspace), so a write is never invisible to the lab."""
+
+    kind: str = "write.unread"
+    label: str
+    instance: str | None
+    tenant: str | None
+    old: str
+    new: str
+    readers: int = 0
+    command: str | None = None
 
 
 class PolicyChanged(Event):
@@ -269,6 +321,8 @@ class _Dispatcher(GraphHooks):
 
     def on_set(self, node: SourceNode, old: Any, new: Any) -> Any:
         command = _command.get()
+        if command is None and _resolver is not None:
+            command = _resolver()
         return _cause(next(_cause_ids), node.uid, node.describe(),
                       redact(command) if command else None,
                       node_value_repr(node, old), node_value_repr(node, new))
@@ -299,21 +353,25 @@ class _Dispatcher(GraphHooks):
         owner = node.owner
         instance = owner.name if owner is not None else None
         error_text = redact(f"{type(error).__name__}: {error}") if error is not None else None
+        command = _command.get()
+        if command is None and _resolver is not None:
+            command = _resolver()
         if node.is_effect:
             hub.emit(EffectRun(node_id=node.uid, label=node.describe(), instance=instance,
                                tenant=node.tenant, duration=seconds, error=error_text,
-                               cause=node.cause))
+                               cause=node.cause, command=command))
         else:
             hub.emit(_computed_recomputed(
                 node.uid, node.describe(), instance, node.tenant, seconds, changed,
-                node_value_repr(node, node.value), error_text, node.cause))
+                node_value_repr(node, node.value), error_text, node.cause, command=command))
 
     def on_verified(self, node: DerivedNode) -> None:
         hub = _hub_of(node)
         if hub is not None and not node.is_effect:
             instance, tenant = _where(node)
             hub.emit(ComputedVerified(node_id=node.uid, label=node.describe(),
-                                      instance=instance, tenant=tenant, cause=node.cause))
+                                      instance=instance, tenant=tenant, cause=node.cause,
+                                      command=current_command()))
 
     def on_edge(self, source: ReactiveNode, target: DerivedNode, added: bool) -> None:
         hub = _hub_of(target) or _hub_of(source)

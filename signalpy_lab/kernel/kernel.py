@@ -48,6 +48,7 @@ from .events import (
     InstanceRemoved,
     InstanceStateChanged,
     PolicyChanged,
+    current_command,
     short_repr,
 )
 from .graph import DerivedNode
@@ -287,7 +288,7 @@ class Kernel:
             self._claims[(routed, inst.target or "")] = inst.name
         if self.events.active:
             self.events.emit(InstanceAdded(name=inst.name, factory=inst.factory,
-                                           target=inst.target))
+                                           target=inst.target, command=current_command()))
 
     @staticmethod
     def _route_pairs(inst: ComponentInstance) -> list[tuple[str, str]]:
@@ -561,7 +562,7 @@ class Kernel:
         inst.runtime = None
         inst.scope = None
         if self.events.active:
-            self.events.emit(InstanceRemoved(name=name))
+            self.events.emit(InstanceRemoved(name=name, command=current_command()))
 
     def invoke(self, handler: str, params: Any = None, *,
                timeout: float | None = None) -> Coroutine[Any, Any, Any]:
@@ -580,6 +581,7 @@ class Kernel:
             self.events.emit(InstanceStateChanged(
                 name=inst.name, old=old.value, new=state.value,
                 error=f"{type(error).__name__}: {error}" if error is not None else None,
+                command=current_command(),
             ))
 
     async def _activate(self, inst: ComponentInstance, *, raise_errors: bool) -> None:

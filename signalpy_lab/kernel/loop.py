@@ -4,6 +4,11 @@ The lab runs the kernel on a private loop in a daemon thread while notebook code
 ipykernel's loop. A coroutine awaited from another loop is handed to the kernel's loop with
 ``run_coroutine_threadsafe`` and awaited through ``wrap_future``, so it neither hangs nor hits
 "attached to a different loop" errors. Nothing here creates a loop at import or construction.
+
+A hop keeps the command label: the ``caused_by`` context travels with the coroutine, and where
+none is set, the origin resolver (``events.set_origin_resolver``) is asked in the calling
+thread, whose stack still holds the caller (a notebook cell's ``await kernel.hot_add(...)``),
+so what the coroutine does on the kernel's loop is labelled with that line.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import asyncio
 import functools
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, TypeVar
+
+from . import events
 
 __all__ = ["LoopAffine", "hop_if_needed", "on_home_loop"]
 
@@ -59,9 +66,18 @@ def hop_if_needed(home: asyncio.AbstractEventLoop | None,
 async def _run_on(home: asyncio.AbstractEventLoop, coroutine: Coroutine[Any, Any, R]) -> R:
     if asyncio.get_running_loop() is home:  # created elsewhere, awaited on the home loop
         return await coroutine
+    origin = events.resolved_origin()  # here, in the caller's thread
+    if origin is not None:
+        coroutine = _labelled(origin, coroutine)
     future = asyncio.run_coroutine_threadsafe(coroutine, home)
     try:
         return await asyncio.wrap_future(future)
     except asyncio.CancelledError:
         future.cancel()
         raise
+
+
+async def _labelled(command: str, coroutine: Coroutine[Any, Any, R]) -> R:
+    """``coroutine`` run under ``caused_by(command)`` (its origin, named before the hop)."""
+    with events.caused_by(command):
+        return await coroutine

@@ -3,8 +3,10 @@
 Loading creates a lab session (a booted kernel on its own loop thread), registers the magics
 (keeping IPython's own ``%config`` for every use that is not ours), the input transformer
 that suggests the closest magic for a misspelled one (``lines.py``), tab completion, HTML
-formatters for kernel objects, and the cell hooks that start a new epoch per cell. Unloading
-removes every one of them and shuts the kernel down, so ``%reload_ext`` is clean.
+formatters for kernel objects, and the cell hooks (``cells.CellTracker``): one epoch per cell
+that did something reactive, titled with its prompt number and the line that made the change,
+and its picture under the cell. Unloading removes every one of them and shuts the kernel
+down, so ``%reload_ext`` is clean.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import sys
 from typing import Any
 
 from ..kernel import GraphSnapshot, Kernel
+from .cells import CellTracker
 from .completion import install_completers
-from .lines import MagicLines, strip_comment
+from .lines import MagicLines
 from .magics import LabMagics
 from .session import LabSession
 
@@ -48,7 +51,10 @@ def load_ipython_extension(ip: Any) -> None:
     """Create the session and register magics, completers, formatters and cell hooks."""
     if id(ip) in _STATE:
         return
-    session = LabSession()
+    from ..kernel.events import caused_by
+
+    with caused_by("%load_ext signalpy_lab"):
+        session = LabSession()
     # find_line_magic resolves IPython's lazily loaded magics to the real bound methods.
     originals = {name: ip.find_line_magic(name) for name in ("config", "reset")}
     magics = LabMagics(ip, session, originals["config"], originals["reset"])
@@ -56,18 +62,8 @@ def load_ipython_extension(ip: Any) -> None:
     magic_lines = MagicLines(ip)
     ip.input_transformers_post.append(magic_lines)
 
-    def pre_run_cell(info: Any) -> None:
-        count = getattr(ip, "execution_count", None)
-        source = (getattr(info, "raw_cell", "") or "").strip().splitlines()
-        first = source[0] if source else ""
-        first = (strip_comment(first) if first.startswith("%") else first)[:60]
-        session.model.cell_started(f"cell [{count}]: {first}" if first else f"cell [{count}]")
-
-    def post_run_cell(result: Any) -> None:
-        session.model.cell_finished()
-
-    ip.events.register("pre_run_cell", pre_run_cell)
-    ip.events.register("post_run_cell", post_run_cell)
+    cells = CellTracker(ip, session)
+    cells.install()
     html_formatter = ip.display_formatter.formatters["text/html"]
     previous = {
         Kernel: html_formatter.for_type(Kernel, _kernel_html),
@@ -79,7 +75,7 @@ def load_ipython_extension(ip: Any) -> None:
         ip.user_ns["kernel"] = session.kernel
     _STATE[id(ip)] = {
         "session": session, "magics": magics, "originals": originals,
-        "hooks": (pre_run_cell, post_run_cell), "previous_formatters": previous,
+        "cells": cells, "previous_formatters": previous,
         "uninstall_completers": uninstall_completers, "added_kernel": added_kernel,
         "magic_lines": magic_lines,
     }
@@ -93,9 +89,7 @@ def unload_ipython_extension(ip: Any) -> None:
     state = _STATE.pop(id(ip), None)
     if state is None:
         return
-    pre, post = state["hooks"]
-    ip.events.unregister("pre_run_cell", pre)
-    ip.events.unregister("post_run_cell", post)
+    state["cells"].uninstall()
     state["uninstall_completers"]()
     if state["magic_lines"] in ip.input_transformers_post:
         ip.input_transformers_post.remove(state["magic_lines"])

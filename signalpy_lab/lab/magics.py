@@ -190,7 +190,6 @@ class LabMagics(Magics):
             where = (f", in worker pid {inst.pid}" if inst.pid else
                      "; %boot starts its worker process" if not self.session.booted else "")
         print(f"{inst.name}: {inst.state} ({when}{where})")
-        self._show_inline()
         return None
 
     @magic_arguments()
@@ -260,29 +259,9 @@ class LabMagics(Magics):
               "same factories, instances and config; %reset starts a fresh one")
 
     def _inline_on(self) -> bool:
-        setting = self.session.inline
-        return setting == "on" or (setting == "auto" and _has_widget_frontend(self.shell))
+        from .inline import inline_enabled
 
-    def _show_inline(self) -> None:
-        """The current epoch's small picture (touched nodes and their neighbours) under the
-        cell: static HTML, so it stays true to its epoch and survives in the saved notebook.
-        A picture that cannot be drawn (no Graphviz) is skipped: the magic already said what
-        it did."""
-        if not self._inline_on():
-            return
-        from .inline import epoch_picture, epoch_summary
-
-        model = self.session.model
-        if _has_widget_frontend(self.shell):
-            from IPython.display import HTML
-
-            picture = epoch_picture(model)
-            if picture is not None:
-                self._display(HTML(picture))
-        else:
-            summary = epoch_summary(model)
-            if summary:
-                print(summary)
+        return inline_enabled(self.shell, self.session.inline)
 
     def _check_not_stopped(self, magic: str) -> None:
         if self.session.stopped:
@@ -322,7 +301,6 @@ class LabMagics(Magics):
         with caused_by(f"%remove {line}"):
             self.session.run(self.kernel.hot_remove(args.name))
         print(f"removed {args.name}")
-        self._show_inline()
 
     @magic_arguments("kernel")
     @line_magic("kernel")
@@ -359,7 +337,6 @@ class LabMagics(Magics):
         elapsed = (time.perf_counter() - started) * 1e3
         target = f"[{params['target']}]" if found and found[1] == "target" else ""
         print(f"{args.handler}{target} via {route} in {elapsed:.2f} ms")
-        self._show_inline()
         return result
 
     def _params(self, words: list[str]) -> dict[str, Any]:
@@ -433,8 +410,15 @@ class LabMagics(Magics):
                                  "%config set tenants.acme.db_url postgres://db9/acme")
             value = parse_value(rest[1])
             stale: list[str] = []
-            unsubscribe = self.kernel.events.subscribe(
-                lambda e: stale.extend(e.stale_labels) if e.kind == "signal.set" else None)
+            unread: list[int] = []
+
+            def heard(event: Any) -> None:
+                if event.kind == "signal.set":
+                    stale.extend(event.stale_labels)
+                elif event.kind == "write.unread" and event.label == key:
+                    unread.append(event.readers)
+
+            unsubscribe = self.kernel.events.subscribe(heard)
             try:
                 with caused_by(f"%config set {key} {rest[1]}"):
                     session.set_config(key, value)
@@ -443,9 +427,10 @@ class LabMagics(Magics):
             where = ("runtime" if session.booted else
                      "pending: applied when %boot restarts the kernel" if session.stopped else
                      "pending: becomes a default at %boot")
-            print(f"{key} = {shown(key, value)} ({where})"
-                  + (f"; stale now: {', '.join(sorted(stale))}" if stale else ""))
-            self._show_inline()
+            note = (f"; stale now: {', '.join(sorted(stale))}" if stale else
+                    "; no readers yet, nothing recomputes" if unread == [0] else
+                    "; equal value, nothing changed" if unread else "")
+            print(f"{key} = {shown(key, value)} ({where}){note}")
             return None
         if not session.booted:
             raise UsageError(f"%config {command}: the kernel is not booted; run %boot first")
@@ -700,7 +685,10 @@ class LabMagics(Magics):
         rt.config.get("tenants.globex.db_url")   # refused, as in acme's own code
 
         The notebook's variables (``kernel`` too) are not in the cell's namespace; top-level
-        ``await`` works; the last line's value is the result; errors are one line.
+        ``await`` works; the last line's value is the result. A refusal is one line naming
+        the error (``TenantIsolationError: ...``); a bug in the cell shows its traceback with
+        the cell's line numbers. In-process ``%%as`` is a scope for learning, not a sandbox:
+        the boundary for hostile code is a worker process.
         """
         name = line.strip()
         known = [i.name for i in self.kernel.instances()]
@@ -717,12 +705,12 @@ class LabMagics(Magics):
             raise UsageError(f"%%as {name}: it is {inst.state}; only an active instance has "
                              f"code to run as (%restart {name}?).")
         try:
-            return run_as(self.session, name, cell)
+            return run_as(self.session, name, cell, shell=self.shell,
+                          header=f"%%as {line.strip()}")
         except SyntaxError as exc:
-            raise UsageError(f"%%as {name}: SyntaxError: {exc.msg} (line {exc.lineno})") \
-                from None
-        except Exception as exc:
-            raise UsageError(f"%%as {name}: {type(exc).__name__}: {exc}") from None
+            message = f"SyntaxError: {exc.msg} (line {(exc.lineno or 0) + 1} of the cell)"
+            exc._render_traceback_ = lambda: [message]  # type: ignore[attr-defined]
+            raise exc.with_traceback(None) from None
 
 
 def _is_ours_config(line: str) -> bool:

@@ -1,17 +1,28 @@
 """The lab's model: what happened in the kernel, as plain data the views render.
 
 ``LabModel`` subscribes to ``kernel.events`` and keeps, per reactive node, what it did in the
-current *epoch* (one cell, one magic, or one background write): ``set`` (a signal written),
-``recomputed`` (ran and changed), ``unchanged`` (ran and returned an equal value, stopping the
-cascade), ``verified`` (checked, no input changed, did not run), ``stale`` (marked, not yet
-re-run) or ``untouched``. It also keeps a short value history per node, the recorded cause of
-each recompute, a bounded event log tied to causes and commands, and per-route call results.
+current *epoch*: ``set`` (a signal written), ``recomputed`` (ran and changed), ``unchanged``
+(ran and returned an equal value, stopping the cascade), ``verified`` (checked, no input
+changed, did not run), ``stale`` (marked, not yet re-run), ``added`` (new in this epoch, not
+run yet), ``removed`` (its instance went) or ``untouched``. It also keeps a short value history
+per node, the recorded cause of each recompute, a bounded event log tied to causes and
+commands, and per-route call results.
+
+**Epochs.** One notebook cell that did something reactive is one epoch: its first reactive
+event (a write, a recompute, an effect run, an instance added or removed, a config write
+nobody reads) begins it, and everything else the cell does joins it, whatever thread or
+loop it runs on; a cell that did nothing reactive has no epoch. So a lazy recompute belongs
+to the cell that read it, not to the cell that wrote (``%why`` links the two through the
+cause). Outside cells, a background burst is an epoch; ``begin_epoch(label)`` opens one by
+hand (scripts, tests, benchmarks). An epoch is named after what made the change: the command
+(a magic's line, set with ``caused_by``, or the Python line the lab's origin resolver names)
+and, for a cell, its prompt number (``In [9]``).
 
 A process-isolated instance's worker relays its events into ``kernel.events`` (node ids
 shifted by a large offset per worker, its providers' nodes owned by ``"config@w-<name>"``),
 a moment after they happened: the model treats them like local ones, except that a relayed
-echo of a write already seen in this epoch (same command) does not start a new epoch, and
-calls through the transport are counted here (the worker keeps the handler's own counts).
+event of a command already in this epoch (an echo) does not start a new epoch, and calls
+through the transport are counted here (the worker keeps the handler's own counts).
 
 Nothing here imports IPython or ipywidgets; views (text tables, widgets) read ``snapshot()``
 and ``version`` / ``structure_version`` to know when to redraw or re-layout.
@@ -25,8 +36,11 @@ lock and one dispatch per event. Cell boundaries apply the queue too, so each ev
 the epoch it happened in; a background epoch's start is the time of its first event.
 
 Past epochs: when an epoch ends, what it did is frozen into the ``timeline`` (``epochs.py``,
-the last ``EPOCHS``), so ``snapshot(epoch=N)`` shows epoch N as it was. The model tracks the
-nodes the current epoch touched, so ending an epoch costs what it touched, not the graph.
+the last ``EPOCHS``), with how it changed the graph's structure (folded in at cell
+boundaries and reads: the nodes and edges that came and went since the last look), so
+``snapshot(epoch=N)`` shows epoch N as it was: its nodes, edges, statuses, values and run
+counts (``past.py``). The model tracks the nodes the current epoch touched, so ending an
+epoch costs what it touched, not the graph.
 
 Snapshots are incremental: the model keeps the last snapshot's node rows and, between two
 snapshots, the ids its events named (``_dirty``). The next snapshot asks the kernel to
@@ -41,9 +55,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..kernel import Kernel
@@ -59,10 +73,12 @@ from ..kernel.events import (
     InstanceRemoved,
     InstanceStateChanged,
     SignalSet,
+    UnreadWrite,
 )
 from ..kernel.introspection import plain
 from ..kernel.redaction import redact
-from .epochs import EPOCHS, EpochRecord, EpochTimeline, NodeStep
+from .epochs import EMPTY, EPOCHS, EpochRecord, EpochTimeline, NodeStep, StructureDelta, Write
+from .past import as_of, structure_at
 
 __all__ = [
     "EPOCHS",
@@ -85,18 +101,24 @@ _log = logging.getLogger("signalpy_lab.lab")
 HISTORY = 5
 #: Event-log entries kept (newest first).
 LOG_SIZE = 500
+#: Causes remembered with the epoch of their write (for ``%why``'s "set in epoch 3").
+CAUSES = 20_000
 
 #: Events heard but not yet applied, past which the emitting thread applies them itself (a
 #: bound on memory, and on the work a later read does at once).
 PENDING = 256
 
-#: Outside any cell, changes this close (seconds) to an epoch's start belong to it: one
-#: background burst is one epoch, not one per write.
+#: Outside any cell, changes this close (seconds) to a background epoch's start belong to
+#: it: one background burst is one epoch, not one per write.
 SETTLE_SECONDS = 0.25
 
-#: Event kinds that change the system (as opposed to reading it): each cell's first one
-#: starts a new epoch.
-_CHANGES = frozenset({"signal.set", "instance.added", "instance.removed"})
+#: Event kinds that are something reactive happening: in a cell, the first one begins the
+#: cell's epoch. (A call alone is not: it is logged, under the cell, in no epoch.)
+_REACTIVE = frozenset({"signal.set", "computed.recomputed", "computed.verified", "effect.run",
+                       "instance.added", "instance.removed", "write.unread"})
+#: Kinds that, outside cells, start a background epoch of their own.
+_CHANGES = frozenset({"signal.set", "instance.added", "instance.removed", "write.unread",
+                      "computed.recomputed", "effect.run"})
 
 #: Providers whose nodes are hidden unless asked for (their config signals stay visible).
 PROVIDER_INSTANCES = frozenset({"logging", "credentials", "storage"})
@@ -118,6 +140,12 @@ class NodeActivity:
     last_duration: float | None = None
     last_error: str | None = None
     recomputes: int = 0
+    #: The epoch it was last touched in, its runs there and its value before that epoch.
+    epoch: int = -1
+    ran: int = 0
+    before: str | None = None
+    #: What was running when it last ran (the read that pulled a lazy recompute).
+    last_command: str | None = None
 
     def remember(self, ts: float, value: str) -> None:
         """Add a value to ``history``, dropping the oldest past ``HISTORY``."""
@@ -132,11 +160,12 @@ class LogEntry:
     ts: float
     kind: str
     text: str
-    epoch: int
+    epoch: int | None  # None: a call in a cell that changed nothing reactive
     command: str | None
     cause_id: int | None = None
     node_id: int | None = None
     tenant: str | None = None
+    cell: int | None = None  # the prompt number of the cell it happened in
 
 
 @dataclass
@@ -160,6 +189,21 @@ class EpochInfo:
     number: int
     label: str | None
     started: float
+    #: the prompt number of the cell that made it (``In [9]``); None outside cells
+    cell: int | None = None
+
+
+@dataclass
+class _Cell:
+    """The running notebook cell: its prompt number, a fallback label (its first line),
+    and the epoch it began (None until it does something reactive)."""
+
+    number: int | None
+    label: str
+    epoch: int | None = None
+
+
+_NO_CELL = _Cell(None, "")
 
 
 def _applied(name: str, doc: str, *, settable: bool = False) -> Any:
@@ -183,18 +227,26 @@ class LabModel:
         self.kernel = kernel
         self._lock = threading.RLock()
         self._activities: dict[int, NodeActivity] = {}
-        # (event, the epoch it happened in): described lazily, so listening stays cheap
-        self._entries: deque[tuple[Event, EpochInfo]] = deque(maxlen=LOG_SIZE)
+        # (event, the epoch it happened in or None, the cell's prompt number): described
+        # lazily, so listening stays cheap
+        self._entries: deque[tuple[Event, EpochInfo | None, int | None]] = deque(
+            maxlen=LOG_SIZE)
         # handler name -> (time, sequence number) of its latest call: "most recent first"
         self._last_calls: dict[str, tuple[float, int]] = {}
         # (requested name, target or "") -> calls that went through a transport
         self._remote_calls: dict[tuple[str, str], RemoteCalls] = {}
-        self._epoch_commands: set[str] = set()  # commands whose writes are in this epoch
         self._calls = 0
         self._epoch = EpochInfo(0, None, time.time())
-        self._in_cell = False
-        self._cell_label: str | None = None
-        self._cell_wrote = False
+        self._explicit = False  # the current epoch was opened by begin_epoch()
+        self._cell: _Cell | None = None  # the running cell, if any
+        self._last_cell: _Cell = _NO_CELL  # the cell that ran last (its epoch, for pictures)
+        # the current epoch's commands (in order), config writes nobody read, and the
+        # structure it changed so far
+        self._commands: dict[str, None] = {}
+        self._writes: list[Write] = []
+        self._delta: StructureDelta = EMPTY
+        # cause id -> the epoch its write happened in (``%why``: "set in epoch 3")
+        self._cause_epochs: OrderedDict[int, int] = OrderedDict()
         self._heard = 0.0  # time.time() of the read that last found events pending
         # Events heard, not yet applied: the kernel's hot path only appends here (see
         # _on_event); every reader applies them first, in order (_apply_pending).
@@ -210,6 +262,7 @@ class LabModel:
             EffectRun: self._on_effect_run, HandlerInvoked: self._on_invoked,
             EdgeChanged: self._on_edge, InstanceAdded: self._on_instance,
             InstanceRemoved: self._on_instance, InstanceStateChanged: self._on_instance,
+            UnreadWrite: self._on_unread_write,
         }
         #: Closed epochs, oldest first (the current one is ``epoch_record()``).
         self._timeline = EpochTimeline(EPOCHS)
@@ -223,27 +276,37 @@ class LabModel:
         self._routes: list[dict[str, Any]] = []
         self._cached_structure = -1
         self.full_snapshots = 0  # how many snapshots needed a whole Kernel.graph()
+        # The structure last folded into an epoch (ids -> rows, edge pairs), and its version.
+        self._base_rows: dict[int, dict[str, Any]] = {}
+        self._base_edges: set[tuple[int, int]] = set()
+        self._folded_structure = -1
         self._paused = False
         self._unsubscribe = kernel.events.subscribe(self._on_event)
+        self._fold_structure(initial=True)  # what exists now predates every epoch
 
     # -- what the model knows (each read applies the pending events first) ----------------
 
     activity = _applied("_activities", "Node id -> ``NodeActivity``: what it did this epoch, "
                         "its recent values, its recompute count.")
-    log = _applied("_entries", "Newest first: (event, the ``EpochInfo`` it happened in), the "
-                   "last ``LOG_SIZE``; ``recent()`` describes them.")
+    log = _applied("_entries", "Newest first: (event, the ``EpochInfo`` it happened in or "
+                   "None, the cell's prompt number), the last ``LOG_SIZE``; ``recent()`` "
+                   "describes them.")
     last_calls = _applied("_last_calls", "Handler name -> (time, sequence number) of its "
                           "latest call (the bus table's \"most recent first\").")
     remote_calls = _applied("_remote_calls", "(requested name, target or \"\") -> "
                             "``RemoteCalls`` through a transport.")
     epoch = _applied("_epoch", "The current epoch (``EpochInfo``).", settable=True)
-    in_cell = _applied("_in_cell", "Whether a cell is running (between ``cell_started`` and "
-                       "``cell_finished``).")
     version = _applied("_version", "Bumps with every event applied (views redraw).")
     structure_version = _applied("_structure_version", "Bumps when nodes, edges or instances "
                                  "change (views re-layout).")
     timeline = _applied("_timeline", "The closed epochs (``EpochTimeline``), oldest first.",
                         settable=True)
+
+    @property
+    def in_cell(self) -> bool:
+        """Whether a cell is running (between ``cell_started`` and ``cell_finished``)."""
+        self._apply_pending()
+        return self._cell is not None
 
     @property
     def last_event(self) -> float:
@@ -279,7 +342,8 @@ class LabModel:
 
         What happened while paused was not heard, so the new epoch's stale nodes are read
         from the kernel's graph instead of carried over (a node stale at the pause may have
-        recomputed since; another may have gone stale).
+        recomputed since; another may have gone stale), and the structure that changed
+        meanwhile is the new epoch's.
         """
         with self._lock:
             if not self._paused:
@@ -298,12 +362,15 @@ class LabModel:
                 self._activity(node_id).status = "stale"
             self._structure_version += 1  # re-read the graph whole: edges may have changed
             self._version += 1
+        self._fold_structure()
         self._notify()
 
     def attach(self, kernel: Kernel) -> None:
         """Follow ``kernel`` instead (a restart): the views and the log stay, so a widget on
-        the page keeps updating; node activity starts afresh (the new nodes are new)."""
+        the page keeps updating; node activity starts afresh (the new nodes are new), and
+        the epoch records the old kernel's nodes as removed and the new one's as added."""
         self._apply_pending()
+        self._fold_structure()
         with self._lock:
             self._unsubscribe()
             self._paused = False
@@ -315,6 +382,7 @@ class LabModel:
             self._unsubscribe = kernel.events.subscribe(self._on_event)
             self._structure_version += 1
             self._version += 1
+        self._fold_structure()
         self._notify()
 
     def on_change(self, callback: Callable[[LabModel], None]) -> Callable[[], None]:
@@ -339,38 +407,66 @@ class LabModel:
         """A view is about to read the model: notify on the next event again."""
         self._views_behind = False
 
-    def cell_started(self, label: str) -> None:
-        """A cell began. Its first change (a signal write, an instance added or removed) will
-        start a new epoch labelled ``label``.
+    # -- cells and epochs --------------------------------------------------------------
 
-        Cells that only read (an ``%invoke`` that recomputes, a ``%graph``) stay in the epoch
-        of the last write, so they show that write's cascade completing.
-        """
+    def cell_started(self, label: str, *, number: int | None = None) -> None:
+        """A cell began: its first reactive event will begin its epoch, titled with the
+        prompt ``number`` (``In [9]``) and the command behind that event, else ``label``
+        (the cell's first line, say)."""
         self._apply_pending()  # what the previous cell (or the background) did is its own
+        self._fold_structure()
         with self._lock:
-            self._in_cell = True
-            self._cell_label = label
-            self._cell_wrote = False
+            self._cell = _Cell(number, label)
 
-    def cell_finished(self) -> None:
+    def cell_finished(self, *, number: int | None = None) -> EpochRecord | None:
+        """The cell ended; returns its epoch (what the cell did) or None if it did nothing
+        reactive. ``number`` corrects the prompt number given to ``cell_started``."""
         self._apply_pending()
+        self._fold_structure()
         with self._lock:
-            self._in_cell = False
+            cell = self._cell
+            if cell is None:  # a hook installed mid-cell (%load_ext) saw no start
+                return None
+            self._cell = None
+            if number is not None and number != cell.number:
+                cell.number = number
+                if cell.epoch is not None and cell.epoch == self._epoch.number:
+                    self._epoch = replace(self._epoch, cell=number)
+            self._last_cell = cell
+            if cell.epoch is None:
+                return None
+        try:
+            return self.epoch_record(cell.epoch)
+        except LookupError:
+            return None
+
+    @property
+    def last_cell_epoch(self) -> int | None:
+        """The epoch the last finished cell made (None: it did nothing reactive)."""
+        self._apply_pending()
+        return self._last_cell.epoch
 
     def begin_epoch(self, label: str | None) -> None:
-        """Start a new epoch now: every status resets to untouched."""
+        """Start a new epoch now, labelled ``label``: every status resets to untouched, and
+        what happens next (outside cells) belongs to it until the next one begins."""
         self._apply_pending()
-        self._begin_epoch(label, time.time())
+        self._fold_structure()
+        with self._lock:
+            self._begin_epoch(label, time.time())
+            self._explicit = True
         self._notify()
 
-    def _begin_epoch(self, label: str | None, now: float) -> None:
+    def _begin_epoch(self, label: str | None, now: float, cell: int | None = None) -> None:
         """``begin_epoch`` with the pending events applied (or being applied) already."""
         with self._lock:
-            self._timeline.append(self._record_of(self._touched, now))
+            self._timeline.append(self._record_of(now))
+            self._explicit = False
             # A cell that set a secret names it in its source: the label is masked too.
             self._epoch = EpochInfo(self._epoch.number + 1,
-                                    redact(label) if label else label, now)
-            self._epoch_commands = set()
+                                    redact(label) if label else label, now, cell)
+            self._commands = {}
+            self._writes = []
+            self._delta = EMPTY
             still: dict[int, NodeActivity] = {}
             for node_id, activity in self._touched.items():
                 # A node still stale from an earlier write stays stale: it will not be marked
@@ -381,15 +477,35 @@ class LabModel:
                     activity.status = "untouched"
             self._dirty.update(self._touched)
             self._touched = still
+            oldest = self._timeline.oldest()
+            causes = self._cause_epochs
+            while causes and oldest is not None and next(iter(causes.values())) < oldest:
+                causes.popitem(last=False)
             self._version += 1
 
-    def _record_of(self, touched: dict[int, NodeActivity], ended: float | None) -> EpochRecord:
-        """The current epoch as a record: each touched node's status, last value and cause."""
+    def _label(self) -> str | None:
+        """The current epoch's title text: its first command (+ how many more), else the
+        label it was begun with."""
+        commands = list(self._commands)
+        if not commands:
+            return self._epoch.label
+        more = f" (+{len(commands) - 1} more)" if len(commands) > 1 else ""
+        return redact(commands[0]) + more
+
+    def _record_of(self, ended: float | None) -> EpochRecord:
+        """The current epoch as a record: each touched node's status, last value, runs and
+        cause; the config writes nobody read; the structure it changed."""
+        number = self._epoch.number
+        steps = {node_id: NodeStep(
+            a.status, a.history[-1][1] if a.history else None, a.last_cause,
+            a.ran if a.epoch == number else 0, a.before if a.epoch == number else None,
+            a.epoch != number)
+            for node_id, a in self._touched.items() if a.status != "untouched"}
+        for node_id, row in self._delta.nodes_removed.items():
+            steps[node_id] = NodeStep("removed", row.get("value"), None, 0, row.get("value"))
         return EpochRecord(
-            self._epoch.number, self._epoch.label, self._epoch.started, ended,
-            {node_id: NodeStep(a.status, a.history[-1][1] if a.history else None,
-                               a.last_cause)
-             for node_id, a in touched.items() if a.status != "untouched"})
+            number, self._label(), self._epoch.started, ended, steps, self._epoch.cell,
+            tuple(redact(c) for c in self._commands), tuple(self._writes), self._delta)
 
     def epoch_record(self, number: int | None = None) -> EpochRecord:
         """Epoch ``number`` (default: the current one, so far); ``LookupError`` if not kept.
@@ -400,7 +516,7 @@ class LabModel:
         self._apply_pending()
         with self._lock:
             if number is None or number == self._epoch.number:
-                return self._record_of(self._touched, None)
+                return self._record_of(None)
             record = self._timeline.get(number)
             if record is None:
                 kept = self._timeline.numbers()
@@ -413,7 +529,56 @@ class LabModel:
         """Every kept epoch, oldest first, the current one (so far) last."""
         self._apply_pending()
         with self._lock:
-            return [*self._timeline, self._record_of(self._touched, None)]
+            return [*self._timeline, self._record_of(None)]
+
+    def epoch_of_cause(self, cause: Cause | None) -> EpochRecord | None:
+        """The epoch in which the write behind ``cause`` happened, if it is still kept."""
+        if cause is None:
+            return None
+        self._apply_pending()
+        with self._lock:
+            number = self._cause_epochs.get(cause.id)
+        if number is None:
+            return None
+        try:
+            return self.epoch_record(number)
+        except LookupError:
+            return None
+
+    # -- structure ---------------------------------------------------------------------
+
+    def _fold_structure(self, *, initial: bool = False) -> None:
+        """Fold what changed in the graph's structure since the last fold into the current
+        epoch (the nodes and edges that came and went). Costs one ``Kernel.graph()`` when the
+        structure changed, nothing otherwise; called at cell boundaries and by readers, never
+        on the kernel's hot path."""
+        with self._lock:
+            if self._folded_structure == self._structure_version and not initial:
+                return
+        try:
+            rows, edges, _instances, _routes = self._graph_rows()
+        except Exception:  # a kernel mid-restart: fold at the next look
+            _log.debug("structure not folded", exc_info=True)
+            return
+        pairs = {(e["source"], e["target"]) for e in edges}
+        with self._lock:
+            base = self._base_rows
+            if not initial:
+                added = rows.keys() - base.keys()
+                removed = {i: base[i] for i in base.keys() - rows.keys()}
+                delta = StructureDelta(frozenset(added), removed,
+                                       frozenset(pairs - self._base_edges),
+                                       frozenset(self._base_edges - pairs))
+                if delta:
+                    self._delta = self._delta.then(delta)
+                    for node_id in added:
+                        activity = self._activity(node_id)
+                        if activity.status == "untouched":
+                            activity.status = "added"
+                    for node_id in removed:
+                        self._touched.pop(node_id, None)
+            self._base_rows, self._base_edges = rows, pairs
+            self._folded_structure = self._cached_structure
 
     # -- recording ---------------------------------------------------------------------
 
@@ -423,6 +588,11 @@ class LabModel:
         activity = self._activities.get(node_id)
         if activity is None:
             activity = self._activities[node_id] = NodeActivity()
+        number = self._epoch.number
+        if activity.epoch != number:  # first touch in this epoch
+            activity.epoch = number
+            activity.ran = 0
+            activity.before = activity.history[-1][1] if activity.history else None
         self._touched[node_id] = activity
         self._dirty.add(node_id)
         return activity
@@ -459,11 +629,11 @@ class LabModel:
                 event = pop()
                 applied += 1
                 try:
-                    if event.kind in _CHANGES:
-                        self._maybe_begin_epoch(event)
+                    if event.kind in _REACTIVE:
+                        self._place(event)
                     recorder = recorders.get(type(event))
                     if recorder is None or not recorder(event):
-                        entries.appendleft((event, self._epoch))
+                        entries.appendleft((event, self._epoch_here(), self._cell_number()))
                 except Exception:  # a bug here must not lose the events after this one
                     _log.exception("the lab could not record %r", event)
             self._version += applied
@@ -471,23 +641,40 @@ class LabModel:
         finally:
             self._lock.release()
 
-    def _maybe_begin_epoch(self, event: Event) -> None:
-        """A change: the cell's first one, or one from outside any cell, starts an epoch."""
-        if self._in_cell:
-            if not self._cell_wrote:
-                self._cell_wrote = True
-                self._begin_epoch(self._cell_label, event.ts)
-        elif event.ts > self._epoch.started + SETTLE_SECONDS and not self._echo(event):
-            # a change from a background task or thread outside any cell: its own epoch
-            command = event.cause.command if isinstance(event, SignalSet) else None
-            self._begin_epoch(command or f"background: {event.kind}", event.ts)
-        if isinstance(event, SignalSet) and event.cause.command:
-            self._epoch_commands.add(event.cause.command)
+    def _cell_number(self) -> int | None:
+        cell = self._cell
+        return cell.number if cell is not None else None
 
-    def _echo(self, event: Event) -> bool:
-        """A write caused by a command already written in this epoch: a worker applying the
-        same ``%config set`` to its copy of the view, relayed a moment later."""
-        return isinstance(event, SignalSet) and event.cause.command in self._epoch_commands
+    def _epoch_here(self) -> EpochInfo | None:
+        """The epoch an event happening now belongs to: in a cell, the cell's own (None if
+        the cell has not begun one: a call that changed nothing reactive)."""
+        cell = self._cell
+        if cell is not None and cell.epoch != self._epoch.number:
+            return None
+        return self._epoch
+
+    def _place(self, event: Event) -> None:
+        """Begin a new epoch for ``event`` if it is the first reactive event of a cell, or a
+        change outside cells that no current epoch covers; note its command."""
+        command = _command_of_event(event)
+        cell = self._cell
+        if cell is not None:
+            if cell.epoch != self._epoch.number or cell.epoch is None:
+                self._begin_epoch(command or cell.label, event.ts, cell.number)
+                cell.epoch = self._epoch.number
+        elif not self._explicit and event.kind in _CHANGES and not self._echo(command) and (
+                self._epoch.cell is not None
+                or event.ts > self._epoch.started + SETTLE_SECONDS):
+            # a change from a background task or thread outside any cell: its own epoch
+            self._begin_epoch(command or f"background: {event.kind}", event.ts)
+        if command:
+            self._commands.setdefault(command, None)
+
+    def _echo(self, command: str | None) -> bool:
+        """Something caused by a command of this epoch: a worker applying the same
+        ``%config set`` to its copy of the view (or recomputing after it), relayed a moment
+        later, belongs to the epoch of the command."""
+        return command is not None and command in self._commands
 
     # -- one recorder per event type: update per-node activity now; the log keeps the raw
     # event, described on read. A recorder returns True for events the log leaves out.
@@ -496,11 +683,16 @@ class LabModel:
         cause = event.cause
         activity = self._activity(event.node_id)
         activity.status = "set"
+        if activity.epoch == self._epoch.number and activity.before is None:
+            activity.before = cause.old
         activity.remember(event.ts, cause.new)
         activity.last_cause = cause
+        self._cause_epochs[cause.id] = self._epoch.number
+        if len(self._cause_epochs) > CAUSES:
+            self._cause_epochs.popitem(last=False)
         for node_id in event.stale:  # what the write marked: stale unless it did more already
             activity = self._activity(node_id)
-            if activity.status in ("untouched", "verified"):
+            if activity.status in ("untouched", "verified", "added"):
                 activity.status = "stale"
             activity.last_cause = cause
         return False
@@ -510,17 +702,19 @@ class LabModel:
         changed = event.changed
         activity.status = "recomputed" if changed else "unchanged"
         activity.recomputes += 1
+        activity.ran += 1
         activity.last_cause = event.cause
         activity.last_run_changed = changed
         activity.last_duration = event.duration
         activity.last_error = event.error
+        activity.last_command = event.command
         if changed:
             activity.remember(event.ts, event.error or event.value)
         return False
 
     def _on_verified(self, event: ComputedVerified) -> bool:
         activity = self._activity(event.node_id)
-        if activity.status == "stale":
+        if activity.status in ("stale", "untouched", "added"):
             activity.status = "verified"
         return False
 
@@ -528,8 +722,10 @@ class LabModel:
         activity = self._activity(event.node_id)
         activity.status = "recomputed"
         activity.recomputes += 1
+        activity.ran += 1
         activity.last_cause = event.cause
         activity.last_error = event.error
+        activity.last_command = event.command
         return False
 
     def _on_invoked(self, event: HandlerInvoked) -> bool:
@@ -550,6 +746,11 @@ class LabModel:
 
     def _on_instance(self, event: Event) -> bool:
         self._structure_version += 1
+        return False
+
+    def _on_unread_write(self, event: UnreadWrite) -> bool:
+        self._writes.append(Write(event.label, event.old, event.new, event.readers,
+                                  event.command, event.tenant))
         return False
 
     def _notify(self) -> None:
@@ -578,15 +779,34 @@ class LabModel:
         were removed, say by ``%remove tenant-db-acme``) is left out; with
         ``include_providers`` it is kept and marked ``unread``.
 
-        ``epoch=N`` shows a past epoch on today's graph: each node's status in epoch N and
-        its value at the end of it (``value_then``: False where the lab no longer knows it,
-        and the current value is shown). ``live_routes=False`` reuses the routes read at the
-        last structural change (what a graph needs; their call counts lag).
-        ``include_epochs`` adds the whole timeline (``epochs``), as the JSON export does.
+        ``epoch=N`` shows a past epoch as it was: the graph of epoch N (nodes that did not
+        exist yet absent, those removed later present, those removed in N with status
+        ``removed``), each node's status then, and its value and run count at the end of N
+        (``value_then``: False where the lab no longer knows the value). ``live_routes=False``
+        reuses the routes read at the last structural change (what a graph needs; their call
+        counts lag). ``include_epochs`` adds the whole timeline (``epochs``), as the JSON
+        export does.
         """
         self._apply_pending()
+        self._fold_structure()
         record = None if epoch is None else self.epoch_record(epoch)
         rows, edges, instances, routes = self._graph_rows()
+        past = record is not None and record.number != self._epoch.number
+        if not past and self._delta.nodes_removed:
+            # removed in this epoch: shown struck out until the next one begins
+            with self._lock:
+                gone = self._delta.nodes_removed
+                rows.update({i: {**row, "status": "removed"} for i, row in gone.items()})
+                edges = [*edges, *({"source": s, "target": t}
+                                   for s, t in sorted(self._delta.edges_removed)
+                                   if s in rows and t in rows)]
+        if past:
+            assert record is not None
+            with self._lock:
+                later = [*self._timeline.after(record.number), self._record_of(None)]
+                rows, pairs = structure_at(rows, self._base_edges, record, later)
+                rows = as_of(rows, pairs, record, later, self._timeline, ON_DEMAND_INSTANCES)
+            edges = [{"source": s, "target": t} for s, t in sorted(pairs)]
         if tenant is not None or instance is not None:
             keep = {i for i, row in rows.items()
                     if (instance is None or row["instance"] == instance)
@@ -600,15 +820,20 @@ class LabModel:
             row["unread"] or provider_of(row["instance"]) in PROVIDER_INSTANCES)]
         kept = {n["id"] for n in nodes}
         edges = [e for e in edges if e["source"] in kept and e["target"] in kept]
-        if record is not None and record.number != self._epoch.number:
-            nodes = self._as_of(nodes, record)
         with self._lock:
-            shown = self._epoch if record is None else EpochInfo(
-                record.number, record.label, record.started)
+            if record is None:
+                shown = replace(self._epoch, label=self._label())
+                writes = list(self._writes)
+            else:
+                shown = EpochInfo(record.number, record.label, record.started, record.cell)
+                writes = list(record.writes)
             out = {
                 "epoch": {**plain(shown), "live": shown.number == self._epoch.number},
                 "nodes": nodes,
                 "edges": edges,
+                "writes": [{"key": w.key, "old": w.old, "new": w.new, "readers": w.readers,
+                            "command": w.command, "tenant": w.tenant} for w in writes
+                           if tenant is None or w.tenant in (None, tenant)],
                 "routes": self.routes() if live_routes else [dict(r) for r in routes],
                 "instances": [dict(i) for i in instances],
                 "version": self._version,
@@ -674,28 +899,6 @@ class LabModel:
                 "recomputes": activity.recomputes if activity else 0,
                 "history": [v for _, v in activity.history] if activity else []}
 
-    def _as_of(self, nodes: list[dict[str, Any]], record: EpochRecord) -> list[dict[str, Any]]:
-        """``nodes`` restyled as in the closed epoch ``record``: status and value then."""
-        out = []
-        with self._lock:
-            for node in nodes:
-                step = record.nodes.get(node["id"])
-                activity = self._activities.get(node["id"])
-                history = [(ts, v) for ts, v in activity.history] if activity else []
-                then = [v for ts, v in history if record.ended is None or ts <= record.ended]
-                if step is not None and step.value is not None:
-                    value, known = step.value, True
-                elif then:
-                    value, known = then[-1], True
-                else:  # no change seen since: the current value held then too
-                    value, known = node["value"], not history
-                row = {**node, "status": step.status if step else "untouched",
-                       "history": then, "value_then": known}
-                if known and node["kind"] != "effect":
-                    row["value"] = value
-                out.append(row)
-        return out
-
     def routes(self) -> list[dict[str, Any]]:
         """The bus's tenant routes as plain rows (cheap: no graph walk).
 
@@ -737,10 +940,11 @@ class LabModel:
         self._apply_pending()
         with self._lock:
             out: list[LogEntry] = []
-            for event, epoch in self._entries:
+            for event, epoch, cell in self._entries:
                 if tenant is not None and getattr(event, "tenant", None) not in (None, tenant):
                     continue
-                out.append(describe(event, epoch.number, epoch.label))
+                out.append(describe(event, epoch.number if epoch else None,
+                                    epoch.label if epoch else None, cell))
                 if len(out) >= limit:
                     break
             return out
@@ -753,6 +957,13 @@ class LabModel:
             for activity in self._activities.values():
                 out[activity.status] = out.get(activity.status, 0) + 1
             return out
+
+
+def _command_of_event(event: Event) -> str | None:
+    """The command behind a reactive event: a write's cause, else what was running."""
+    if isinstance(event, SignalSet):
+        return event.cause.command
+    return getattr(event, "command", None)
 
 
 def _command_of(cause: Cause | None, fallback: str | None) -> str | None:
@@ -768,10 +979,11 @@ def _stale_text(labels: tuple[str, ...], shown: int = 3) -> str:
     return f"; stale: {', '.join(labels[:shown])}{more}"
 
 
-def describe(event: Event, epoch: int, label: str | None) -> LogEntry:
+def describe(event: Event, epoch: int | None, label: str | None,
+             cell: int | None = None) -> LogEntry:
     """One event as a log line, tied to its cause and to the command or cell behind it."""
     cause = getattr(event, "cause", None)
-    command = _command_of(cause, label)
+    command = _command_of(cause, getattr(event, "command", None) or label)
     node_id = getattr(event, "node_id", None)
     if isinstance(event, SignalSet):
         text = f"{event.label} = {event.cause.new} (was {event.cause.old})" + _stale_text(
@@ -780,10 +992,12 @@ def describe(event: Event, epoch: int, label: str | None) -> LogEntry:
         outcome = (f"raised {event.error}" if event.error else
                    f"= {event.value}" if event.changed else "returned an equal value")
         text = f"{event.label} recomputed in {event.duration * 1e6:.0f} µs, {outcome}"
+        command = event.command or command
     elif isinstance(event, ComputedVerified):
         text = f"{event.label} checked: no input changed, not re-run"
     elif isinstance(event, EffectRun):
         text = f"effect {event.label} ran" + (f", raised {event.error}" if event.error else "")
+        command = event.command or command
     elif isinstance(event, HandlerInvoked):
         arrow = (f"{event.requested}[{event.target}] → {event.handler}"
                  if event.route == "target" else
@@ -800,8 +1014,13 @@ def describe(event: Event, epoch: int, label: str | None) -> LogEntry:
             f", target {event.target})" if event.target else ")")
     elif isinstance(event, InstanceRemoved):
         text = f"instance {event.name} removed"
+    elif isinstance(event, UnreadWrite):
+        text = (f"{event.label} = {event.new} (was {event.old}); " + (
+            "no readers yet, nothing recomputes" if event.readers == 0 else
+            "equal value, nothing changed"))
     else:
         text = event.kind
-    return LogEntry(ts=event.ts, kind=event.kind, text=text, epoch=epoch, command=command,
+    return LogEntry(ts=event.ts, kind=event.kind, text=text, epoch=epoch,
+                    command=redact(command) if command else command,
                     cause_id=cause.id if cause is not None else None, node_id=node_id,
-                    tenant=getattr(event, "tenant", None))
+                    tenant=getattr(event, "tenant", None), cell=cell)

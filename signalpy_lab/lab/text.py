@@ -20,7 +20,7 @@ __all__ = [
 
 STATUS_MARK = {
     "recomputed": "●", "unchanged": "◐", "set": "◆", "stale": "○", "verified": "✓",
-    "untouched": "·",
+    "added": "+", "removed": "✕", "untouched": "·",
 }
 
 

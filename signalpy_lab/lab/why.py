@@ -79,9 +79,18 @@ def _upstream_signals(inputs: dict[int, list[int]], start: int,
     return sorted(found)
 
 
-def _describe_cause(cause: Any) -> str:
+def _describe_cause(cause: Any, model: LabModel | None = None, shown: int | None = None
+                    ) -> str:
+    """``tenants.globex.db_url changed from 'a' to 'b' by `%config set …` in epoch 3 (In
+    [9])``: the epoch of the write is named when it is not the epoch shown (a lazy recompute
+    answers to a write cells earlier)."""
     by = f" by `{cause.command}`" if cause.command else ""
-    return f"{cause.signal} changed from {cause.old} to {cause.new}{by}"
+    when = ""
+    written = model.epoch_of_cause(cause) if model is not None else None
+    if written is not None and written.number != shown:
+        cell = f" (In [{written.cell}])" if written.cell is not None else ""
+        when = f" in epoch {written.number}{cell}"
+    return f"{cause.signal} changed from {cause.old} to {cause.new}{by}{when}"
 
 
 def explain(model: LabModel, label: str, epoch: int | None = None) -> Explanation:
@@ -106,8 +115,10 @@ def explain(model: LabModel, label: str, epoch: int | None = None) -> Explanatio
     status = status_of(node["id"])
     activity = model.activity.get(node["id"])
     epoch_info = snapshot["epoch"]
-    where = f"in epoch {epoch_info['number']}" + (
-        f" ({epoch_info['label']})" if epoch_info["label"] else "")
+    shown = epoch_info["number"]
+    cell = f"In [{epoch_info['cell']}]: " if epoch_info.get("cell") is not None else ""
+    where = f"in epoch {shown}" + (
+        f" ({cell}{epoch_info['label']})" if epoch_info["label"] else "")
     lines: list[str] = []
     chain: list[str] = []
     if past is not None:
@@ -126,9 +137,18 @@ def explain(model: LabModel, label: str, epoch: int | None = None) -> Explanatio
                        "stopped here")
         else:
             verdict = f"recomputed {where}"
-        lines.append(f"because {_describe_cause(cause)}")
+        lines.append(f"because {_describe_cause(cause, model, shown)}")
         if chain:
             lines.append("through " + " → ".join(chain))
+    elif status in ("recomputed", "unchanged"):  # no write behind it: its first run
+        upstream = _upstream_signals(inputs, node["id"], by_id)
+        verdict = f"ran for the first time {where}: its first read (computeds are lazy)"
+        lines.append(f"it reads {', '.join(upstream) if upstream else 'no signal'}")
+    elif status == "added":
+        verdict = (f"new {where}, not run yet: a computed runs on its first read, so nothing "
+                   "it depends on is known yet")
+    elif status == "removed":
+        verdict = f"removed {where}: its instance was removed, and the node with it"
     elif status == "verified":
         verdict = f"did NOT recompute {where}: it was checked and none of its inputs changed"
         for source in inputs.get(node["id"], ()):
@@ -140,7 +160,7 @@ def explain(model: LabModel, label: str, epoch: int | None = None) -> Explanatio
             }.get(source_status, source_status)
             lines.append(f"input {by_id[source]['label']}: {reason}")
         if cause is not None:
-            lines.append(f"it was marked stale because {_describe_cause(cause)}")
+            lines.append(f"it was marked stale because {_describe_cause(cause, model, shown)}")
     elif node["runs"] == 0 and node["kind"] != "signal":
         # Dependencies are recorded by running: a computed that never ran has read nothing,
         # so "none of the written signals is among its inputs" would be true but misleading.
@@ -156,7 +176,7 @@ def explain(model: LabModel, label: str, epoch: int | None = None) -> Explanatio
             verdict = f"did NOT recompute {where}: no signal was written"
         lines.append(f"it reads {', '.join(upstream) if upstream else 'no signal'}")
         if cause is not None:
-            lines.append(f"last recomputed because {_describe_cause(cause)}")
+            lines.append(f"last recomputed because {_describe_cause(cause, model, shown)}")
     if node["history"]:
         lines.append("recent values: " + " → ".join(node["history"]))
     lines.append(f"runs so far: {node['runs']}")

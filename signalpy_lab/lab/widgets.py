@@ -45,6 +45,7 @@ import traitlets
 from ..errors import ExportFormatError, choices
 from ..kernel.introspection import plain
 from .bus_rows import DEFAULT_LIMIT, SORT_COLUMNS, bus_view, merge_routes
+from .epochs import EpochRecord
 from .model import LabModel, LogEntry
 from .render import (
     STATUSES,
@@ -54,6 +55,7 @@ from .render import (
     apply_state,
     class_of,
     detail_of,
+    natural_key,
     render_svg,
     to_dot,
 )
@@ -348,9 +350,12 @@ class _LiveView:
 
 
 def _caption(snapshot: Mapping[str, Any], graph: DotGraph) -> str:
-    """``epoch 2 'cell 5': 1 set, 1 recomputed, 4 untouched · 6 nodes`` (+ what was left out)."""
+    """``epoch 2 In [5] '%config set …': 1 set, 1 recomputed, 4 untouched · 6 nodes`` (+ what
+    was left out)."""
     epoch = snapshot["epoch"]
-    head = f"epoch {epoch['number']}" + (f" {epoch['label']!r}" if epoch["label"] else "")
+    head = f"epoch {epoch['number']}" + (
+        f" In [{epoch['cell']}]" if epoch.get("cell") is not None else "") + (
+        f" {epoch['label']!r}" if epoch["label"] else "")
     if not epoch.get("live", True):
         head += " (past epoch; live follows the newest)"
     counts: dict[str, int] = {}
@@ -359,6 +364,20 @@ def _caption(snapshot: Mapping[str, Any], graph: DotGraph) -> str:
     parts = [f"{counts[s]} {s}" for s in STATUSES if counts.get(s)]
     tail = graph.omitted or f"{graph.total} node{'' if graph.total == 1 else 's'}"
     return f"{head}: {', '.join(parts) or 'no nodes'} · {tail}"
+
+
+def strip_entry(record: EpochRecord) -> dict[str, Any]:
+    """One step of the timeline: ``head`` (``In [9]``, or ``epoch 4`` outside cells) over
+    ``text`` (the command that made the change), ``title`` in full for the hover."""
+    head = f"In [{record.cell}]" if record.cell is not None else f"epoch {record.number}"
+    text = record.label or ("start" if record.number == 0 else "nothing named")
+    summary = record.summary(STATUSES)
+    return {"number": record.number, "cell": record.cell, "head": head, "text": text,
+            "label": record.label or "", "title": record.title(), "summary": summary,
+            "hover": f"epoch {record.number} · {record.title()}\n"
+                     + "\n".join(record.commands[1:6]) + ("\n" if record.commands[1:] else "")
+                     + summary,
+            "live": record.ended is None}
 
 
 class GraphWidget(_LiveView, anywidget.AnyWidget):
@@ -381,6 +400,10 @@ class GraphWidget(_LiveView, anywidget.AnyWidget):
     epochs = traitlets.List(traitlets.Dict()).tag(sync=True)
     #: The epoch shown; None is live (the newest, as it happens).
     epoch = traitlets.Int(None, allow_none=True).tag(sync=True)
+    #: The tenant filter box: only this tenant's nodes (and what they read); "" for all.
+    tenant_filter = traitlets.Unicode("").tag(sync=True)
+    #: The tenants the filter box offers, in natural order (t2 before t10).
+    tenants = traitlets.List(traitlets.Unicode()).tag(sync=True)
 
     def __init__(self, model: LabModel, tenant: str | None = None, instance: str | None = None,
                  include_providers: bool = False, *, max_nodes: int = 150,
@@ -388,7 +411,7 @@ class GraphWidget(_LiveView, anywidget.AnyWidget):
                  interval: float = FLUSH_INTERVAL, **kwargs: Any) -> None:
         if epoch is not None:
             model.epoch_record(epoch)  # LookupError now, naming the kept epochs
-        super().__init__(epoch=epoch, **kwargs)
+        super().__init__(epoch=epoch, tenant_filter=tenant or "", **kwargs)
         self.tenant = tenant
         self.instance = instance
         self.include_providers = include_providers
@@ -413,7 +436,36 @@ class GraphWidget(_LiveView, anywidget.AnyWidget):
         shown = f"{len(self.graph.shown)} of {self.graph.total} nodes" if self.graph else "empty"
         where = "".join(f" {k}={v!r}" for k, v in
                         (("tenant", self.tenant), ("instance", self.instance)) if v)
-        return f"<GraphWidget{where}: {shown}, {self.caption.split(':')[0]}>"
+        epoch = self.snapshot.get("epoch", {})
+        when = f"epoch {epoch.get('number')}" + (
+            f" (In [{epoch['cell']}])" if epoch.get("cell") is not None else "") + (
+            "" if epoch.get("live", True) else ", past")
+        return f"<GraphWidget{where}: {shown}, {when}>"
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        return _with_static(self, super()._repr_mimebundle_(**kwargs), self.static_html)
+
+    def static_html(self) -> str:
+        """The graph as it is now, as static HTML (caption, SVG with this epoch's styles,
+        legend; secrets masked like everywhere): what front ends that do not run widgets
+        show instead of the live view (nbconvert, GitHub, VS Code without saved state)."""
+        try:
+            svg = self.export("svg")
+        except Exception as exc:  # no layout binary: the caption and tables still say it
+            svg = f"<pre>{html.escape(str(exc))}</pre>"
+        svg = svg[svg.find("<svg"):] if "<svg" in svg else svg
+        from .inline import legend_html
+
+        return (f'<div class="signalpy-lab signalpy-static" data-view="graph">'
+                f'<div class="signalpy-caption">{html.escape(self.caption)}</div>'
+                f'<div style="overflow:auto;max-width:100%">{svg}</div>'
+                f"{legend_html()}</div>")
+
+    @traitlets.observe("tenant_filter")
+    def _tenant_filter_changed(self, change: Mapping[str, Any]) -> None:
+        self.tenant = change["new"].strip() or None
+        if getattr(self, "_flush_lock", None) is not None:  # after __init__ (and from a key)
+            self.refresh()
 
     def _update(self) -> None:
         epoch = self.epoch
@@ -426,6 +478,8 @@ class GraphWidget(_LiveView, anywidget.AnyWidget):
             snapshot = _retry(lambda: self.model.snapshot(
                 tenant=self.tenant, instance=self.instance,
                 include_providers=self.include_providers, live_routes=False))
+        self.tenants = sorted({i["target"] for i in snapshot["instances"] if i["target"]},
+                              key=natural_key)
         rows = {n["id"]: n for n in snapshot["nodes"]}
         active = frozenset(i for i, n in rows.items() if n["status"] != "untouched")
         graph = self._restyled(snapshot, rows, active)
@@ -444,6 +498,9 @@ class GraphWidget(_LiveView, anywidget.AnyWidget):
         self.classes = graph.classes
         self.details = graph.details
         self.caption = _caption(snapshot, graph)
+        if self.tenant is not None and self.tenant not in self.tenants:
+            self.caption = (f"no instance serves tenant {self.tenant!r}. "
+                            f"{choices(self.tenant, self.tenants)}")
         self.highlight = self._highlight_ids()
         self._update_strip()
 
@@ -475,18 +532,11 @@ class GraphWidget(_LiveView, anywidget.AnyWidget):
     def _update_strip(self) -> None:
         """The timeline strip, rebuilt only when an epoch began (it is up to 200 entries)."""
         model = self.model
-        key = (model.epoch.number, len(model.timeline))
+        key = (model.epoch.number, len(model.timeline), model.epoch_record().label)
         if key == self._strip_key:
             return
         self._strip_key = key
-        strip = []
-        for record in model.epochs():
-            counts = record.counts()
-            summary = ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts.get(s))
-            strip.append({"number": record.number, "label": record.label or "",
-                          "title": record.title(), "summary": summary or "nothing touched",
-                          "live": record.ended is None})
-        self.epochs = strip
+        self.epochs = [strip_entry(record) for record in model.epochs()]
 
     # -- the epoch timeline ----------------------------------------------------------------
 
@@ -587,6 +637,24 @@ class BusTable(_LiveView, anywidget.AnyWidget):
     def __repr__(self) -> str:
         return f"<BusTable: {self.summary}, selected={self.selected_target!r}>"
 
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        return _with_static(self, super()._repr_mimebundle_(**kwargs), self.static_html)
+
+    def static_html(self) -> str:
+        """The rows shown now, as a static HTML table (see ``GraphWidget.static_html``)."""
+        self.flush()
+        columns = [("target", "target"), ("instance", "instance"), ("runnable", "runnable"),
+                   ("arrow", "route"), ("via", "via"), ("state", "state"),
+                   ("calls", "calls"), ("errors", "errors"), ("latency", "last latency"),
+                   ("result", "last result")]
+        head = "".join(f"<th>{html.escape(title)}</th>" for _, title in columns)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(str(row.get(key, '') or ''))}</td>"
+                                        for key, _ in columns) + "</tr>" for row in self.rows)
+        return (f'<div class="signalpy-lab signalpy-static" data-view="bus">'
+                f'<div class="signalpy-bus-summary">{html.escape(self.summary)}</div>'
+                f'<table class="signalpy-table"><thead><tr>{head}</tr></thead>'
+                f"<tbody>{body}</tbody></table></div>")
+
     def _update(self) -> None:
         # Routes alone: a full snapshot would also walk the whole reactive graph.
         routes = _retry(self.model.routes)  # with the model's counts for transport routes
@@ -622,8 +690,33 @@ class BusTable(_LiveView, anywidget.AnyWidget):
         self.selected_target = target
 
 
+def _with_static(widget: Any, bundle: dict[str, Any] | None,
+                 static: Callable[[], str]) -> dict[str, Any] | None:
+    """A widget's mimebundle plus ``text/html`` (its static picture) and a whole
+    ``text/plain`` (ipywidgets cuts the repr at 110 characters, mid-quote)."""
+    if bundle is None:  # closed
+        return None
+    data = dict(bundle)
+    data["text/plain"] = repr(widget)
+    try:
+        data["text/html"] = static()
+    except Exception:  # a static fallback must never break the live view
+        _log.exception("the static view of %r failed", type(widget).__name__)
+    return data
+
+
+def _where(entry: Mapping[str, Any]) -> str:
+    """``In [9] #4`` (the cell and epoch of a log entry), ``#4`` outside cells, ``In [9]`` for
+    a call in a cell that changed nothing reactive."""
+    parts = [f"In [{entry['cell']}]"] if entry.get("cell") is not None else []
+    if entry.get("epoch") is not None:
+        parts.append(f"#{entry['epoch']}")
+    return " ".join(parts) + (f" {entry['command']}" if entry.get("command") else "")
+
+
 def _entry(entry: LogEntry) -> dict[str, Any]:
     data = plain(entry)
+    data["where"] = _where(data)
     millis = int(entry.ts * 1e3) % 1000
     data["time"] = time.strftime("%H:%M:%S", time.localtime(entry.ts)) + f".{millis:03d}"
     return data
@@ -647,6 +740,19 @@ class EventLog(_LiveView, anywidget.AnyWidget):
 
     def __repr__(self) -> str:
         return f"<EventLog: {len(self.entries)} of the last {self.limit} events>"
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        return _with_static(self, super()._repr_mimebundle_(**kwargs), self.static_html)
+
+    def static_html(self) -> str:
+        """The entries shown now, as a static HTML list (see ``GraphWidget.static_html``)."""
+        self.flush()
+        items = "".join(
+            f"<li><span class='epoch'>{html.escape(_where(e))}</span> "
+            f"<span class='kind'>{html.escape(e['kind'])}</span> "
+            f"<span class='text'>{html.escape(e['text'])}</span></li>" for e in self.entries)
+        return (f'<div class="signalpy-lab signalpy-static" data-view="events">'
+                f'<ol class="signalpy-log">{items or "<li>no events yet</li>"}</ol></div>')
 
     def _update(self) -> None:
         self.entries = [_entry(e) for e in self.model.recent(self.limit, tenant=self.tenant)]
@@ -673,6 +779,15 @@ class LabPanel(ipywidgets.VBox):
 
     def __repr__(self) -> str:
         return f"<LabPanel: {self.graph!r}, {self.bus!r}, {self.events!r}>"
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        return _with_static(self, super()._repr_mimebundle_(**kwargs), self.static_html)
+
+    def static_html(self) -> str:
+        """The panel as it is now, as static HTML: the graph, the bus table, the events."""
+        return (f'<div class="signalpy-lab signalpy-static" data-view="panel">'
+                f"{self.graph.static_html()}<h4>Bus</h4>{self.bus.static_html()}"
+                f"<h4>Events</h4>{self.events.static_html()}</div>")
 
     @property
     def views(self) -> tuple[GraphWidget, BusTable, EventLog]:

@@ -16,6 +16,10 @@ version counter that moves on every write at, above or below ``path``, and ``top
 the set of top-level keys. A view made of a few subtrees re-runs on any change inside them
 and on nothing else. Like value signals, they exist only once someone watched.
 
+A write that changes no signal (nobody reads that key yet, or its readers' value stayed equal)
+is reported as one ``UnreadWrite`` event on the owner's hub while someone listens, so the lab
+can say "no readers yet, nothing recomputes" instead of showing nothing.
+
 Secrets: a keyspace made with ``secret_prefix="apps"`` gives the signals under that top-level
 key the ``SecretSignal`` class (views never render their values) and reports the strings
 stored there to the redactor, which masks them inside any other rendered text.
@@ -28,13 +32,21 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ..errors import ConfigKeyError
+from ..kernel.events import UnreadWrite, current_command, short_repr
 from ..kernel.graph import context
 from ..kernel.reactive import Scope, Signal, batch, current_scope
-from ..kernel.redaction import SecretSignal, register_secret_source, secrets_changed
+from ..kernel.redaction import (
+    MASK,
+    SecretSignal,
+    redact,
+    register_secret_source,
+    secrets_changed,
+)
 
 __all__ = ["MISSING", "Keyspace", "parse_key"]
 
 MISSING: Any = type("Missing", (), {"__repr__": lambda self: "<unset>"})()
+_SAME: Any = object()  # "the value before was the value after" (see _old_if_unwatched)
 
 Path = tuple[str, ...]
 
@@ -209,6 +221,8 @@ class Keyspace:
     def write(self, path: Path, value: Any) -> None:
         """Set ``path`` in the runtime layer (replacing its subtree) and notify watchers."""
         value = _thaw(value) if isinstance(value, Mapping) else _copy(value)
+        hub = self._listening()
+        old = self._old_if_unwatched(path) if hub is not None else MISSING
         with batch():
             nodes = self._walk(path, create=True)
             node = nodes[-1]
@@ -217,7 +231,9 @@ class Keyspace:
             node.override = value
             for ancestor in nodes[:-1]:
                 ancestor.overrides_below += added - removed
-            self._notify(nodes, path)
+            changed, readers = self._notify(nodes, path)
+        if hub is not None and not changed:
+            self._report_unread(hub, path, old, value, readers)
 
     def merge_defaults(self, path: Path, value: Mapping[str, Any]) -> None:
         """Deep-merge ``value`` into the defaults layer at ``path`` and notify watchers.
@@ -238,6 +254,8 @@ class Keyspace:
 
     def delete(self, path: Path) -> bool:
         """Remove runtime values at or below ``path``; returns whether anything was removed."""
+        hub = self._listening()
+        old = self._old_if_unwatched(path) if hub is not None else MISSING
         with batch():
             nodes = self._walk(path)
             if len(nodes) != len(path) + 1:
@@ -249,8 +267,10 @@ class Keyspace:
             node.override = MISSING
             for ancestor in nodes[:-1]:
                 ancestor.overrides_below -= removed
-            self._notify(nodes, path)
-            return True
+            changed, readers = self._notify(nodes, path)
+        if hub is not None and not changed:
+            self._report_unread(hub, path, old, self._resolve(path), readers)
+        return True
 
     # -- internals ---------------------------------------------------------------------
 
@@ -299,31 +319,70 @@ class Keyspace:
             return base or MISSING
         return base
 
-    def _notify(self, nodes: list[_Node], path: Path) -> None:
-        """Re-resolve every watched signal the write at ``path`` may have changed.
+    def _notify(self, nodes: list[_Node], path: Path) -> tuple[bool, int]:
+        """Re-resolve every watched signal the write at ``path`` may have changed; returns
+        whether any changed and how many signals were notified (the write's readers).
 
         ``nodes`` may stop short of ``path`` (nobody ever watched that deep): then only the
         ancestors that exist are notified.
         """
         if path[0] == self._secret_prefix:
             secrets_changed()  # first: what watchers see (a command label) is masked already
+        changed, readers = False, 0
         full = len(nodes) == len(path) + 1
         for depth, node in enumerate(nodes[:-1] if full else nodes):
             if node.signal is not None:
-                node.signal.set(self._resolve(path[:depth]))
+                readers += 1
+                changed = node.signal.set(self._resolve(path[:depth])) or changed
             if node.version is not None:
-                node.version.set(node.version.peek() + 1)
+                readers += 1
+                changed = node.version.set(node.version.peek() + 1) or changed
         if full:
             stack = [(path, nodes[-1])]
             while stack:
                 sub_path, node = stack.pop()
                 if node.signal is not None:
-                    node.signal.set(self._resolve(sub_path))
+                    readers += 1
+                    changed = node.signal.set(self._resolve(sub_path)) or changed
                 if node.version is not None:
-                    node.version.set(node.version.peek() + 1)
+                    readers += 1
+                    changed = node.version.set(node.version.peek() + 1) or changed
                 stack.extend(((*sub_path, k), child) for k, child in node.children.items())
         if self._top is not None:
-            self._top.set(self._top_keys())
+            changed = self._top.set(self._top_keys()) or changed
+        return changed, readers
+
+    def _listening(self) -> Any:
+        """The owner's event hub while someone listens to it, else None (one test)."""
+        owner = self._owner
+        hub = owner.hub if owner is not None else None
+        return hub if hub is not None and hub.active else None
+
+    def _old_if_unwatched(self, path: Path) -> Any:
+        """The value before a write, needed only if it turns out unread: with a signal at
+        ``path`` an unread write left it equal (``_SAME``), so skip the resolve there."""
+        node: _Node | None = self._root
+        for part in path:
+            node = node.children.get(part) if node is not None else None
+        if node is not None and node.signal is not None:
+            return _SAME
+        return self._resolve(path)
+
+    def _report_unread(self, hub: Any, path: Path, old: Any, new: Any, readers: int) -> None:
+        """One ``UnreadWrite``: the write changed no signal (see the module docstring)."""
+        secret = path[0] == self._secret_prefix
+        if old is _SAME:
+            old = new
+
+        def text(value: Any) -> str:
+            return "<unset>" if value is MISSING else MASK if secret else short_repr(value)
+
+        owner = self._owner
+        command = current_command()
+        hub.emit(UnreadWrite(label=self._label(path), instance=owner.name if owner else None,
+                             tenant=self._tenant_of(path) if self._tenant_of else None,
+                             old=text(old), new=text(new), readers=readers,
+                             command=redact(command) if command else None))
 
     def _top_keys(self) -> frozenset[str]:
         keys = set(self._defaults)

@@ -143,3 +143,95 @@ async def test_failed_state_is_visible_with_its_error() -> None:
     failed = [e for e in events if e.kind == "instance.state" and e.new == "failed"]
     assert [e.error for e in failed] == ["OSError: disk full"]
     assert "bad.noop" not in kernel.bus.names()
+
+
+async def test_a_lazy_recompute_carries_the_command_that_read_it(seed_kernel, recorder) -> None:
+    """The write's cause names the write's command; the run names the read's, cells later."""
+    await seed_kernel.bus.invoke("tenant-db.query", {"target": "globex"})
+    config = seed_kernel.registry.require("IConfig")
+    with caused_by("%config set tenants.globex.db_url"):
+        config.set("tenants.globex.db_url", "postgres://new/globex")
+    recorder.clear()
+    with caused_by("%invoke tenant-db.query target=globex"):
+        await seed_kernel.bus.invoke("tenant-db.query", {"target": "globex"})
+    run = next(e for e in recorder if e.kind == "computed.recomputed")
+    assert ("%config set tenants.globex.db_url", "%invoke tenant-db.query target=globex") == (
+        run.cause.command, run.command)
+
+
+async def test_a_write_nobody_reads_is_one_unread_write(seed_kernel, recorder) -> None:
+    """No signal for the key yet: no signal.set, but one write.unread saying so; an equal
+    value written to a read key is one too, with its readers counted."""
+    config = seed_kernel.registry.require("IConfig")
+    with caused_by("%config set tenants.umbrella.db_url"):
+        config.set("tenants.umbrella.db_url", "postgres://db4/umbrella")
+    assert [("write.unread", "tenants.umbrella.db_url", "<unset>", "'postgres://db4/umbrella'",
+             0, "umbrella", "%config set tenants.umbrella.db_url")] == [
+        (e.kind, e.label, e.old, e.new, e.readers, e.tenant, e.command) for e in recorder]
+    await seed_kernel.bus.invoke("tenant-db.query", {"target": "acme"})
+    recorder.clear()
+    config.set("tenants.acme.db_url", config.get("tenants.acme.db_url"))
+    assert [("write.unread", 1)] == [(e.kind, e.readers) for e in recorder]
+
+
+async def test_a_secret_written_unread_is_masked(seed_kernel, recorder) -> None:
+    """An unread write under apps. shows neither value, nor the value inside its command."""
+    config = seed_kernel.registry.require("IConfig")
+    with caused_by("%config set apps.billing.token hunter2-secret"):
+        config.set("apps.billing.token", "hunter2-secret")
+    event = next(e for e in recorder if e.kind == "write.unread")
+    assert "hunter2" not in repr(event)
+
+
+async def test_the_origin_resolver_names_writes_where_no_command_is_set(
+        seed_kernel, recorder) -> None:
+    """With a resolver installed, a write outside caused_by is labelled by it; caused_by
+    still wins; and a coroutine hopping to the kernel's loop keeps the caller's origin."""
+    from signalpy_lab.kernel.events import set_origin_resolver
+
+    await seed_kernel.bus.invoke("tenant-db.query", {"target": "acme"})
+    config = seed_kernel.registry.require("IConfig")
+    set_origin_resolver(lambda: "config.set(...) from a cell")
+    try:
+        config.set("tenants.acme.db_url", "postgres://x/acme")
+        with caused_by("%config set tenants.acme.db_url y"):
+            config.set("tenants.acme.db_url", "postgres://y/acme")
+    finally:
+        set_origin_resolver(None)
+    assert ["config.set(...) from a cell", "%config set tenants.acme.db_url y"] == [
+        e.cause.command for e in recorder if e.kind == "signal.set"]
+
+
+def test_a_hop_to_the_kernels_loop_keeps_the_callers_origin() -> None:
+    """`await kernel.hot_add(...)` from another loop: the instance events carry the origin
+    the resolver named in the caller's thread, not the kernel loop's (which has none)."""
+    import asyncio
+    import threading
+
+    from signalpy_lab.kernel.events import set_origin_resolver
+    from signalpy_lab.providers import ConfigProvider
+
+    @component("probe")
+    class Probe:
+        pass
+
+    home = asyncio.new_event_loop()
+    thread = threading.Thread(target=home.run_forever, daemon=True)
+    thread.start()
+    kernel = Kernel()
+    kernel.discover([ConfigProvider, Probe])
+    asyncio.run_coroutine_threadsafe(kernel.boot(), home).result(10)
+    events = []
+    kernel.events.subscribe(events.append)
+    caller = threading.get_ident()
+    set_origin_resolver(lambda: "await kernel.hot_add(...)"
+                        if threading.get_ident() == caller else None)
+    try:
+        asyncio.run(kernel.hot_add("probe", "probe-1"))
+    finally:
+        set_origin_resolver(None)
+        asyncio.run_coroutine_threadsafe(kernel.shutdown(), home).result(10)
+        home.call_soon_threadsafe(home.stop)
+        thread.join(5)
+    added = next(e for e in events if e.kind == "instance.added")
+    assert "await kernel.hot_add(...)" == added.command

@@ -51,18 +51,33 @@ def test_a_cell_as_acme_reads_its_own_section(lab) -> None:
 
 
 def test_another_tenants_key_is_refused_in_one_line(lab) -> None:
-    """globex's key through acme's handle: TenantIsolationError, as a one-line UsageError."""
-    message = lab.usage_error('%%as tenant-db-acme\nrt.config.get("tenants.globex.db_url")')
-    assert message.startswith("%%as tenant-db-acme: TenantIsolationError: Instance "
-                              "'tenant-db-acme' (target 'acme') may not read "
-                              "'tenants.globex.db_url'")
-    assert "\n" not in message
+    """globex's key through acme's handle: one line naming TenantIsolationError, no
+    traceback (a refusal is the answer, not a crash)."""
+    from signalpy_lab.errors import TenantIsolationError
+
+    error, shown = lab.failure('%%as tenant-db-acme\nrt.config.get("tenants.globex.db_url")')
+    assert isinstance(error, TenantIsolationError)
+    assert shown.startswith("TenantIsolationError: Instance 'tenant-db-acme' (target 'acme') "
+                            "may not read 'tenants.globex.db_url'")
+    assert "\n" not in shown
 
 
 def test_the_notebooks_variables_are_not_there(lab) -> None:
     """`kernel` would bypass every handle: in a %%as cell it does not exist."""
-    message = lab.usage_error('%%as tenant-db-acme\nkernel.registry.require("IConfig")')
-    assert "NameError: name 'kernel' is not defined" in message
+    error, shown = lab.failure('%%as tenant-db-acme\nkernel.registry.require("IConfig")')
+    assert isinstance(error, NameError)
+    assert "NameError: name 'kernel' is not defined" in shown
+
+
+def test_a_bug_shows_its_traceback_with_the_cells_line_numbers(lab) -> None:
+    """A real bug on line 3 of a %%as cell: a traceback of the cell's own frames, line 3
+    quoted from the cell (line 1 is the %%as line), none of the lab's machinery."""
+    error, shown = lab.failure('%%as tenant-db-acme\nx = 1\ny = x / 0\n')
+    assert isinstance(error, ZeroDivisionError)
+    assert "----> 3 y = x / 0" in shown
+    assert "ZeroDivisionError" in shown
+    assert "as_instance.py" not in shown
+    assert "runner.py" not in shown
 
 
 def test_rotating_its_own_credential_re_runs_its_effect(lab) -> None:
@@ -71,9 +86,9 @@ def test_rotating_its_own_credential_re_runs_its_effect(lab) -> None:
     lab.run('%%as db-client\nrt.creds.rotate("api_key", "key-v2-long", target="prod")')
     assert ["key-v1", "key-v2-long"] == lab.user_ns["DbClient"].connected
     assert 11 == lab.run('%%as db-client\nself.key_length()')
-    message = lab.usage_error(
+    _error, shown = lab.failure(
         '%%as db-client\nrt.creds.get("password", target="../tenant-db-acme")')
-    assert "ConfigKeyError: A credential target is a plain name" in message
+    assert shown.startswith("ConfigKeyError: A credential target is a plain name")
 
 
 def test_top_level_await_runs_on_the_kernels_loop(lab) -> None:
@@ -81,18 +96,25 @@ def test_top_level_await_runs_on_the_kernels_loop(lab) -> None:
     answer = lab.run('%%as tenant-db-acme\nr = await rt.bus.invoke("tenant-db.query", '
                      '{"target": "acme"})\nr["tenant"]')
     assert "acme" == answer
-    message = lab.usage_error(
+    _error, shown = lab.failure(
         '%%as tenant-db-acme\nawait rt.bus.invoke("tenant-db-globex.query")')
-    assert "may not call 'tenant-db-globex.query'" in message
+    assert "may not call 'tenant-db-globex.query'" in shown
 
 
 @pytest.mark.parametrize(("cell", "expected"), [
     ("%%as\n1", "%%as takes one instance name"),
     ("%%as tenant-db-acm\n1", "no instance 'tenant-db-acm'. Did you mean 'tenant-db-acme'"),
-    ("%%as tenant-db-acme\n1 +", "%%as tenant-db-acme: SyntaxError"),
 ])
 def test_mistakes_are_one_line(lab, cell, expected) -> None:
     assert expected in lab.usage_error(cell)
+
+
+def test_a_syntax_error_names_the_cells_line(lab) -> None:
+    """`1 +` on the cell's line 3: one line, numbered as the notebook shows the cell."""
+    error, shown = lab.failure("%%as tenant-db-acme\nx = 1\n1 +")
+    assert isinstance(error, SyntaxError)
+    assert shown.startswith("SyntaxError: ")
+    assert "(line 3 of the cell)" in shown
 
 
 def test_writes_are_labelled_with_the_cell(lab) -> None:

@@ -18,8 +18,8 @@ from signalpy_lab.examples.multi_tenant import TenantDatabase
 
 @pytest.fixture
 def lab():
-    """The three tenants, each queried once, then globex migrated (its epoch noted) and
-    acme migrated after it."""
+    """The three tenants, each queried once, then globex migrated and queried (the epochs of
+    the write and of the recompute it caused, a cell later, noted) and acme after it."""
     with LabShell() as shell:
         shell.run(TOUR)
         for tenant in ("acme", "globex", "initech"):
@@ -28,6 +28,7 @@ def lab():
         for tenant in ("acme", "globex", "initech"):
             shell.run(f"%invoke tenant-db.query target={tenant}")
         shell.run("%config set tenants.globex.db_url postgres://migrated/globex")
+        shell.globex_write_epoch = _model(shell).epoch.number
         shell.run("%invoke tenant-db.query target=globex")
         shell.globex_epoch = _model(shell).epoch.number
         shell.run("%config set tenants.acme.db_url postgres://migrated/acme")
@@ -74,8 +75,10 @@ def test_the_json_export_has_the_epochs(lab, tmp_path) -> None:
     data = json.loads(path.read_text())
     numbers = [e["number"] for e in data["epochs"]]
     assert lab.globex_epoch in numbers
-    epoch = data["epochs"][numbers.index(lab.globex_epoch)]
+    epoch = data["epochs"][numbers.index(lab.globex_write_epoch)]
     assert "%config set tenants.globex.db_url" in epoch["label"]
+    assert "%invoke tenant-db.query target=globex" in data["epochs"][
+        numbers.index(lab.globex_epoch)]["label"]
 
 
 def test_inline_is_off_in_a_terminal_and_can_be_turned_on(lab) -> None:

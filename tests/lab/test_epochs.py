@@ -145,9 +145,11 @@ async def test_snapshots_are_incremental(seed_kernel: Kernel, model: LabModel) -
     assert "recomputed" == new["tenant-db-globex.db_url"]["status"]
     assert "'postgres://new/globex'" == new["tenant-db-globex.db_url"]["value"]
     await seed_kernel.hot_remove("tenant-db-initech")
-    third = model.snapshot()
+    third = {n["label"]: n for n in model.snapshot()["nodes"]}
     assert fulls + 1 == model.full_snapshots
-    assert "tenant-db-initech.db_url" not in {n["label"] for n in third["nodes"]}
+    assert "removed" == third["tenant-db-initech.db_url"]["status"]  # struck out, this epoch
+    model.begin_epoch("later")
+    assert "tenant-db-initech.db_url" not in {n["label"] for n in model.snapshot()["nodes"]}
 
 
 async def test_an_incremental_snapshot_equals_a_full_one(
@@ -184,7 +186,8 @@ async def test_the_widget_shows_a_past_epoch_and_goes_back_to_live(
     await migrate(seed_kernel, model, "acme", "postgres://new/acme")
     panel.flush()
     strip = {e["number"]: e for e in panel.graph.epochs}
-    assert strip[globex]["title"].startswith(f"[{globex}] %config set tenants.globex.db_url")
+    assert ("epoch 1", "%config set tenants.globex.db_url postgres://new/globex") == (
+        strip[globex]["head"], strip[globex]["text"])
     assert strip[model.epoch.number]["live"]
     panel.show_epoch(globex)
     graph = panel.graph
@@ -222,3 +225,59 @@ async def test_epochs_are_in_the_json_export(seed_kernel: Kernel, model: LabMode
     epoch = next(e for e in data["epochs"] if e["number"] == globex)
     assert {"set", "recomputed"} <= {n["status"] for n in epoch["nodes"].values()}
     widget.close()
+
+
+async def test_a_past_epoch_is_drawn_on_its_own_graph(seed_kernel: Kernel,
+                                                      model: LabModel) -> None:
+    """Epoch N shows the graph of epoch N: an instance added later is absent, one removed
+    later is present, one removed in N itself is there struck out (``removed``).
+
+        epoch A  globex migrated            (initech still there, umbrella not yet)
+        epoch B  umbrella onboarded
+        epoch C  initech removed
+    """
+    globex = await migrate(seed_kernel, model, "globex", "postgres://new/globex")
+    model.begin_epoch("onboard umbrella")
+    config = seed_kernel.registry.require("IConfig")
+    config.set("tenants.umbrella.db_url", "postgres://db/umbrella")
+    await seed_kernel.hot_add("tenant-db", "tenant-db-umbrella", {"target": "umbrella"})
+    await invoke(seed_kernel, "umbrella")
+    model.begin_epoch("offboard initech")
+    await seed_kernel.hot_remove("tenant-db-initech")
+    removal = model.epoch.number
+    model.begin_epoch("later")
+
+    then = db_urls(model.snapshot(epoch=globex))
+    assert {"tenant-db-acme.db_url", "tenant-db-globex.db_url",
+            "tenant-db-initech.db_url"} == set(then)
+    assert "tenants.umbrella.db_url" not in {n["label"] for n in
+                                             model.snapshot(epoch=globex)["nodes"]}
+    at_removal = db_urls(model.snapshot(epoch=removal))
+    assert "removed" == at_removal["tenant-db-initech.db_url"]["status"]
+    assert "tenant-db-umbrella.db_url" in at_removal
+    assert "tenant-db-initech.db_url" not in db_urls(model.snapshot())
+
+
+async def test_run_counts_then_are_the_counts_at_the_end_of_that_epoch(
+        seed_kernel: Kernel, model: LabModel) -> None:
+    """Not today's counts: globex had run twice at the end of its first migration."""
+    first = await migrate(seed_kernel, model, "globex", "postgres://one/globex")
+    await migrate(seed_kernel, model, "globex", "postgres://two/globex")
+    await migrate(seed_kernel, model, "globex", "postgres://three/globex")
+    assert 4 == db_urls(model.snapshot())["tenant-db-globex.db_url"]["runs"]
+    assert 2 == db_urls(model.snapshot(epoch=first))["tenant-db-globex.db_url"]["runs"]
+
+
+async def test_a_structural_epoch_costs_what_it_changed(seed_kernel: Kernel,
+                                                        model: LabModel) -> None:
+    """An onboarding stores the ids it added, not the graph: a handful at 3 tenants or 300."""
+    model.begin_epoch("onboard")
+    config = seed_kernel.registry.require("IConfig")
+    config.set("tenants.umbrella.db_url", "postgres://db/umbrella")
+    await seed_kernel.hot_add("tenant-db", "tenant-db-umbrella", {"target": "umbrella"})
+    await invoke(seed_kernel, "umbrella")
+    number = model.epoch.number
+    model.begin_epoch("next")
+    delta = model.epoch_record(number).structure
+    assert 2 == len(delta.nodes_added)  # umbrella's key and its db_url
+    assert not delta.nodes_removed

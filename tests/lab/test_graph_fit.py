@@ -1,8 +1,10 @@
-"""Wide graphs fit the output: static SVGs scale by their viewBox, the widget zooms and pans.
+"""Wide graphs fit the output: deep chains stack, static SVGs scale by their viewBox, the
+widget zooms and pans.
 
-The chain from the debugging notebook, laid out left to right, is wider than an output area:
+A chain like the debugging notebook's, laid out left to right, is wider than an output area;
+stacked top to bottom it is not:
 
-    net ──▶ rounded ──▶ label ──▶ effect
+    net ──▶ taxed ──▶ rounded ──▶ label ──▶ shouted ──▶ framed
 """
 
 from __future__ import annotations
@@ -56,9 +58,21 @@ def chain_snapshot() -> dict:
         return current_session().model.snapshot(tenant="acme")
 
 
+def test_a_deep_chain_is_stacked_so_it_fits_an_output_area() -> None:
+    """Six levels of computeds are drawn top to bottom: narrower than an output area and
+    taller than wide, where left to right they would be far wider."""
+    snapshot = chain_snapshot()
+    stacked = root_of(render_svg(to_dot(snapshot), embed_style=True))
+    assert 'rankdir=TB' in to_dot(snapshot).structure
+    width = natural_width_px(stacked)
+    height = float(re.search(r'height="([\d.]+)pt"', stacked)[1]) * 4 / 3
+    assert width < 800 < natural_width_px(root_of(render_svg(to_dot(snapshot, rankdir="LR"))))
+    assert height > width
+
+
 def test_a_wide_static_svg_scales_down_to_the_output_width() -> None:
     """The exported/static SVG keeps its viewBox and gets max-width: 100% (no cut-off)."""
-    svg = render_svg(to_dot(chain_snapshot()), embed_style=True)
+    svg = render_svg(to_dot(chain_snapshot(), rankdir="LR"), embed_style=True)
     root = root_of(svg)
     assert natural_width_px(root) > 800  # wider than an output area at natural size
     assert re.search(r'viewBox="0(\.0+)? 0(\.0+)? [\d.]+ [\d.]+"', root)

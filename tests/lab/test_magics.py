@@ -284,21 +284,28 @@ def test_why_explains_a_stale_node_by_its_cause(lab) -> None:
     assert why.chain == ["tenants.acme.db_url", "tenant-db-acme.db_url"]
 
 
-def test_each_changing_cell_starts_its_own_epoch(lab) -> None:
-    """Onboarding a tenant is a change: a new epoch, and the newcomer's first run is in it."""
+def test_each_cell_that_does_something_reactive_is_its_own_epoch(lab) -> None:
+    """Onboarding is one epoch (a write nobody reads yet, an instance added), the newcomer's
+    first query another (its first run belongs to the cell that read it), and a cell that
+    changes nothing reactive makes none."""
     from signalpy_lab.lab.session import current_session
 
     lab.run("%invoke tenant-db.query target=acme")
     lab.run("%config set tenants.acme.db_url postgres://new/acme")  # the migration cell
-
     model = current_session().model
     before = model.epoch.number
     lab.run("%config set tenants.umbrella.db_url postgres://db4/umbrella\n"
             "%instantiate tenant-db tenant-db-umbrella target=umbrella")
+    onboarding = model.epoch_record(before + 1)
+    assert ("%config set tenants.umbrella.db_url postgres://db4/umbrella (+1 more)"
+            == onboarding.label)
+    assert ["tenants.umbrella.db_url"] == [w.key for w in onboarding.writes]
+    assert "no readers yet" in lab.output
     lab.run("%invoke tenant-db.query target=umbrella")
-    assert model.epoch.number == before + 1
-    assert model.epoch.label.startswith("cell [")
-    assert "%config set tenants.umbrella.db_url" in model.epoch.label
+    assert (before + 2, "%invoke tenant-db.query target=umbrella") == (
+        model.epoch.number, model.epoch.label)
     statuses = {n["label"]: n["status"] for n in model.snapshot()["nodes"]}
     assert statuses["tenant-db-umbrella.db_url"] == "recomputed"
     assert statuses["tenant-db-acme.db_url"] == "stale"  # still waiting from the migration
+    lab.run("%invoke tenant-db.query target=umbrella")  # cached: nothing recomputes
+    assert before + 2 == model.epoch.number

@@ -6,6 +6,7 @@ import pytest
 
 from signalpy_lab.kernel.redaction import MASK
 from signalpy_lab.lab.masking import SecretValue
+from signalpy_lab.lab.session import current_session
 from signalpy_lab.testing import LabShell
 
 API_KEY = "sk-live-4242424242"
@@ -69,7 +70,9 @@ def test_the_returned_secret_reveals_its_value_to_code(lab) -> None:
 def test_config_set_of_a_secret_does_not_echo_it(lab) -> None:
     """The confirmation line of a write under apps. shows the key, not the value."""
     lab.run("%config set apps.billing.api_key sk-live-rotated-0001")
-    assert lab.output.strip() == f"apps.billing.api_key = {MASK} (runtime)"
+    assert lab.output.strip() == (f"apps.billing.api_key = {MASK} (runtime); no readers yet, "
+                                  "nothing recomputes")
+    assert "sk-live" not in str(current_session().model.epoch_record().writes)
 
 
 def test_help_says_what_get_returns_for_a_secret(lab) -> None:

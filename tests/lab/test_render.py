@@ -340,3 +340,23 @@ def test_render_package_exports_what_all_lists() -> None:
     """Every name in `render.__all__` exists, once."""
     assert sorted(set(render.__all__)) == sorted(render.__all__)
     assert [n for n in render.__all__ if not hasattr(render, n)] == []
+
+
+def test_a_hundred_active_tenants_draw_a_dozen_in_a_grid_and_summarise_the_rest() -> None:
+    """A hundred tenants that all recomputed: twelve clusters, wrapped into two columns by
+    invisible edges, and one summary saying what the other 88 did; clusters in natural
+    order (t2 before t10)."""
+    nodes, edges = [], []
+    for i in range(100):
+        nodes.append({"id": 2 * i + 1, "label": f"tenant-db-t{i}.db_url", "kind": "computed",
+                      "instance": f"tenant-db-t{i}", "tenant": f"t{i}", "status": "recomputed",
+                      "runs": 1, "value": "'x'", "error": None})
+        nodes.append({"id": 2 * i + 2, "label": f"tenants.t{i}.db_url", "kind": "signal",
+                      "instance": "config", "tenant": f"t{i}", "status": "untouched",
+                      "runs": 0, "value": "'x'", "error": None})
+        edges.append({"source": 2 * i + 2, "target": 2 * i + 1})
+    graph = to_dot({"nodes": nodes, "edges": edges, "routes": []})
+    clusters = re.findall(r'label="(tenant-db-t\d+)\\n', graph.structure)
+    assert [f"tenant-db-t{i}" for i in range(12)] == clusters
+    assert 11 - 5 == graph.structure.count("[style=invis]")  # 12 clusters in 2 columns of 6
+    assert "88 instances, 88 nodes)\\n88 recomputed" in graph.structure

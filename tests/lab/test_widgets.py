@@ -303,7 +303,7 @@ async def test_export_gives_dot_json_and_standalone_svg(seed_kernel, model, ids,
     assert f'id="{computed}"' in dot
     assert 'class="computed recomputed"' in dot
     snapshot = json.loads(graph.export("json"))
-    assert {"epoch", "epochs", "nodes", "edges", "routes", "instances", "version",
+    assert {"epoch", "epochs", "nodes", "edges", "writes", "routes", "instances", "version",
             "structure_version"} == set(snapshot)
     assert snapshot["epoch"]["label"] == "test"
     svg = graph.export("svg")

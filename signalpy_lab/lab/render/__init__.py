@@ -1,6 +1,17 @@
 """The lab's graph rendering: snapshot -> DOT (``dot``) -> laid-out, restyled SVG (``svg``)."""
 
-from .dot import DETAIL_WIDTH, STATUSES, DotGraph, class_of, detail_of, short_name, to_dot
+from .dot import (
+    DETAIL_WIDTH,
+    LEGEND,
+    STATUSES,
+    DotGraph,
+    best_rankdir,
+    class_of,
+    detail_of,
+    natural_key,
+    short_name,
+    to_dot,
+)
 from .svg import (
     GraphvizNotFoundError,
     LayoutError,
@@ -14,16 +25,19 @@ from .svg import (
 
 __all__ = [
     "DETAIL_WIDTH",
+    "LEGEND",
     "STATUSES",
     "DotGraph",
     "GraphvizNotFoundError",
     "LayoutError",
     "apply_state",
+    "best_rankdir",
     "class_of",
     "clear_cache",
     "detail_of",
     "find_layout_binary",
     "layout_count",
+    "natural_key",
     "render_svg",
     "short_name",
     "stylesheet",

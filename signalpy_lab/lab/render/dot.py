@@ -21,15 +21,28 @@ the layout does not jump around between redraws.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DETAIL_WIDTH", "STATUSES", "DotGraph", "class_of", "detail_of", "short_name",
-           "to_dot"]
+__all__ = ["DETAIL_WIDTH", "LEGEND", "STATUSES", "DotGraph", "best_rankdir", "class_of",
+           "detail_of", "natural_key", "short_name", "to_dot"]
 
 #: Epoch statuses, from the most to the least interesting (the order of the legend).
-STATUSES = ("set", "recomputed", "unchanged", "stale", "verified", "untouched")
+STATUSES = ("set", "recomputed", "unchanged", "stale", "verified", "added", "removed",
+            "untouched")
+#: What each status means, as the legends say it (widget, inline pictures, text tables).
+LEGEND = {
+    "set": "written",
+    "recomputed": "recomputed, new value",
+    "unchanged": "recomputed, equal value",
+    "stale": "stale, not re-run yet",
+    "verified": "checked, not re-run",
+    "added": "new, not run yet",
+    "removed": "removed",
+    "untouched": "untouched",
+}
 #: Characters of the value line; the layout reserves this width for every node.
 DETAIL_WIDTH = 34
 # Reserved text in the laid-out label: roughly the width of an average line of that length.
@@ -47,6 +60,8 @@ _FILLS = {
     "unchanged": "#e0f2fe",
     "stale": "#fee2e2",
     "verified": "#ede9fe",
+    "added": "#ecfccb",
+    "removed": "#e5e7eb",
     "untouched": "#f3f4f6",
 }
 _HINT = "filter with --tenant/--instance"
@@ -87,6 +102,12 @@ class DotGraph:
         return sorted(ids)
 
 
+def natural_key(text: str | None) -> tuple[Any, ...]:
+    """Sort key that orders ``t2`` before ``t10`` (digits compare as numbers)."""
+    parts = re.split(r"(\d+)", text or "")
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts)
+
+
 def short_name(node: Mapping[str, Any]) -> str:
     """``tenant-db-acme.db_url`` owned by ``tenant-db-acme`` -> ``db_url`` (config keys stay)."""
     label, instance = node["label"], node["instance"]
@@ -98,7 +119,9 @@ def short_name(node: Mapping[str, Any]) -> str:
 def detail_of(node: Mapping[str, Any]) -> str:
     """The value line: ``2x = 'postgres://...'`` (computed), ``= 1`` (signal), ``ran 3x``."""
     kind, runs = node["kind"], node["runs"]
-    if node.get("error"):
+    if node.get("detail"):  # said by whoever made the row (a write nobody reads yet)
+        text = node["detail"]
+    elif node.get("error"):
         text = f"{runs}x raised {node['error']}"
     elif kind == "effect":
         text = f"ran {runs}x"
@@ -165,7 +188,12 @@ class _Summary:
         what = _plural(len(self.members), "node")
         if len(self.instances) > 1:
             what = f"{_plural(len(self.instances), 'instance')}, {what}"
-        return f"{title}\n({what})"
+        counts: dict[str, int] = {}
+        for member in self.members:
+            if member["status"] != "untouched":
+                counts[member["status"]] = counts.get(member["status"], 0) + 1
+        doing = ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts.get(s))
+        return f"{title}\n({what})" + (f"\n{doing}" if doing else "")
 
 
 def _focused(node: Mapping[str, Any], focus: set[str]) -> bool:
@@ -174,10 +202,16 @@ def _focused(node: Mapping[str, Any], focus: set[str]) -> bool:
 
 
 def to_dot(snapshot: Mapping[str, Any], *, max_nodes: int = 150,
-           focus: str | Iterable[str | int] | None = None) -> DotGraph:
+           focus: str | Iterable[str | int] | None = None, rankdir: str | None = None,
+           max_clusters: int = 12) -> DotGraph:
     """Render a ``LabModel.snapshot()`` as DOT, collapsing idle instances past ``max_nodes``.
 
-    ``focus`` names instances, tenants or node ids that always stay expanded.
+    ``focus`` names instances, tenants or node ids that always stay expanded. At most
+    ``max_clusters`` instances are drawn expanded (the most interesting first): a hundred
+    tenants that all recomputed show a dozen, and one summary per factory says what the
+    others did, instead of a column a hundred clusters tall. ``rankdir``
+    (``LR``: dependencies flow left to right; ``TB``: top to bottom) defaults to
+    ``best_rankdir``: a long chain is stacked, so it stays readable at a notebook's width.
 
     >>> graph = to_dot(model.snapshot())                       # doctest: +SKIP
     >>> graph.classes["n3"]                                    # doctest: +SKIP
@@ -188,7 +222,8 @@ def to_dot(snapshot: Mapping[str, Any], *, max_nodes: int = 150,
     focus_set = ({focus} if isinstance(focus, str)
                  else {str(f) for f in focus} if focus is not None else set())
     routes: list[Mapping[str, Any]] = list(snapshot.get("routes", ()))
-    nodes = sorted(snapshot["nodes"], key=lambda n: (n["instance"] or "", n["label"], n["id"]))
+    nodes = sorted(snapshot["nodes"], key=lambda n: (natural_key(n["instance"]),
+                                                      natural_key(n["label"]), n["id"]))
     by_id = {n["id"]: n for n in nodes}
     tenants_of: dict[str, set[str]] = {}
     for node in nodes:
@@ -196,7 +231,8 @@ def to_dot(snapshot: Mapping[str, Any], *, max_nodes: int = 150,
             tenants_of.setdefault(node["instance"], set()).add(node["tenant"])
     all_tenants = {t for ts in tenants_of.values() for t in ts if t}
 
-    expanded, summaries, note = _collapse(nodes, routes, all_tenants, max_nodes, focus_set)
+    expanded, summaries, note = _collapse(nodes, routes, all_tenants, max_nodes, focus_set,
+                                          max_clusters)
     drawn_as = {n["id"]: f"n{n['id']}" for n in expanded}
     for summary in summaries:
         for member in summary.members:
@@ -209,6 +245,8 @@ def to_dot(snapshot: Mapping[str, Any], *, max_nodes: int = 150,
             if pair[0] != pair[1]:
                 edges[pair] = edges.get(pair, 0) + 1
 
+    if rankdir is None:
+        rankdir = best_rankdir(expanded, snapshot["edges"])
     classes = {f"n{n['id']}": class_of(n) for n in expanded}
     details = {f"n{n['id']}": detail_of(n) for n in expanded}
     for summary in summaries:
@@ -217,7 +255,7 @@ def to_dot(snapshot: Mapping[str, Any], *, max_nodes: int = 150,
     def emit(with_state: bool) -> str:
         lines = [
             "digraph lab {",
-            '  graph [rankdir=LR, fontname="Helvetica", fontsize=11, nodesep=0.25, '
+            f'  graph [rankdir={rankdir}, fontname="Helvetica", fontsize=11, nodesep=0.25, '
             'ranksep=0.6, class="signalpy-graph"];',
             '  node [fontname="Helvetica", fontsize=10, color="#6b7280", fillcolor="#ffffff"];',
             '  edge [color="#6b7280", arrowsize=0.7];',
@@ -245,7 +283,8 @@ def to_dot(snapshot: Mapping[str, Any], *, max_nodes: int = 150,
         summaries_in: dict[str | None, list[_Summary]] = {}
         for summary in summaries:
             summaries_in.setdefault(summary.cluster, []).append(summary)
-        clusters = sorted(k for k in set(by_cluster) | set(summaries_in) if k is not None)
+        clusters = sorted((k for k in set(by_cluster) | set(summaries_in) if k is not None),
+                          key=natural_key)
         for index, instance in enumerate(clusters):
             tenants = sorted(t for t in tenants_of.get(instance, ()) if t)
             if len(tenants) == 1:
@@ -267,6 +306,8 @@ def to_dot(snapshot: Mapping[str, Any], *, max_nodes: int = 150,
             style = f', style=dashed, penwidth={min(1 + count / 50, 4):.1f}' if folded else ""
             lines.append(f'  {source} -> {target} [class="{"dep folded" if folded else "dep"}"'
                          f"{style}];")
+        lines.extend(f"  {a} -> {b} [style=invis];" for a, b in _grid(
+            clusters, by_cluster, summaries_in, tenants_of, edges, rankdir))
         lines.append("}")
         return "\n".join(lines) + "\n"
 
@@ -279,15 +320,75 @@ def to_dot(snapshot: Mapping[str, Any], *, max_nodes: int = 150,
                     drawn_as=drawn_as)
 
 
+#: Clusters per column at most, before a grid wraps to the next one (two columns until then).
+GRID_ROWS = 6
+
+
+def _grid(clusters: list[str], by_cluster: Mapping[str | None, list[Mapping[str, Any]]],
+          summaries_in: Mapping[str | None, list[_Summary]], tenants_of: Mapping[str, set],
+          edges: Mapping[tuple[str, str], int], rankdir: str) -> list[tuple[str, str]]:
+    """Invisible edges that wrap many one-tenant clusters into a grid: Graphviz puts the
+    clusters of one rank in a single column (LR), a hundred tenants a column a hundred
+    clusters tall; an invisible edge from a cluster to the one a column's length after it
+    moves that one a rank on, so they fill two columns (more once each has ``GRID_ROWS``).
+    Only one-tenant clusters that feed nothing drawn are moved (no real edge gets longer)."""
+    if rankdir != "LR":
+        return []
+    leaves = []
+    for instance in clusters:
+        members = [f"n{n['id']}" for n in by_cluster.get(instance, ())] + [
+            s.id for s in summaries_in.get(instance, ())]
+        tenants = {t for t in tenants_of.get(instance, ()) if t}
+        feeds = any(source in members for source, _target in edges)
+        if members and len(tenants) == 1 and not feeds:
+            leaves.append(members[0])
+    if len(leaves) <= 4:
+        return []
+    rows = min(GRID_ROWS, -(-len(leaves) // 2))
+    return [(leaves[i - rows], leaves[i]) for i in range(rows, len(leaves))]
+
+
+#: Dependency levels past which a graph is stacked top to bottom instead of left to right.
+STACK_DEPTH = 3
+
+
+def best_rankdir(nodes: Iterable[Mapping[str, Any]], edges: Iterable[Mapping[str, Any]]
+                 ) -> str:
+    """``LR`` while the longest dependency chain among ``nodes`` has at most ``STACK_DEPTH``
+    levels (config key -> computed), else ``TB``: a chain drawn left to right grows one node
+    width per level and shrinks below readable at a notebook's width; stacked, it grows
+    down, which the output scrolls."""
+    ids = {n["id"] for n in nodes}
+    inputs: dict[int, list[int]] = {}
+    for edge in edges:
+        if edge["source"] in ids and edge["target"] in ids:
+            inputs.setdefault(edge["target"], []).append(edge["source"])
+    depth: dict[int, int] = {}
+    for start in ids:  # iterative longest path (the graph is acyclic)
+        stack = [(start, False)]
+        while stack:
+            node, done = stack.pop()
+            if node in depth:
+                continue
+            if done:
+                depth[node] = 1 + max((depth.get(i, 0) for i in inputs.get(node, ())),
+                                      default=0)
+                continue
+            stack.append((node, True))
+            stack.extend((i, False) for i in inputs.get(node, ()) if i not in depth)
+    return "TB" if max(depth.values(), default=0) > STACK_DEPTH else "LR"
+
+
 def _collapse(nodes: list[Mapping[str, Any]], routes: list[Mapping[str, Any]],
               all_tenants: set[str], max_nodes: int, focus: set[str],
+              max_clusters: int = 12,
               ) -> tuple[list[Mapping[str, Any]], list[_Summary], list[str]]:
     """Which nodes stay expanded, which summaries hold the rest, and the sentence parts.
 
     The unit of activity is (instance, tenant): a shared instance such as ``config`` keeps
     the keys of active tenants and folds the keys of idle ones into one summary in its cluster.
     """
-    if len(nodes) <= max_nodes:
+    if len(nodes) <= max_nodes and len({n["instance"] for n in nodes}) <= max_clusters:
         return nodes, [], []
 
     units: dict[tuple[str | None, str | None], list[Mapping[str, Any]]] = {}
@@ -302,8 +403,15 @@ def _collapse(nodes: list[Mapping[str, Any]], routes: list[Mapping[str, Any]],
     rank = {status: i for i, status in enumerate(STATUSES)}
     ordered = sorted(candidates, key=lambda n: (not _focused(n, focus),
                                                 rank.get(n["status"], len(rank)),
-                                                n["instance"] or "", n["label"], n["id"]))
+                                                natural_key(n["instance"]),
+                                                natural_key(n["label"]), n["id"]))
     expanded_ids = {n["id"] for n in ordered[:budget]}
+    # At most max_clusters instances expanded: the first ones in interest order.
+    clusters = list(dict.fromkeys(n["instance"] for n in ordered if n["id"] in expanded_ids))
+    if len(clusters) > max_clusters:
+        kept = set(clusters[:max_clusters])
+        expanded_ids = {n["id"] for n in ordered
+                        if n["id"] in expanded_ids and n["instance"] in kept}
     expanded = [n for n in nodes if n["id"] in expanded_ids]
     folded_active = len(candidates) - len(expanded)
     rest = [n for n in nodes if n["id"] not in expanded_ids]
@@ -368,9 +476,9 @@ def _collapse(nodes: list[Mapping[str, Any]], routes: list[Mapping[str, Any]],
                     f"{_plural(len(summaries), 'summary node')}")
     if folded_active:
         note.append(f"folded {_plural(folded_active, 'active node')} past "
-                    f"max_nodes={max_nodes} into summaries")
+                    f"max_nodes={max_nodes} / max_clusters={max_clusters} into summaries")
     return expanded, summaries, note
 
 
-def _unit_order(key: tuple[str | None, str | None]) -> tuple[str, str]:
-    return (key[0] or "", key[1] or "")
+def _unit_order(key: tuple[str | None, str | None]) -> tuple[Any, ...]:
+    return (natural_key(key[0]), natural_key(key[1]))

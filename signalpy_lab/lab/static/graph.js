@@ -9,7 +9,9 @@ const LEGEND = [
   ["recomputed", "computed", "recomputed, new value"],
   ["unchanged", "computed", "recomputed, equal value"],
   ["stale", "computed", "stale, not re-run yet"],
-  ["verified", "computed", "verified, not re-run"],
+  ["verified", "computed", "checked, not re-run"],
+  ["added", "computed", "new, not run yet"],
+  ["removed", "computed", "removed"],
   ["untouched", "computed", "untouched"],
 ];
 
@@ -18,8 +20,8 @@ const LEGEND = [
 // applied as the SVG's width (its viewBox scales the drawing), inside a canvas that scrolls
 // both ways, so every node is always on screen or reachable:
 //
-// * a new layout opens "fitted": shrunk to the canvas width, but not below MIN_SCALE of its
-//   natural size (where its 10pt labels stop being readable); past that the canvas scrolls;
+// * a new layout opens "fitted": the whole graph in the canvas (long chains are laid out top
+//   to bottom by the Python side, so that stays readable); "fit" does the same again;
 // * the toolbar zooms out / in, "fit" shows the whole graph in the canvas (any scale), and
 //   "1:1" is the natural size; Ctrl/⌘ + wheel zooms at the pointer; dragging the background
 //   pans (plain wheel and trackpad scroll as usual).
@@ -30,8 +32,11 @@ const LEGEND = [
 // tenant-db-globex.db_url; a summary's id) and data-status (set, recomputed, unchanged,
 // stale, verified, untouched; "summary" for a summary node) for the epoch shown.
 // The epoch timeline is .signalpy-epochs: one button.signalpy-epoch[data-epoch="N"] per kept
-// epoch (text and title "[N] label"; .selected and aria-pressed="true" on the one shown) and
-// button.signalpy-epoch-live (selected while following the newest epoch).
+// epoch, with data-cell (the prompt number, for a cell's epoch), two lines (.head: "In [9]" or
+// "epoch N"; .text: the command that made the change, wrapped) and the full title and its
+// counts on hover; .selected and aria-pressed="true" on the one shown; and
+// button.signalpy-epoch-live (selected while following the newest epoch). The tenant filter
+// is input.signalpy-tenant-filter (its suggestions: the tenants, in natural order).
 const MIN_SCALE = 0.75;
 const ZOOM_MIN = 0.1;
 const ZOOM_MAX = 4;
@@ -98,7 +103,7 @@ function zoomable(canvas) {
       svg = element;
       natural = naturalSize(svg);
       canvas.dataset.fitted = "true";
-      zoom.fit(false);
+      zoom.fit(true);
     },
     set(next) { canvas.dataset.fitted = "false"; apply(next); },
     by(factor, anchor) { canvas.dataset.fitted = "false"; apply(scale * factor, anchor); },
@@ -177,8 +182,15 @@ function timeline(model) {
       button.className = "signalpy-epoch" + (selected ? " selected" : "")
         + (step.live ? " current" : "");
       button.dataset.epoch = String(step.number);
-      button.textContent = step.title;
-      button.title = `${step.title}\n${step.summary}`;
+      if (step.cell !== null && step.cell !== undefined) button.dataset.cell = String(step.cell);
+      const head = document.createElement("span");
+      head.className = "head";
+      head.textContent = step.head || `epoch ${step.number}`;
+      const text = document.createElement("span");
+      text.className = "text";
+      text.textContent = step.text || "";
+      button.append(head, text);
+      button.title = step.hover || `${step.title}\n${step.summary}`;
       button.setAttribute("aria-pressed", String(shown === step.number));
       button.addEventListener("click", () => {
         model.set("epoch", step.live ? null : step.number);
@@ -194,6 +206,36 @@ function timeline(model) {
   return { strip, draw };
 }
 
+function tenantFilter(model) {
+  const box = document.createElement("span");
+  box.className = "signalpy-tenant-box";
+  const input = document.createElement("input");
+  input.type = "search";
+  input.className = "signalpy-tenant-filter";
+  input.placeholder = "tenant…";
+  input.title = "show one tenant's nodes (and what they read); empty for all";
+  const list = document.createElement("datalist");
+  list.id = `signalpy-tenants-${Math.random().toString(36).slice(2)}`;
+  input.setAttribute("list", list.id);
+  function draw() {
+    if (document.activeElement !== input) input.value = model.get("tenant_filter") || "";
+    list.replaceChildren(...(model.get("tenants") || []).map((t) => {
+      const option = document.createElement("option");
+      option.value = t;
+      return option;
+    }));
+  }
+  let timer = null;
+  input.addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => { model.set("tenant_filter", input.value); model.save_changes(); },
+      250);
+  });
+  box.append(input, list);
+  draw();
+  return { box, draw };
+}
+
 function render({ model, el }) {
   el.classList.add("signalpy-lab", "signalpy-graph-widget");
   const caption = document.createElement("div");
@@ -205,7 +247,8 @@ function render({ model, el }) {
   zoom.onChange((scale) => { tools.level.textContent = `${Math.round(scale * 100)}%`; });
   const header = document.createElement("div");
   header.className = "signalpy-graph-header";
-  header.append(legend(), tools.bar);
+  const filter = tenantFilter(model);
+  header.append(legend(), filter.box, tools.bar);
   const steps = timeline(model);
   el.append(caption, steps.strip, header, canvas);
 
@@ -264,7 +307,11 @@ function render({ model, el }) {
   model.on("change:caption", drawCaption);
   model.on("change:epochs", steps.draw);
   model.on("change:epoch", steps.draw);
+  model.on("change:tenants", filter.draw);
+  model.on("change:tenant_filter", filter.draw);
   return () => {
+    model.off("change:tenants", filter.draw);
+    model.off("change:tenant_filter", filter.draw);
     model.off("change:epochs", steps.draw);
     model.off("change:epoch", steps.draw);
     model.off("change:svg", drawSvg);

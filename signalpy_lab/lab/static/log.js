@@ -1,7 +1,8 @@
 // signalpy_lab EventLog view: recent events, newest first, with their epoch and command.
 //
-// Each entry is one row: epoch and command (muted, cut to a fixed width: every event of an
-// epoch repeats the same command; hover shows it whole), the kind, then the text, which wraps.
+// Each entry is one row: where it happened (the cell's prompt ``In [9]``, the epoch ``#4``
+// and the command; muted, cut to a fixed width, since every event of a cell repeats it;
+// hover shows it whole), the kind, then the text, which wraps.
 
 function render({ model, el }) {
   el.classList.add("signalpy-lab", "signalpy-eventlog");
@@ -23,7 +24,7 @@ function render({ model, el }) {
       const li = document.createElement("li");
       const epoch = document.createElement("span");
       epoch.className = "epoch";
-      epoch.textContent = `#${entry.epoch}` + (entry.command ? ` ${entry.command}` : "");
+      epoch.textContent = entry.where || "";
       epoch.title = epoch.textContent;
       const kind = document.createElement("span");
       kind.className = "kind";
