@@ -31,6 +31,7 @@ __all__ = [
     "InvokeTimeoutError",
     "KernelStateError",
     "LayoutError",
+    "MissingExtraError",
     "PolicyError",
     "PublishDeniedError",
     "QuotaExceededError",
@@ -76,6 +77,10 @@ def choices(given: str, options: Iterable[str], *, limit: int = 8, noun: str = "
 
 class SignalpyLabError(Exception):
     """Base class of every error raised by signalpy_lab on purpose."""
+
+
+class MissingExtraError(SignalpyLabError, ImportError):
+    """A module needs an optional extra that is not installed (the message names the extra)."""
 
 
 # --- reactive engine ------------------------------------------------------------------

@@ -1,13 +1,17 @@
-"""Every notebook runs top to bottom in a real kernel, and its cells produce the story."""
+"""Every notebook runs top to bottom in a real kernel, twice in a row in the same folder (as a
+teacher re-runs it), and both runs' cells produce the story."""
 
 from __future__ import annotations
 
+import html
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -17,6 +21,16 @@ def run_notebook(name: str, tmp_path: Path, kernel_name: str) -> nbformat.Notebo
     NotebookClient(notebook, timeout=180, kernel_name=kernel_name, store_widget_state=True,
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
     return notebook
+
+
+def run_twice(name: str, tmp_path: Path, kernel_name: str) -> Iterator[nbformat.NotebookNode]:
+    """Run ``name`` twice in a row in one folder, each time in a new kernel; yield each run."""
+    for run in (1, 2):
+        try:
+            notebook = run_notebook(name, tmp_path, kernel_name)
+        except CellExecutionError as exc:
+            raise AssertionError(f"run {run} of {name} failed: {exc}") from None
+        yield notebook
 
 
 def text_of(notebook: nbformat.NotebookNode) -> str:
@@ -31,6 +45,46 @@ def text_of(notebook: nbformat.NotebookNode) -> str:
     return "\n".join(parts)
 
 
+_PICTURE = re.compile(r'<div class="signalpy-lab signalpy-inline-epoch" data-epoch="(\d+)"'
+                      r'(?: data-cell="(\d+)")? title="([^"]*)"')
+
+
+def pictures(cell: nbformat.NotebookNode) -> list[dict]:
+    """The epoch pictures in a cell's saved outputs: epoch, cell, title, and what each drawn
+    node did (label -> status, from the SVG's data-node / data-status)."""
+    found = []
+    for output in cell.get("outputs", []):
+        markup = output.get("data", {}).get("text/html", "")
+        match = _PICTURE.search(markup)
+        if match:
+            nodes = dict(re.findall(r'data-node="([^"]+)" data-status="([^"]+)"', markup))
+            found.append({"epoch": int(match[1]), "cell": match[2] and int(match[2]),
+                          "title": html.unescape(match[3]), "nodes": nodes,
+                          "touched": {k: v for k, v in nodes.items() if v != "untouched"},
+                          "html": markup})
+    return found
+
+
+def code_cell(notebook: nbformat.NotebookNode, source: str) -> nbformat.NotebookNode:
+    """The one code cell whose source starts with ``source``."""
+    cells = [c for c in notebook.cells if c.cell_type == "code" and c.source.startswith(source)]
+    assert len(cells) == 1, f"{len(cells)} cells start with {source!r}"
+    return cells[0]
+
+
+def check_every_picture_is_its_cells(notebook: nbformat.NotebookNode) -> None:
+    """At most one picture under a cell, and it is that cell's: titled with the cell's own
+    prompt number, as IPython numbered it."""
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        found = pictures(cell)
+        assert len(found) <= 1, f"In [{cell.execution_count}] has {len(found)} pictures"
+        for picture in found:
+            assert picture["cell"] == cell.execution_count, (cell.source, picture["title"])
+            assert picture["title"].startswith(f"In [{cell.execution_count}]: "), picture
+
+
 def widget_states(notebook: nbformat.NotebookNode) -> list[dict]:
     bundle = notebook.metadata.get("widgets", {}).get(
         "application/vnd.jupyter.widget-state+json", {})
@@ -40,7 +94,11 @@ def widget_states(notebook: nbformat.NotebookNode) -> list[dict]:
 @pytest.mark.slow
 def test_multi_tenant_tour(tmp_path, kernel_name) -> None:
     """The tour routes to each tenant, migrates only globex, onboards and offboards."""
-    notebook = run_notebook("01_multi_tenant_tour.ipynb", tmp_path, kernel_name)
+    for notebook in run_twice("01_multi_tenant_tour.ipynb", tmp_path, kernel_name):
+        check_tour(notebook)
+
+
+def check_tour(notebook: nbformat.NotebookNode) -> None:
     out = text_of(notebook)
     assert "tenant-db.query[globex] via target → tenant-db-globex.query" in out
     assert "stale now: tenant-db-globex.db_url" in out
@@ -51,23 +109,69 @@ def test_multi_tenant_tour(tmp_path, kernel_name) -> None:
     assert "tenant-db.query[hooli] → tenant-db-hooli.query" in out
     graphs = [s for s in widget_states(notebook) if "classes" in s]
     assert graphs, "the live graph widget's state was saved"
+    check_tour_pictures(notebook)
+
+
+def check_tour_pictures(notebook: nbformat.NotebookNode) -> None:
+    """Each cell's picture is what that cell did: the write marks only globex stale, the read
+    recomputes it, a key nobody reads is said in words, reads and tables draw nothing."""
+    check_every_picture_is_its_cells(notebook)
+    [seed] = pictures(code_cell(notebook, "%%config"))
+    assert {} == seed["touched"] or set(seed["touched"].values()) == {"set"}
+    assert seed["html"].count("no readers yet, nothing recomputes") >= 3
+    [migration] = pictures(code_cell(notebook, "%config set tenants.globex.db_url"))
+    assert {"tenants.globex.db_url": "set", "tenant-db-globex.db_url": "stale"} == \
+        migration["touched"]
+    [read] = pictures(code_cell(notebook, "r = %invoke tenant-db.query table=users "
+                                          "target=globex"))
+    assert {"tenant-db-globex.db_url": "recomputed"} == read["touched"]
+    assert read["epoch"] == migration["epoch"] + 1
+    for quiet in ("%routes", "for tenant in", "%why"):
+        for cell in notebook.cells:
+            if cell.cell_type == "code" and cell.source.startswith(quiet):
+                assert [] == pictures(cell), f"{cell.source!r} changed nothing reactive"
+    [removal] = pictures(code_cell(notebook, "%remove tenant-db-initech"))
+    assert "removed" == removal["touched"]["tenant-db-initech.db_url"]
+    [panel] = [o for o in code_cell(notebook, "%lab --sidecar").outputs
+               if "signalpy-sidecar-note" in o.get("data", {}).get("text/html", "")]
+    assert "<svg" in panel["data"]["text/html"], "the panel as it was, for static views"
 
 
 @pytest.mark.slow
 def test_debugging_reactive_chains(tmp_path, kernel_name) -> None:
     """The chain notebook shows a cascade, an equal-value stop and a cached failure."""
-    out = text_of(run_notebook("02_debugging_reactive_chains.ipynb", tmp_path, kernel_name))
+    for notebook in run_twice("02_debugging_reactive_chains.ipynb", tmp_path, kernel_name):
+        check_debugging(notebook)
+
+
+def check_debugging(notebook: nbformat.NotebookNode) -> None:
+    out = text_of(notebook)
     assert "pricing-acme.rounded: recomputed in" in out
     assert "returned an equal value, so the cascade stopped here" in out
     assert "label() raises: ZeroDivisionError" in out
     assert "effect errors: 1" in out
+    check_every_picture_is_its_cells(notebook)
+    [stop] = pictures(code_cell(notebook, "%config set tenants.acme.price 120.4"))
+    assert {"tenants.acme.price": "set", "pricing-acme.net": "recomputed",
+            "pricing-acme.rounded": "unchanged", "pricing-acme.label": "verified"} == \
+        stop["touched"]
+    failing = code_cell(notebook, "%config set tenants.acme.units 0")
+    assert [] == [o for o in failing.outputs if o.get("name") == "stderr"], \
+        "the deliberate failure is a note, not stray stderr"
+    assert any("⚠ effect &#x27;pricing-acme.publish&#x27;" in o.get("data", {}).get(
+        "text/html", "") or "⚠ effect 'pricing-acme.publish'" in o.get("data", {}).get(
+        "text/html", "") for o in failing.outputs)
 
 
 @pytest.mark.slow
 def test_isolation(tmp_path, kernel_name) -> None:
     """Every attempt is blocked, credentials rotate through config (masked), grants work;
     a tenant moved out of process is shown, recomputes there, dies clearly and restarts."""
-    notebook = run_notebook("03_isolation.ipynb", tmp_path, kernel_name)
+    for notebook in run_twice("03_isolation.ipynb", tmp_path, kernel_name):
+        check_isolation(notebook)
+
+
+def check_isolation(notebook: nbformat.NotebookNode) -> None:
     out = text_of(notebook)
     assert "NOT BLOCKED" not in out
     assert out.count("blocked: ") == 12 + 3 + 1
@@ -93,6 +197,14 @@ def test_isolation(tmp_path, kernel_name) -> None:
     assert re.search(r"tenant-db-hooli +tenant-db +hooli +failed +process +0 .*WorkerError", out)
     assert "acme: postgres://db1.prod/acme" in out
     assert "hooli again: postgres://db2.prod/hooli from a new worker: True" in out
+    check_every_picture_is_its_cells(notebook)
+    table = next(o["data"]["text/html"] for o in code_cell(notebook, "from signalpy_lab.lab.text")
+                 .outputs if "text/html" in o.get("data", {}))
+    assert 12 == table.count("<tr>") - 1  # a header, then one row per attempt, in full
+    assert "handles keep no state in slots or __dict__" in table
+    [refusal] = [o for o in notebook.cells[-1].outputs if o["output_type"] == "error"]
+    assert "TenantIsolationError" == refusal["ename"]
+    assert 1 == len(refusal["traceback"]), "a refusal is one line, not a traceback"
     graphs = [s for s in widget_states(notebook) if "classes" in s]
     assert re.search(r"<GraphWidget instance='tenant-db-hooli': [1-9]\d* of", out)
     relayed = [s for s in graphs
@@ -104,7 +216,15 @@ def test_isolation(tmp_path, kernel_name) -> None:
 @pytest.mark.slow
 def test_production(tmp_path, kernel_name) -> None:
     """Real SQLite files: onboarding, a live migration, a quota hit, the admin, offboarding."""
-    out = text_of(run_notebook("04_production.ipynb", tmp_path, kernel_name))
+    for notebook in run_twice("04_production.ipynb", tmp_path, kernel_name):
+        check_production(notebook)
+
+
+def check_production(notebook: nbformat.NotebookNode) -> None:
+    out = text_of(notebook)
+    check_every_picture_is_its_cells(notebook)
+    [quota] = pictures(code_cell(notebook, "%config set tenants.acme.quota.rate 2/minute"))
+    assert "recomputed" == quota["touched"].get("quota-acme.limit"), quota["touched"]
     assert "straight from tenant-db-globex/globex.db : ['globex user 0'" in out
     assert "globex now in globex-v2.db with 3 users" in out
     assert "connects before: {'acme': 1, 'globex': 1, 'initech': 1}" in out

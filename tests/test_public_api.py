@@ -10,6 +10,7 @@ import pytest
 
 PUBLIC_MODULES = [
     "signalpy_lab.errors",
+    "signalpy_lab.extras",
     "signalpy_lab.kernel",
     "signalpy_lab.kernel.graph",
     "signalpy_lab.kernel.reactive",

@@ -227,6 +227,12 @@ class Kernel:
                 f"{', '.join(map(repr, sorted({*ISOLATION_PLUGINS, *self._isolation_hosts})))}"
                 f", got {isolation!r}."
             )
+        if isolation in ISOLATION_PLUGINS and isolation not in self._isolation_hosts:
+            # Load the plugin now, so a missing extra (MissingExtraError, one line naming
+            # it) refuses the instance here instead of leaving it failed at activation.
+            import importlib
+
+            importlib.import_module(ISOLATION_PLUGINS[isolation])
         if self.state in (KernelState.STOPPING, KernelState.STOPPED):
             raise KernelStateError(f"Kernel {self.name!r} is {self.state}; create a new Kernel.")
         if isinstance(factory, type):

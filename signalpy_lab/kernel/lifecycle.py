@@ -69,6 +69,20 @@ class ComponentInstance:
         target = self.properties.get("target")
         self.target = str(target) if target is not None else None
 
+    def __repr__(self) -> str:
+        """One line a REPL can echo: name, factory, target, state (the record holds much more).
+
+        >>> kernel.instantiate("tenant-db", "tenant-db-acme", {"target": "acme"})
+        <ComponentInstance tenant-db-acme (tenant-db, target acme): pending>
+        """
+        what = self.factory if self.target is None else f"{self.factory}, target {self.target}"
+        state = str(self.state)
+        if self.isolation != "inline":
+            state += f", {self.isolation}" + (f" pid {self.pid}" if self.pid else "")
+        if self.state is InstanceState.FAILED and self.error is not None:
+            state += f" ({type(self.error).__name__})"
+        return f"<ComponentInstance {self.name} ({what}): {state}>"
+
 
 def dependencies_of(instance: ComponentInstance, by_factory: Mapping[str, Iterable[str]],
                     by_contract: Mapping[str, Iterable[str]],

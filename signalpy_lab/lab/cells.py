@@ -18,13 +18,22 @@ and the one picture each cell leaves.
   terminal when turned on (``%lab --inline on``). Several magics in a cell give one picture;
   a cell that changed nothing shows none. Like matplotlib's inline figures, it is displayed
   from the cell's own hook, so it is saved with that cell's outputs.
+* **Failures the cell caused, said once.** What the kernel logs while a cell runs (an effect
+  that raised, an instance that failed to activate) is collected and shown at the end of
+  the cell as notes (``⚠ effect 'pricing-acme.publish' failed: ZeroDivisionError: ...``),
+  not as stray red stderr from whatever thread it happened on: a deliberate failure in a
+  lesson looks like an answer, not a crash. Outside cells, records go where logging sends
+  them.
 """
 
 from __future__ import annotations
 
 import ast
+import html
 import linecache
+import logging
 import sys
+import threading
 from typing import Any
 
 from ..kernel.events import set_origin_resolver
@@ -67,6 +76,31 @@ def statement_at(source: str, line: int) -> str | None:
     return text or None
 
 
+class _CellLog(logging.Handler):
+    """Collects the lab's and kernel's warnings while a cell runs (any thread)."""
+
+    def __init__(self, tracker: CellTracker) -> None:
+        super().__init__(logging.WARNING)
+        self.tracker = tracker
+        self.records: list[str] = []
+        self._lock_records = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.tracker._running:
+            # Outside cells: where logging would send it without us (the root's handlers
+            # get it by propagation; with none, logging's last resort, stderr).
+            if not logging.getLogger().handlers and logging.lastResort is not None:
+                logging.lastResort.handle(record)
+            return
+        with self._lock_records:
+            self.records.append(record.getMessage())
+
+    def drain(self) -> list[str]:
+        with self._lock_records:
+            records, self.records = self.records, []
+        return records
+
+
 class CellTracker:
     """The lab's ``pre_run_cell`` / ``post_run_cell`` hooks and its origin resolver."""
 
@@ -78,12 +112,15 @@ class CellTracker:
         # Whether this IPython advances execution_count before pre_run_cell (IPython 9).
         self._advanced: bool | None = None
         self._sources: dict[str, str] = {}  # cell filename -> source, for this cell
+        self._log = _CellLog(self)
+        self._logger = logging.getLogger("signalpy_lab")
 
     # -- hooks ---------------------------------------------------------------------------
 
     def install(self) -> None:
         self.shell.events.register("pre_run_cell", self.pre_run_cell)
         self.shell.events.register("post_run_cell", self.post_run_cell)
+        self._logger.addHandler(self._log)
         set_origin_resolver(self.resolve)
 
     def uninstall(self) -> None:
@@ -93,6 +130,7 @@ class CellTracker:
                 self.shell.events.unregister(name, hook)
             except ValueError:
                 pass
+        self._logger.removeHandler(self._log)
         set_origin_resolver(None)
 
     def prompt_number(self, info: Any) -> int | None:
@@ -117,6 +155,7 @@ class CellTracker:
 
     def post_run_cell(self, result: Any) -> None:
         self._running = False
+        self._show_notes(self._log.drain())
         number = getattr(result, "execution_count", None)
         if isinstance(number, int) and self._pre_count is not None:
             # Learn this IPython's order once: 9 had already advanced, 8 had not.
@@ -133,6 +172,22 @@ class CellTracker:
         from .inline import show_cell_epoch
 
         show_cell_epoch(self.shell, self.session, record)
+
+    def _show_notes(self, notes: list[str]) -> None:
+        """The warnings the cell caused, once, at its end (see the module docstring)."""
+        if not notes:
+            return
+        from .inline import has_widget_frontend
+
+        if has_widget_frontend(self.shell):
+            from IPython.display import HTML, display
+
+            lines = "".join(f"<div>⚠ {html.escape(n)}</div>" for n in notes)
+            display(HTML('<div class="signalpy-lab signalpy-notes" style="font-size:12px;'
+                         'border-left:3px solid #d97706;padding:2px 8px;color:#78350f;'
+                         f'background:#fffbeb">{lines}</div>'))
+        else:
+            print("\n".join(f"⚠ {n}" for n in notes))
 
     # -- the origin resolver ----------------------------------------------------------
 

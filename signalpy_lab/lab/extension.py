@@ -81,7 +81,7 @@ def load_ipython_extension(ip: Any) -> None:
     }
     print("signalpy_lab: kernel booted with config, logging, credentials and storage. "
           "Try %discover, %instantiate, %invoke, %config set, %graph, %lab; `kernel` is the "
-          "Kernel.")
+          f"Kernel.\nsignalpy_lab: {session.data.describe()}.")
 
 
 def unload_ipython_extension(ip: Any) -> None:

@@ -630,10 +630,16 @@ class LabMagics(Magics):
     @argument("--record", choices=("on", "off"), default=None,
               help="off: pause the lab's recording, so the kernel runs at its unobserved "
                    "speed (a bulk load); on: record again, from a new epoch")
+    @argument("--sidecar", action="store_true",
+              help="open the panel beside the notebook (JupyterLab, with the sidecar "
+                   "package), so it stays in view while you step through the cells")
     @line_magic
     @_user_errors
     def lab(self, line: str) -> Any:
-        """Graph, bus table and event log together (live in Jupyter)."""
+        """Graph, bus table and event log together (live in Jupyter).
+
+        %lab --sidecar opens it beside the notebook in JupyterLab, so it stays in view.
+        """
         args = parse_args(self.lab, line)
         if args.record is not None:
             model = self.session.model
@@ -657,7 +663,14 @@ class LabMagics(Magics):
         if _has_widget_frontend(self.shell) and not args.text:
             from .widgets import LabPanel
 
-            return LabPanel(self.session.model, tenant=args.tenant)
+            panel = LabPanel(self.session.model, tenant=args.tenant)
+            if args.sidecar:
+                from .sidecar import show_in_sidecar
+
+                return show_in_sidecar(self.session, panel)
+            return panel
+        if args.sidecar:
+            print("(%lab --sidecar needs a notebook front end; here are the tables)")
         model = self.session.model
         print(text.graph_table(model.snapshot(tenant=args.tenant)))
         print()

@@ -1,26 +1,43 @@
 """The lab session: one kernel on a private loop thread, its model, and the cell epochs.
 
 ``%load_ext signalpy_lab`` creates a session with a ready (booted) kernel carrying the
-embedded providers (config, logging, credentials, storage in ``./.signalpy_lab/storage``).
-``%reset`` replaces it with a fresh one (``--no-boot`` to teach boot order: instances are
-then queued until ``%boot``). Config written before boot becomes the config instance's
-defaults at boot.
+embedded providers (config, logging, credentials, storage). ``%reset`` replaces it with a
+fresh one (``--no-boot`` to teach boot order: instances are then queued until ``%boot``).
+Config written before boot becomes the config instance's defaults at boot.
+
+**Where lab data goes.** A notebook must run again and again (Restart & Run All, the tests
+run each twice), so a session's data starts empty: the storage provider's root is
+``<data>/storage``, where ``<data>`` is a fresh temporary directory (``signalpy-lab-<pid>-*``
+in the system's temp folder) made for this session, emptied by ``%reset`` (a fresh kernel)
+and removed when the session closes (``%unload_ext``, the notebook's kernel shutting down or
+the process exiting; a process killed before its exit code ran leaves it, and the next lab
+session removes it). Nothing is written into the notebook's folder. To keep data across
+sessions, set ``SIGNALPY_LAB_DATA=/path``: that folder is used as ``<data>``, created if
+missing, and never emptied or removed (a notebook that inserts fixed rows then fails on its
+second run, by design). ``%load_ext`` says which of the two it is. Outside the lab,
+``StorageProvider`` keeps its own default (``root``, ``$SIGNALPY_LAB_STORAGE``,
+``./.signalpy_lab/storage``).
 
 One story for the lifecycle magics: ``boot()`` on a running kernel changes nothing and says
 so (a notebook written instantiate-then-boot survives Run All); ``shutdown()`` then
 ``boot()`` *restarts*: a new kernel (a stopped one cannot boot again) with the same
 discovered factories, the same instances and properties, and the same config, runtime
 values included, so ``%config get`` still tells runtime from defaults. The model follows
-the new kernel, so widgets on the page keep updating.
+the new kernel, so widgets on the page keep updating. A restart keeps the storage.
 """
 
 from __future__ import annotations
 
 import copy
 import importlib
+import os
+import shutil
+import tempfile
 import time
+import weakref
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from ..kernel import Kernel, KernelState
@@ -30,7 +47,10 @@ from ..providers import DEFAULT_PROVIDERS
 from .model import LabModel
 from .runner import DEFAULT_TIMEOUT, KernelRunner
 
-__all__ = ["BootReport", "LabSession", "current_session"]
+__all__ = ["ENV_DATA", "BootReport", "LabData", "LabSession", "current_session"]
+
+#: Names a folder that keeps the lab's data across sessions (see the module docstring).
+ENV_DATA = "SIGNALPY_LAB_DATA"
 
 #: ``settle_relays``: how long without events counts as "the workers have relayed", and the
 #: longest it waits (a worker relays every 50 ms, ``remote.worker.RELAY_SECONDS``).
@@ -59,6 +79,82 @@ class BootReport:
     lost: tuple[str, ...] = ()  # factories a restart could not find a class for
 
 
+class LabData:
+    """Where a lab session's data lives: a fresh temporary folder, or ``$SIGNALPY_LAB_DATA``.
+
+    A temporary folder (``signalpy-lab-<pid>-*``) is removed by ``remove()`` or, at the
+    latest, when the process exits (``weakref.finalize`` runs at exit). A process killed
+    before that (a notebook kernel that does not stop within the front end's grace period
+    gets SIGTERM or SIGKILL, and no exit code runs) leaves its folder behind: the next
+    temporary ``LabData`` removes every such folder of ours whose process is gone. A folder
+    named by the environment is never touched.
+    """
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        named = (os.environ if environ is None else environ).get(ENV_DATA, "").strip()
+        #: True when the folder came from ``$SIGNALPY_LAB_DATA`` (kept, never emptied).
+        self.kept = bool(named)
+        if self.kept:
+            self.path = Path(named).expanduser().resolve()
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._remove: weakref.finalize | None = None
+        else:
+            _remove_orphans()
+            self.path = Path(tempfile.mkdtemp(prefix=f"{_TEMP_PREFIX}{os.getpid()}-"))
+            self._remove = weakref.finalize(self, shutil.rmtree, self.path, ignore_errors=True)
+
+    @property
+    def storage(self) -> Path:
+        """The storage provider's root: every instance's prefix lives under it."""
+        return self.path / "storage"
+
+    def clear(self) -> None:
+        """Empty a temporary folder (for a fresh kernel); a kept one stays as it is."""
+        if not self.kept:
+            shutil.rmtree(self.storage, ignore_errors=True)
+
+    def remove(self) -> None:
+        """Delete a temporary folder now; a kept one stays."""
+        if self._remove is not None:
+            self._remove()
+
+    def describe(self) -> str:
+        """One line for ``%load_ext``: where data goes and how long it stays."""
+        if self.kept:
+            return (f"lab data in {self.path} (from ${ENV_DATA}; kept across sessions, "
+                    "never emptied)")
+        return (f"lab data in {self.path}, a fresh folder removed when this session ends; "
+                f"set {ENV_DATA}=/path to keep it")
+
+    def __repr__(self) -> str:
+        return f"<LabData {str(self.path)!r} {'kept' if self.kept else 'temporary'}>"
+
+
+_TEMP_PREFIX = "signalpy-lab-"
+
+
+def _remove_orphans() -> None:
+    """Delete our temporary lab folders whose process no longer runs.
+
+    Only ``signalpy-lab-<pid>-*`` folders in the temp dir that belong to this user, and only
+    when ``<pid>`` is gone (a reused pid keeps its folder: the safe mistake).
+    """
+    root = Path(tempfile.gettempdir())
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    for folder in root.glob(f"{_TEMP_PREFIX}*-*"):
+        pid = folder.name[len(_TEMP_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            if folder.is_symlink() or (uid is not None and folder.lstat().st_uid != uid):
+                continue
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except OSError:  # alive (another user's), or the folder went meanwhile
+            continue
+
+
 @dataclass
 class _SavedConfig:
     """The config a restart brings back: the instance's defaults plus its runtime writes."""
@@ -74,11 +170,16 @@ class LabSession:
         global _current
         self.runner = KernelRunner()
         self.timeout = timeout
+        #: Where this session's storage lives (see the module docstring).
+        self.data = LabData()
         self.kernel: Kernel = self.runner.new_kernel()
         self.model = LabModel(self.kernel)
         #: ``%lab --inline``: "auto" (a small epoch picture under each state-changing magic in
         #: Jupyter, none in a terminal), "on" or "off".
         self.inline = "auto"
+        #: ``%lab --sidecar``: the JupyterLab sidecar and the panel in it (see ``sidecar.py``).
+        self.sidecar: Any = None
+        self.sidecar_panel: Any = None
         self.pending_config: dict[str, Any] = {}
         self._classes: dict[str, type] = {}  # factory -> class, for a restart
         self._saved_config: _SavedConfig | None = None
@@ -127,11 +228,27 @@ class LabSession:
         if "config" not in names:
             self.kernel.instantiate("config", properties={"defaults": self.pending_config})
             self.pending_config = {}
+        self._instantiate_providers()
         self.run(self.kernel.boot())
         if self.pending_config:
             self.config.merge(self.pending_config)
             self.pending_config = {}
         return BootReport("booted", len(self.kernel.instances()), self._failed())
+
+    def _instantiate_providers(self) -> None:
+        """The embedded providers nobody instantiated, in their order, the storage in ``data``.
+
+        The same instances boot would make by default, except that the storage's root is
+        this session's data folder rather than the provider's default in the current folder.
+        """
+        have = {i.factory for i in self.kernel.instances()}
+        known = {f.name for f in self.kernel.factories()}
+        for cls in DEFAULT_PROVIDERS:
+            meta = meta_of(cls)
+            factory = meta.factory_name if meta is not None else None
+            if factory in known and factory not in have:
+                properties = {"root": str(self.data.storage)} if factory == "storage" else {}
+                self.kernel.instantiate(factory, properties=properties)
 
     def shutdown(self) -> int:
         """Deactivate every instance (reverse order); returns how many were active.
@@ -266,6 +383,7 @@ class LabSession:
         """Shut the kernel down and start a fresh one on the same loop thread."""
         self._shutdown_kernel()
         self.model.close()
+        self.data.clear()
         self.kernel = self.runner.new_kernel()
         self.model = LabModel(self.kernel)
         self.pending_config = {}
@@ -277,13 +395,18 @@ class LabSession:
             self.run(self.kernel.shutdown())
 
     def close(self) -> None:
-        """Shut down the kernel, stop listening and stop the loop thread."""
+        """Shut down the kernel, stop listening, stop the loop thread, remove temporary data."""
         global _current
         try:
             self._shutdown_kernel()
         finally:
+            for widget in (self.sidecar_panel, self.sidecar):
+                if widget is not None:
+                    widget.close()
+            self.sidecar = self.sidecar_panel = None
             self.model.close()
             self.runner.stop()
+            self.data.remove()
             if _current is self:
                 _current = None
 

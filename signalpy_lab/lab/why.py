@@ -93,6 +93,30 @@ def _describe_cause(cause: Any, model: LabModel | None = None, shown: int | None
     return f"{cause.signal} changed from {cause.old} to {cause.new}{by}{when}"
 
 
+def _latest_write(model: LabModel, before: int, by_id: dict[int, dict[str, Any]],
+                  upstream: list[str]) -> str:
+    """What the latest write before now had to do with the node (the question a learner
+    asks of a node that did not recompute): ``the latest write, tenants.globex.db_url in
+    epoch 4 (In [9]), is not among its inputs``, or that one of its inputs was written then
+    and it has been up to date since; "" without a kept write."""
+    for record in reversed(model.epochs()):
+        if record.number > before:
+            continue
+        keys = sorted(by_id[i]["label"] for i, step in record.touched().items()
+                      if step.status == "set" and i in by_id)
+        keys += [w.key for w in record.writes if w.readers == 0]
+        if not keys:
+            continue
+        cell = f" (In [{record.cell}])" if record.cell is not None else ""
+        mine = [k for k in keys if k in upstream]
+        if mine:
+            return (f"its input {', '.join(mine)} was last written in epoch "
+                    f"{record.number}{cell}; it has been up to date since")
+        return (f"the latest write, {', '.join(keys)} in epoch {record.number}{cell}, is not "
+                "among its inputs")
+    return ""
+
+
 def explain(model: LabModel, label: str, epoch: int | None = None) -> Explanation:
     """Explain the current epoch's outcome for the node labelled ``label`` (or epoch N's).
 
@@ -175,6 +199,10 @@ def explain(model: LabModel, label: str, epoch: int | None = None) -> Explanatio
         else:
             verdict = f"did NOT recompute {where}: no signal was written"
         lines.append(f"it reads {', '.join(upstream) if upstream else 'no signal'}")
+        if not written:
+            latest = _latest_write(model, shown, by_id, upstream)
+            if latest:
+                lines.append(latest)
         if cause is not None:
             lines.append(f"last recomputed because {_describe_cause(cause, model, shown)}")
     if node["history"]:

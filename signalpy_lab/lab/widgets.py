@@ -346,7 +346,7 @@ class _LiveView:
         if format == "json":
             return json.dumps(snapshot, indent=2, sort_keys=True, default=str)
         return apply_state(render_svg(graph.structure), graph.classes, graph.details,
-                           highlight, embed_style=True)
+                           highlight, embed_style=True, labels=graph.labels)
 
 
 def _caption(snapshot: Mapping[str, Any], graph: DotGraph) -> str:
@@ -442,7 +442,7 @@ class GraphWidget(_LiveView, anywidget.AnyWidget):
             "" if epoch.get("live", True) else ", past")
         return f"<GraphWidget{where}: {shown}, {when}>"
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return _with_static(self, super()._repr_mimebundle_(**kwargs), self.static_html)
 
     def static_html(self) -> str:
@@ -637,7 +637,7 @@ class BusTable(_LiveView, anywidget.AnyWidget):
     def __repr__(self) -> str:
         return f"<BusTable: {self.summary}, selected={self.selected_target!r}>"
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return _with_static(self, super()._repr_mimebundle_(**kwargs), self.static_html)
 
     def static_html(self) -> str:
@@ -690,19 +690,20 @@ class BusTable(_LiveView, anywidget.AnyWidget):
         self.selected_target = target
 
 
-def _with_static(widget: Any, bundle: dict[str, Any] | None,
-                 static: Callable[[], str]) -> dict[str, Any] | None:
+def _with_static(widget: Any, bundle: Any, static: Callable[[], str]) -> Any:
     """A widget's mimebundle plus ``text/html`` (its static picture) and a whole
-    ``text/plain`` (ipywidgets cuts the repr at 110 characters, mid-quote)."""
+    ``text/plain`` (ipywidgets cuts the repr at 110 characters, mid-quote). ``bundle`` is
+    a dict (ipywidgets) or a (data, metadata) pair (anywidget); the result has its shape."""
     if bundle is None:  # closed
         return None
-    data = dict(bundle)
+    pair = isinstance(bundle, tuple)
+    data, metadata = (dict(bundle[0]), bundle[1]) if pair else (dict(bundle), None)
     data["text/plain"] = repr(widget)
     try:
         data["text/html"] = static()
     except Exception:  # a static fallback must never break the live view
         _log.exception("the static view of %r failed", type(widget).__name__)
-    return data
+    return (data, metadata) if pair else data
 
 
 def _where(entry: Mapping[str, Any]) -> str:
@@ -741,7 +742,7 @@ class EventLog(_LiveView, anywidget.AnyWidget):
     def __repr__(self) -> str:
         return f"<EventLog: {len(self.entries)} of the last {self.limit} events>"
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return _with_static(self, super()._repr_mimebundle_(**kwargs), self.static_html)
 
     def static_html(self) -> str:
@@ -780,7 +781,7 @@ class LabPanel(ipywidgets.VBox):
     def __repr__(self) -> str:
         return f"<LabPanel: {self.graph!r}, {self.bus!r}, {self.events!r}>"
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return _with_static(self, super()._repr_mimebundle_(**kwargs), self.static_html)
 
     def static_html(self) -> str:

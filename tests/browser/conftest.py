@@ -1,9 +1,9 @@
 """Fixtures for tests in a real browser: a JupyterLab server, Debian's Chromium, one lab page.
 
-Chromium is a system package (``apt-get install -y chromium``; ``.ci/run`` installs it). With
-``/usr/bin/chromium`` missing, the tests fail, saying what to run; only outside CI (the ``CI``
-environment variable unset) do they skip instead, with the same reason. A Chromium that is
-there but does not start always fails.
+Chromium is a system package (``apt-get install -y chromium``; ``.ci/chromium`` installs it
+for ``make test`` and ``.ci/run``). With ``/usr/bin/chromium`` missing, the tests fail, saying
+what to run; only outside CI (the ``CI`` environment variable unset) do they skip instead,
+with the same reason. A Chromium that is there but does not start always fails.
 
 The server and the browser live for one test module (module scope: Playwright's sync API
 runs an event loop of its own, which must be gone before the async tests of other modules

@@ -359,6 +359,18 @@ async def test_a_served_target_wins_over_a_default_instance_named_like_the_facto
     assert (await kernel.invoke("worker.echo", {"target": "a"}))["instance"] == "worker-a"
 
 
+async def test_an_instance_echoes_one_line_in_a_repl() -> None:
+    """What instantiate returns reprs as name, factory, target and state, not the record."""
+    kernel = Kernel()
+    kernel.discover([ConfigProvider, Worker, Broken])
+    acme = kernel.instantiate("worker", "worker-acme", {"target": "acme"})
+    assert "<ComponentInstance worker-acme (worker, target acme): pending>" == repr(acme)
+    await kernel.boot()
+    assert "<ComponentInstance config (config): active>" == repr(kernel.instance("config"))
+    assert "<ComponentInstance broken (broken): failed (RuntimeError)>" == \
+        repr(kernel.instance("broken"))
+
+
 async def test_a_routed_name_nobody_serves_yet_is_an_unknown_target() -> None:
     """`tenant-db.query` before any tenant exists says so, instead of 'no such handler'."""
     kernel = Kernel()

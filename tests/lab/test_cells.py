@@ -135,3 +135,19 @@ def test_in_a_terminal_with_inline_on_each_changing_cell_prints_one_summary(lab)
 ])
 def test_statement_at_names_the_innermost_statement(source, line, expected) -> None:
     assert expected == statement_at(source, line)
+
+
+def test_a_failure_the_cell_caused_is_one_note_at_its_end(lab) -> None:
+    """An effect that raises logs a warning on the kernel's thread: the cell shows it once,
+    as a note after its output, not as stray stderr."""
+    lab.run("from signalpy_lab.kernel import component, effect\n"
+            "@component('fragile', depends=['config'])\n"
+            "class Fragile:\n"
+            "    @effect\n"
+            "    def watch(self):\n"
+            "        if self.rt.config.get('fragile.fail', False):\n"
+            "            raise ValueError('asked to fail')\n")
+    lab.run("%discover Fragile\n%instantiate fragile")
+    lab.run("%config set fragile.fail true")
+    notes = [line for line in lab.output.splitlines() if line.startswith("⚠ ")]
+    assert ["⚠ effect 'fragile.watch' of 'fragile' failed: ValueError: asked to fail"] == notes

@@ -19,6 +19,7 @@ import pytest
 from nbclient import NotebookClient
 
 from signalpy_lab.testing import LabShell
+from tests.markdown import code_blocks
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 CONFIG = {"tenants": {"acme": {"db_url": "postgres://db1/acme"},
@@ -28,9 +29,8 @@ RESULT = {"tenant": "globex", "db_url": "postgres://db2/globex", "table": "users
 
 
 def readme_lab_cells() -> list[str]:
-    """The fenced code blocks of the README's "## The lab" section, in order."""
-    section = README.read_text().split("\n## The lab\n", 1)[1].split("\n## ", 1)[0]
-    cells = re.findall(r"^```[^\n]*\n(.*?)^```", section, flags=re.MULTILINE | re.DOTALL)
+    """The ``ipython`` blocks of the README's "The lab" section, in order."""
+    cells = [b.source for b in code_blocks(README, "ipython") if b.section == "The lab"]
     assert len(cells) == 5, ("the section's cells: load + discover, %%config, instantiate + "
                              "invoke, the migration + %why, %lab")
     return cells
@@ -43,10 +43,9 @@ def test_the_cells_carry_comments_on_magic_lines() -> None:
     assert re.fullmatch(r"%config set \S+ \S+ +# prints what went stale", firsts[3])
 
 
-def test_pasted_into_ipython_cell_by_cell(tmp_path, monkeypatch) -> None:
+def test_pasted_into_ipython_cell_by_cell() -> None:
     """Each README cell run as one IPython cell: keys stored without the comments, the
     routed call's result in `r`, and globex's db_url (alone) gone stale."""
-    monkeypatch.chdir(tmp_path)  # the lab keeps its storage in ./.signalpy_lab
     with LabShell(load=False) as lab:  # the README's own %load_ext loads it
         try:
             outputs = []

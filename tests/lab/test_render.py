@@ -249,13 +249,15 @@ def test_layout_binary_is_dot_or_graphviz_pure() -> None:
 
 
 async def test_svg_is_a_real_layout_with_node_groups(seed_kernel, model) -> None:
-    """Each node is an SVG group `<g id="n<uid>" class="node <kind> <status>">`."""
+    """Each node is an SVG group `<g id="n<uid>" class="node <kind> <status>" data-node=...>`
+    (the node's label and status as data attributes, the hooks the live widget uses)."""
     snapshot = await migrate_globex(seed_kernel, model)
     graph = to_dot(snapshot)
     svg = render_svg(graph)
 
     computed = node_id(snapshot, "tenant-db-globex.db_url")
-    assert f'<g id="{computed}" class="node computed recomputed">' in svg
+    assert (f'<g id="{computed}" class="node computed recomputed" '
+            'data-node="tenant-db-globex.db_url" data-status="recomputed">') in svg
     assert len(re.findall(r'<g id="n\d+" class="node ', svg)) == 6
     assert re.search(r"<ellipse [^>]*rx=\"[\d.]+\"", svg)  # laid out: real coordinates
     assert f">{graph.details[computed]}</text>" in svg  # the value line, not the placeholder
@@ -315,7 +317,8 @@ async def test_render_svg_of_a_graph_can_be_a_standalone_file(seed_kernel, model
     svg = render_svg(to_dot(snapshot), embed_style=True)
 
     assert "<style><![CDATA[" in svg
-    assert f'<g id="{node_id(snapshot, "tenants.globex.db_url")}" class="node signal set">' in svg
+    assert (f'<g id="{node_id(snapshot, "tenants.globex.db_url")}" class="node signal set" '
+            'data-node="tenants.globex.db_url" data-status="set">') in svg
 
 
 def test_missing_layout_binary_is_one_clear_line(monkeypatch, tmp_path) -> None:

@@ -307,7 +307,7 @@ async def test_export_gives_dot_json_and_standalone_svg(seed_kernel, model, ids,
             "structure_version"} == set(snapshot)
     assert snapshot["epoch"]["label"] == "test"
     svg = graph.export("svg")
-    assert f'<g id="{computed}" class="node computed recomputed">' in svg
+    assert f'<g id="{computed}" class="node computed recomputed" data-node=' in svg
     assert "<style><![CDATA[" in svg
     assert dot == bus.export("dot")  # the bus table exports the whole model's graph
 

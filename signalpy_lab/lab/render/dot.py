@@ -86,6 +86,8 @@ class DotGraph:
     omitted: str
     total: int
     drawn_as: dict[int, str] = field(default_factory=dict)
+    #: DOT id -> the node's label (``tenant-db-globex.db_url``) or a summary's name
+    labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def structure_key(self) -> str:
@@ -119,8 +121,17 @@ def short_name(node: Mapping[str, Any]) -> str:
 def detail_of(node: Mapping[str, Any]) -> str:
     """The value line: ``2x = 'postgres://...'`` (computed), ``= 1`` (signal), ``ran 3x``."""
     kind, runs = node["kind"], node["runs"]
+    label = node["label"]
     if node.get("detail"):  # said by whoever made the row (a write nobody reads yet)
         text = node["detail"]
+    elif kind == "signal" and label.endswith(".*"):  # a subtree watch: a change counter
+        count = str(node["value"])
+        text = f"any key below: {count} change{'' if count == '1' else 's'}"
+    elif kind == "signal" and label.endswith("(top-level keys)"):
+        sections = sorted(re.findall(r"'([^']+)'", str(node["value"])))
+        text = f"sections: {', '.join(sections) or 'none'}"
+    elif kind == "effect" and label.endswith("(config view → worker)"):
+        text = f"sent to its worker {runs}x"
     elif node.get("error"):
         text = f"{runs}x raised {node['error']}"
     elif kind == "effect":
@@ -315,9 +326,11 @@ def to_dot(snapshot: Mapping[str, Any], *, max_nodes: int = 150,
     omitted = ""
     if summaries:
         omitted = "; ".join([*note, f"showing {len(shown)} of {len(nodes)} nodes", _HINT])
+    labels = {f"n{n['id']}": n["label"] for n in expanded}
+    labels.update({summary.id: summary.name for summary in summaries})
     return DotGraph(source=emit(True), structure=emit(False), classes=classes,
                     details=details, shown=shown, omitted=omitted, total=len(nodes),
-                    drawn_as=drawn_as)
+                    drawn_as=drawn_as, labels=labels)
 
 
 #: Clusters per column at most, before a grid wraps to the next one (two columns until then).

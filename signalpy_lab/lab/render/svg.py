@@ -116,7 +116,7 @@ def render_svg(dot: str | DotGraph, *, embed_style: bool = False) -> str:
     """
     if isinstance(dot, DotGraph):
         return apply_state(render_svg(dot.structure), dot.classes, dot.details,
-                           embed_style=embed_style)
+                           embed_style=embed_style, labels=dot.labels)
     if embed_style:
         return apply_state(render_svg(dot), {}, embed_style=True)
     key = hashlib.sha256(dot.encode()).hexdigest()
@@ -135,20 +135,24 @@ def render_svg(dot: str | DotGraph, *, embed_style: bool = False) -> str:
 
 # A node group as Graphviz writes it: <g id="n12" class="node ...">...</g> (no nested <g>,
 # since to_dot sets no URL/tooltip that would wrap the shape in an <a>).
-_NODE_RE = re.compile(r'<g id="(?P<id>[^"]+)" class="node(?: [^"]*)?">(?P<body>.*?)</g>',
+_NODE_RE = re.compile(r'<g id="(?P<id>[^"]+)" class="node(?: [^"]*)?"[^>]*>(?P<body>.*?)</g>',
                       re.DOTALL)
 _TEXT_RE = re.compile(r"(<text\b[^>]*>)(.*?)(</text>)", re.DOTALL)
 _SVG_OPEN_RE = re.compile(r"<svg\b([^>]*)>")
 
 
 def apply_state(svg: str, classes: Mapping[str, str], details: Mapping[str, str] | None = None,
-                highlight: Iterable[str] = (), *, embed_style: bool = False) -> str:
+                highlight: Iterable[str] = (), *, embed_style: bool = False,
+                labels: Mapping[str, str] | None = None) -> str:
     """Rewrite a laid-out SVG's node classes (and value lines) without a new layout.
 
     Each node group ``<g id="n12" class="node ...">`` gets ``class="node <classes[id]>"``
-    (plus ``highlight``); its second ``<text>`` line becomes ``details[id]``. The root
-    ``<svg>`` gets ``class="signalpy-graph"``, which ``static/lab.css`` styles;
-    ``embed_style`` inlines that stylesheet so the file looks the same on its own.
+    (plus ``highlight``); its second ``<text>`` line becomes ``details[id]``. With
+    ``labels`` (DOT id -> the node's label) it also gets ``data-node`` (the label) and
+    ``data-status`` (its status, or ``summary``): the same hooks the live widget puts on
+    the page, so a static picture can be checked the same way. The root ``<svg>`` gets
+    ``class="signalpy-graph"``, which ``static/lab.css`` styles; ``embed_style`` inlines
+    that stylesheet so the file looks the same on its own.
     """
     details = details or {}
     marked = set(highlight)
@@ -172,7 +176,14 @@ def apply_state(svg: str, classes: Mapping[str, str], details: Mapping[str, str]
                 return f"{line[1]}{html.escape(detail, quote=False)}{line[3]}"
 
             body = _TEXT_RE.sub(text, body)
-        return f'<g id="{dot_id}" class="node {html.escape(cls)}">{body}</g>'
+        data = ""
+        if labels is not None and dot_id in labels:
+            words = cls.split()
+            status = "summary" if words[0] == "summary" else (
+                words[1] if len(words) > 1 else "untouched")
+            data = (f' data-node="{html.escape(labels[dot_id])}"'
+                    f' data-status="{html.escape(status)}"')
+        return f'<g id="{dot_id}" class="node {html.escape(cls)}"{data}>{body}</g>'
 
     out = _NODE_RE.sub(node, svg)
     style = f"<style><![CDATA[\n{stylesheet()}]]></style>" if embed_style else ""
