@@ -5,9 +5,9 @@ Names (factories, handlers, targets, instances, nodes) already come with the clo
 one-line ``UsageError`` instead of a silent default:
 
 - **flags**: ``parse_args(magic, line)`` is ``parse_argstring`` that names an unknown flag,
-  suggests the closest and lists the valid ones (``%lab --bogus`` → "Valid flags: --inline,
-  --record, --tenant, --text"). Tab completion reads the same parsers (``flags_of``,
-  ``flag_choices``), so the two cannot drift.
+  suggests the closest and lists the valid ones (``%lab --recrod`` → "Did you mean --record?
+  Valid flags: --inline, --record, --sidecar, --tenant, --text"). Tab completion reads the
+  same parsers (``flags_of``, ``flag_choices``), so the two cannot drift.
 - **parameters**: ``check_params`` refuses a key the handler's params model does not declare
   (``tabel`` → ``table``), unless the model keeps extras (``extra="allow"``) or the key
   routes the call (``target``, ``bus.ROUTING_PARAMS``). Only the lab's ``%invoke`` checks:
@@ -74,7 +74,7 @@ def parse_args(magic: Callable[..., Any], line: str) -> argparse.Namespace:
     """``parse_argstring(magic, line)``, where a mistake names the magic and what is valid.
 
     ``parse_args(self.lab, "--bogus")`` raises ``UsageError("%lab: unknown flag '--bogus'.
-    Valid flags: --inline, --record, --tenant, --text.")``; a magic without flags or
+    Valid flags: --inline, --record, --sidecar, --tenant, --text.")``; a magic without flags or
     positionals (``%boot``) refuses any argument.
     """
     parser = magic.parser  # type: ignore[attr-defined]

@@ -71,8 +71,8 @@ def test_an_unknown_flag_lists_the_valid_ones(lab, magic) -> None:
 
 def test_lab_bogus_and_a_near_miss(lab) -> None:
     """The issue's example, and a typo that gets the closest flags first."""
-    assert lab.usage_error("%lab --bogus") == \
-        "%lab: unknown flag '--bogus'. Valid flags: --inline, --record, --tenant, --text."
+    assert lab.usage_error("%lab --bogus") == ("%lab: unknown flag '--bogus'. Valid flags: "
+                                               "--inline, --record, --sidecar, --tenant, --text.")
     assert lab.usage_error("%graph --provders").startswith(
         "%graph: unknown flag '--provders'. Did you mean --providers?")
     assert lab.usage_error("%reset --no-bot") == \
