@@ -78,7 +78,9 @@ from ..kernel.events import (
 from ..kernel.introspection import plain
 from ..kernel.redaction import redact
 from .epochs import EMPTY, EPOCHS, EpochRecord, EpochTimeline, NodeStep, StructureDelta, Write
+from .log import LogEntry, describe
 from .past import as_of, structure_at
+from .rows import ON_DEMAND_INSTANCES, PROVIDER_INSTANCES, RemoteCalls, RowCache, provider_of
 
 __all__ = [
     "EPOCHS",
@@ -120,13 +122,6 @@ _REACTIVE = frozenset({"signal.set", "computed.recomputed", "computed.verified",
 _CHANGES = frozenset({"signal.set", "instance.added", "instance.removed", "write.unread",
                       "computed.recomputed", "effect.run"})
 
-#: Providers whose nodes are hidden unless asked for (their config signals stay visible).
-PROVIDER_INSTANCES = frozenset({"logging", "credentials", "storage"})
-#: Providers whose signals exist because someone read a key: once nobody reads one (its
-#: readers were removed), it is a ghost, hidden unless providers are asked for.
-ON_DEMAND_INSTANCES = PROVIDER_INSTANCES | {"config"}
-
-
 @dataclass(slots=True)
 class NodeActivity:
     """What one node did in the current epoch, plus its remembered history."""
@@ -153,35 +148,6 @@ class NodeActivity:
         history.append((ts, value))
         if len(history) > HISTORY:
             del history[0]
-
-
-@dataclass(frozen=True)
-class LogEntry:
-    ts: float
-    kind: str
-    text: str
-    epoch: int | None  # None: a call in a cell that changed nothing reactive
-    command: str | None
-    cause_id: int | None = None
-    node_id: int | None = None
-    tenant: str | None = None
-    cell: int | None = None  # the prompt number of the cell it happened in
-
-
-@dataclass
-class RemoteCalls:
-    """Calls made through the transport under one (routed or exact name, target)."""
-
-    calls: int = 0
-    ts: float = 0.0
-    seq: int = 0
-    latency: float | None = None
-    result: str | None = None
-
-
-def provider_of(instance: str | None) -> str | None:
-    """``"config@w-tenant-db-hooli"`` (a worker's own provider) -> ``"config"``."""
-    return instance.partition("@")[0] if instance else instance
 
 
 @dataclass(frozen=True)
@@ -220,7 +186,7 @@ def _applied(name: str, doc: str, *, settable: bool = False) -> Any:
     return property(get, set_ if settable else None, doc=doc)
 
 
-class LabModel:
+class LabModel(RowCache):
     """Listens to a kernel and remembers, in plain data, what each change did."""
 
     def __init__(self, kernel: Kernel) -> None:
@@ -267,15 +233,7 @@ class LabModel:
         #: Closed epochs, oldest first (the current one is ``epoch_record()``).
         self._timeline = EpochTimeline(EPOCHS)
         self._touched: dict[int, NodeActivity] = {}  # nodes not untouched in this epoch
-        # Incremental snapshots: rows of the last snapshot, and what changed since.
-        self._cache_lock = threading.Lock()
-        self._dirty: set[int] = set()
-        self._rows: dict[int, dict[str, Any]] = {}
-        self._edges: list[dict[str, Any]] = []
-        self._instances: list[dict[str, Any]] = []
-        self._routes: list[dict[str, Any]] = []
-        self._cached_structure = -1
-        self.full_snapshots = 0  # how many snapshots needed a whole Kernel.graph()
+        self._init_rows()  # incremental snapshots: rows of the last one, what changed since
         # The structure last folded into an epoch (ids -> rows, edge pairs), and its version.
         self._base_rows: dict[int, dict[str, Any]] = {}
         self._base_edges: set[tuple[int, int]] = set()
@@ -843,98 +801,6 @@ class LabModel:
             out["epochs"] = [r.to_dict() for r in self.epochs()]
         return out
 
-    def _graph_rows(self) -> tuple[dict[int, dict[str, Any]], list[dict[str, Any]],
-                                   list[dict[str, Any]], list[dict[str, Any]]]:
-        """Node rows (id -> row), edges, instances and routes: incrementally refreshed.
-
-        A whole ``Kernel.graph()`` only after a structural change; otherwise only the nodes
-        that events named since the last call are described again.
-        """
-        with self._cache_lock:
-            with self._lock:
-                structure = self._structure_version
-                # A worker's relay replaces its whole graph: with one about, read it all.
-                full = structure != self._cached_structure or any(
-                    i["isolation"] != "inline" for i in self._instances)
-                dirty, self._dirty = self._dirty, set()
-            if full:
-                graph = self.kernel.graph()
-                fresh = {n.id: n for n in graph.nodes}
-                edges = [plain(e) for e in graph.edges]
-                self._instances = [
-                    {"name": i.name, "factory": i.factory, "target": i.target,
-                     "state": i.state, "isolation": i.isolation, "pid": i.pid,
-                     "error": i.error} for i in self.kernel.instances()]
-                self._routes = [plain(r) for r in self.kernel.routes()]
-                self.full_snapshots += 1
-            else:
-                fresh = {n.id: n for n in self.kernel.graph_nodes(dirty)} if dirty else {}
-                edges = self._edges
-            with self._lock:
-                if full:
-                    self._rows = {i: self._row(node) for i, node in fresh.items()}
-                    self._edges = edges
-                    self._cached_structure = structure
-                else:
-                    rows = self._rows
-                    for node_id in dirty:
-                        node = fresh.get(node_id)
-                        if node is not None:
-                            rows[node_id] = self._row(node)
-                        elif node_id in rows:  # gone (its kernel data is unchanged): restyle
-                            rows[node_id] = self._restyled(rows[node_id])
-            return dict(self._rows), self._edges, self._instances, self._routes
-
-    def _row(self, node: Any) -> dict[str, Any]:
-        """A snapshot row: the kernel's description of the node plus what the lab saw."""
-        owner = provider_of(node.instance)
-        data = plain(node)
-        data["unread"] = (node.kind == "signal" and node.readers == 0
-                          and owner in ON_DEMAND_INSTANCES)
-        return self._restyled(data)
-
-    def _restyled(self, data: dict[str, Any]) -> dict[str, Any]:
-        activity = self._activities.get(data["id"])
-        return {**data, "status": activity.status if activity else "untouched",
-                "recomputes": activity.recomputes if activity else 0,
-                "history": [v for _, v in activity.history] if activity else []}
-
-    def routes(self) -> list[dict[str, Any]]:
-        """The bus's tenant routes as plain rows (cheap: no graph walk).
-
-        A route served through a transport (``via == "transport"``) carries the calls this
-        model saw go through it, under any of its handler's names, and the handler's latest
-        call time joins ``last_calls`` (so "most recent first" ranks it too).
-        """
-        self._apply_pending()
-        rows = [plain(r) for r in self.kernel.routes()]
-        with self._lock:
-            if self._remote_calls:
-                self._fill_remote(rows)
-        return rows
-
-    def _fill_remote(self, rows: list[dict[str, Any]]) -> None:
-        """Sum ``remote_calls`` per (handler, target) into every transport row of it."""
-        keys: dict[tuple[str, str], set[tuple[str, str]]] = {}
-        for row in rows:
-            if row.get("via") == "transport":
-                keys.setdefault((row["handler"], row["target"]), set()).update(
-                    {(row["route"], row["target"]), (row["handler"], "")})
-        totals: dict[tuple[str, str], RemoteCalls] = {}
-        for handler, names in keys.items():
-            found = [c for c in map(self._remote_calls.get, names) if c is not None]
-            if not found:
-                continue
-            latest = max(found, key=lambda c: c.seq)
-            totals[handler] = RemoteCalls(sum(c.calls for c in found), latest.ts, latest.seq,
-                                          latest.latency, latest.result)
-            self._last_calls[handler[0]] = (latest.ts, latest.seq)
-        for row in rows:
-            total = totals.get((row["handler"], row["target"]))
-            if total is not None and row.get("via") == "transport":
-                row.update(calls=total.calls, last_latency=total.latency,
-                           last_result=total.result)
-
     def recent(self, limit: int = 50, *, tenant: str | None = None) -> list[LogEntry]:
         """Newest-first log entries (optionally one tenant's)."""
         self._apply_pending()
@@ -966,61 +832,3 @@ def _command_of_event(event: Event) -> str | None:
     return getattr(event, "command", None)
 
 
-def _command_of(cause: Cause | None, fallback: str | None) -> str | None:
-    """The command that wrote the signal behind ``cause``, else the epoch's label."""
-    return cause.command if cause is not None and cause.command else fallback
-
-
-def _stale_text(labels: tuple[str, ...], shown: int = 3) -> str:
-    """``; stale: a, b, c and 997 more`` (empty when the write marked nothing)."""
-    if not labels:
-        return ""
-    more = f" and {len(labels) - shown:,} more" if len(labels) > shown else ""
-    return f"; stale: {', '.join(labels[:shown])}{more}"
-
-
-def describe(event: Event, epoch: int | None, label: str | None,
-             cell: int | None = None) -> LogEntry:
-    """One event as a log line, tied to its cause and to the command or cell behind it."""
-    cause = getattr(event, "cause", None)
-    command = _command_of(cause, getattr(event, "command", None) or label)
-    node_id = getattr(event, "node_id", None)
-    if isinstance(event, SignalSet):
-        text = f"{event.label} = {event.cause.new} (was {event.cause.old})" + _stale_text(
-            event.stale_labels)
-    elif isinstance(event, ComputedRecomputed):
-        outcome = (f"raised {event.error}" if event.error else
-                   f"= {event.value}" if event.changed else "returned an equal value")
-        text = f"{event.label} recomputed in {event.duration * 1e6:.0f} µs, {outcome}"
-        command = event.command or command
-    elif isinstance(event, ComputedVerified):
-        text = f"{event.label} checked: no input changed, not re-run"
-    elif isinstance(event, EffectRun):
-        text = f"effect {event.label} ran" + (f", raised {event.error}" if event.error else "")
-        command = event.command or command
-    elif isinstance(event, HandlerInvoked):
-        arrow = (f"{event.requested}[{event.target}] → {event.handler}"
-                 if event.route == "target" else
-                 f"{event.requested}[{event.target}]" if event.route == "transport"
-                 and event.target else event.handler)
-        outcome = f"failed: {event.error}" if event.error else f"→ {event.result}"
-        text = f"invoke {arrow} ({event.route}, {event.duration * 1e3:.2f} ms) {outcome}"
-        command = event.command or label
-    elif isinstance(event, InstanceStateChanged):
-        text = f"instance {event.name}: {event.old} → {event.new}" + (
-            f" ({event.error})" if event.error else "")
-    elif isinstance(event, InstanceAdded):
-        text = f"instance {event.name} added (factory {event.factory}" + (
-            f", target {event.target})" if event.target else ")")
-    elif isinstance(event, InstanceRemoved):
-        text = f"instance {event.name} removed"
-    elif isinstance(event, UnreadWrite):
-        text = (f"{event.label} = {event.new} (was {event.old}); " + (
-            "no readers yet, nothing recomputes" if event.readers == 0 else
-            "equal value, nothing changed"))
-    else:
-        text = event.kind
-    return LogEntry(ts=event.ts, kind=event.kind, text=text, epoch=epoch,
-                    command=redact(command) if command else command,
-                    cause_id=cause.id if cause is not None else None, node_id=node_id,
-                    tenant=getattr(event, "tenant", None), cell=cell)

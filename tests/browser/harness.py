@@ -46,6 +46,7 @@ __all__ = [
     "INSTALL_HINT",
     "NOTEBOOKS",
     "RUN_TIMEOUT",
+    "SIDECAR_GRAPHS",
     "BrowserUnavailable",
     "JupyterLab",
     "LabPage",
@@ -275,11 +276,23 @@ RUN_ALL = "runmenu:run-all"
 RUN_ALL_ABOVE = "notebook:run-all-above"
 RUN_ALL_BELOW = "notebook:run-all-below"
 
+#: Whether the notebook's kernel is idle: the notebook toolbar's execution indicator says so
+#: or, where a narrow toolbar folded it into its "..." menu (the sidecar splits the main
+#: area), the status bar's kernel status does ("<kernel> | Idle").
+_IDLE = r"""() => {
+  const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
+  if (!panel) return false;
+  const indicator = panel.querySelector('.jp-Notebook-ExecutionIndicator');
+  if (indicator) return indicator.dataset.status === 'idle';
+  const bar = document.querySelector('#jp-main-statusbar');
+  // the bar runs its items' texts together ("signalpy_lab | IdleUploading…"): no \b
+  return !!bar && /\|\s*Idle/.test(bar.textContent);
+}"""
+
 _RUN_OVER = """() => {
   const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
   if (!panel) return false;
-  const status = panel.querySelector('.jp-Notebook-ExecutionIndicator');
-  if (status && status.dataset.status !== 'idle') return false;
+  if (!(""" + _IDLE + """)()) return false;
   // The run is over when nothing is queued ([*]) any more: every cell ran, or one raised
   // and JupyterLab dropped the rest of the queue (the caller tells which).
   return ![...panel.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')]
@@ -294,8 +307,8 @@ _PROMPTS = """([first, last]) => {
     .map(([i, c]) => [i, (c.querySelector('.jp-InputArea-prompt') || {}).textContent || '']);
 }"""
 
-_GRAPH = """() => {
-  const widgets = [...document.querySelectorAll('.signalpy-graph-widget')];
+_GRAPH = """(sel) => {
+  const widgets = [...document.querySelectorAll(sel)];
   return widgets.map(w => {
     const canvas = w.querySelector('.signalpy-canvas');
     const svg = canvas && canvas.querySelector('svg');
@@ -338,6 +351,36 @@ _RAN = re.compile(r"\[\d+\]")
 _ERROR_TEXT = re.compile(r"Traceback \(most recent call last\)|^\s*\w*(Error|Exception)\b",
                          re.MULTILINE)
 
+#: The graph widgets of the panel ``%lab --sidecar`` opened beside the notebook.
+SIDECAR_GRAPHS = ".jupyterlab-sidecar .signalpy-graph-widget"
+
+#: Each code cell of the notebook shown: its index, its prompt number (None before it ran),
+#: its source's first line, and the epoch pictures in its outputs (data-epoch, data-cell,
+#: title, and each SVG text's font size as rendered, in px: its font-size in the SVG's user
+#: units times the SVG's on-screen scale).
+_CELL_PICTURES = r"""() => {
+  const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
+  return [...panel.querySelectorAll('.jp-Notebook .jp-Cell')].map((c, i) => [i, c])
+    .filter(([, c]) => c.classList.contains('jp-CodeCell')).map(([i, c]) => {
+      const prompt = (c.querySelector('.jp-InputArea-prompt') || {}).textContent || '';
+      const number = prompt.match(/\[(\d+)\]/);
+      const first = [...c.querySelectorAll('.cm-line')].map(l => l.textContent)[0] || '';
+      const pictures = [...c.querySelectorAll('.signalpy-inline-epoch')].map(p => {
+        const svg = p.querySelector('svg');
+        const scale = svg && svg.getScreenCTM() ? svg.getScreenCTM().a : 0;
+        return {
+          epoch: Number(p.dataset.epoch), cell: p.dataset.cell ? Number(p.dataset.cell) : null,
+          title: p.getAttribute('title'),
+          nodes: Object.fromEntries([...p.querySelectorAll('g.node[data-node]')].map(
+            g => [g.dataset.node, g.dataset.status])),
+          fonts: svg ? [...svg.querySelectorAll('g.node text')].map(
+            t => parseFloat(t.getAttribute('font-size') || '14') * scale) : [],
+        };
+      });
+      return {index: i, number: number ? Number(number[1]) : null, first, pictures};
+    });
+}"""
+
 #: Text ipywidgets' manager puts where a widget could not render.
 WIDGET_FAILURES = ("Error displaying widget", "Failed to load model class",
                    "Error rendering view", "Could not render")
@@ -350,6 +393,9 @@ class LabPage:
     page: Any
     lab: JupyterLab
     console_errors: list[str] = field(default_factory=list)
+    #: Which graph widgets ``index`` counts: every one on the page, or (``SIDECAR_GRAPHS``)
+    #: those of the panel that ``%lab --sidecar`` opened beside the notebook.
+    graphs: str = ".signalpy-graph-widget"
 
     def __post_init__(self) -> None:
         self.page.on("console", self._console)
@@ -383,11 +429,7 @@ class LabPage:
         self.wait_kernel_idle(NOTEBOOK_OPEN_TIMEOUT)
 
     def wait_kernel_idle(self, timeout: float) -> None:
-        self.page.wait_for_function(
-            """() => { const s = document.querySelector(
-                 '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator');
-               return s && s.dataset.status === 'idle'; }""",
-            timeout=timeout * 1000)
+        self.page.wait_for_function(_IDLE, timeout=timeout * 1000)
 
     def cells(self) -> Any:
         return self.page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell")
@@ -544,7 +586,7 @@ class LabPage:
 
     def graph(self, index: int = 0) -> dict[str, Any]:
         """Graph widget ``index``: has an svg, zoom state, the canvas box, each node's box."""
-        graphs = self.page.evaluate(_GRAPH)
+        graphs = self.page.evaluate(_GRAPH, self.graphs)
         assert len(graphs) > index, f"no graph widget #{index} on the page{self.diagnostics()}"
         return graphs[index]
 
@@ -580,17 +622,21 @@ class LabPage:
         ``pressed`` its aria-pressed, ``current`` the newest epoch (.current).
         """
         return self.page.evaluate(
-            """(i) => { const w = document.querySelectorAll('.signalpy-graph-widget')[i];
+            """([sel, i]) => { const w = document.querySelectorAll(sel)[i];
                  if (!w) return [];
                  return [...w.querySelectorAll('.signalpy-epoch, .signalpy-epoch-live')].map(b => ({
                    number: b.dataset.epoch === undefined ? null : Number(b.dataset.epoch),
                    text: b.textContent, title: b.title,
                    selected: b.classList.contains('selected'),
                    current: b.classList.contains('current'),
-                   pressed: b.getAttribute('aria-pressed') === 'true'})); }""", index)
+                   cell: b.dataset.cell === undefined ? null : Number(b.dataset.cell),
+                   head: (b.querySelector('.head') || {}).textContent || '',
+                   command: (b.querySelector('.text') || {}).textContent || '',
+                   pressed: b.getAttribute('aria-pressed') === 'true'})); }""",
+            [self.graphs, index])
 
     def _widget(self, index: int) -> Any:
-        return self.page.locator(".signalpy-graph-widget").nth(index)
+        return self.page.locator(self.graphs).nth(index)
 
     def select_epoch(self, containing: str, index: int = 0, timeout: float = 10) -> int:
         """Click the timeline step whose text contains ``containing``; wait until it is shown.
@@ -619,8 +665,8 @@ class LabPage:
 
         try:
             self.page.wait_for_function(
-                """([i, n]) => {
-                     const w = document.querySelectorAll('.signalpy-graph-widget')[i];
+                """([sel, i, n]) => {
+                     const w = document.querySelectorAll(sel)[i];
                      if (!w) return false;
                      const caption = w.querySelector('.signalpy-caption').textContent;
                      const head = caption.match(/^epoch (\\d+)\\b/);  // "epoch 2 'cell [10]: ...'"
@@ -636,13 +682,23 @@ class LabPage:
                        && step.getAttribute('aria-pressed') === 'true'
                        && !live.classList.contains('selected')
                        && !!head && head[1] === String(n);
-                   }""", arg=[index, number], timeout=timeout * 1000)
+                   }""", arg=[self.graphs, index, number], timeout=timeout * 1000)
         except PlaywrightTimeout:
             caption = self._widget(index).locator(".signalpy-caption").text_content()
             raise AssertionError(
                 f"graph #{index} did not show epoch {'live' if number is None else number} "
                 f"within {timeout:g} s; caption {caption!r}; steps "
                 f"{self.epoch_steps(index)}{self.diagnostics()}") from None
+
+    def cell_pictures(self) -> list[dict[str, Any]]:
+        """Every code cell's prompt number, first line and epoch pictures (``_CELL_PICTURES``).
+
+        JupyterLab renders only the cells near the viewport in full (its windowing), so each
+        cell is scrolled into view once before it is read."""
+        count = self.cells().count()
+        for index in range(count):
+            self.cells().nth(index).scroll_into_view_if_needed()
+        return self.page.evaluate(_CELL_PICTURES)
 
     def bus(self, index: int = 0) -> dict[str, Any]:
         """Bus table ``index``: its rows' data-* hooks and the summary line."""
@@ -654,13 +710,14 @@ class LabPage:
                               timeout: float = 30) -> None:
         """Wait until graph 0's SVG shows every label and none of ``absent``."""
         self.page.wait_for_function(
-            """([want, absent]) => {
-                 const svg = document.querySelector('.signalpy-graph-widget .signalpy-canvas svg');
+            """([sel, want, absent]) => {
+                 const w = document.querySelector(sel);
+                 const svg = w && w.querySelector('.signalpy-canvas svg');
                  if (!svg) return false;
                  const text = [...svg.querySelectorAll('g.node text')].map(t => t.textContent);
                  const has = l => text.some(t => t.includes(l));
                  return want.every(has) && !absent.some(has);
-               }""", arg=[labels, list(absent)], timeout=timeout * 1000)
+               }""", arg=[self.graphs, labels, list(absent)], timeout=timeout * 1000)
 
     def wait_for_bus_targets(self, targets: list[str], timeout: float = 30) -> None:
         """Wait until bus table 0 has rows for exactly ``targets`` (data-target)."""
@@ -673,13 +730,14 @@ class LabPage:
 
     def fit_graph(self, index: int = 0) -> None:
         """Scroll graph ``index`` into view and press its "fit" button."""
-        widget = self.page.locator(".signalpy-graph-widget").nth(index)
+        widget = self.page.locator(self.graphs).nth(index)
         widget.scroll_into_view_if_needed()
         widget.locator(".signalpy-zoom-fit").click()
         self.page.wait_for_function(
-            """(i) => { const c = document.querySelectorAll(
-                 '.signalpy-graph-widget .signalpy-canvas')[i];
-               return c && c.dataset.fitted === 'true'; }""", arg=index, timeout=10_000)
+            """([sel, i]) => { const w = document.querySelectorAll(sel)[i];
+               const c = w && w.querySelector('.signalpy-canvas');
+               return c && c.dataset.fitted === 'true'; }""", arg=[self.graphs, index],
+            timeout=10_000)
 
     def hide_left_sidebar(self) -> None:
         """Click the left sidebar's open tab (the file browser) to fold it: a wider notebook."""
@@ -695,4 +753,4 @@ class LabPage:
     def panel(self, index: int = 0) -> Any:
         """The output area holding graph ``index`` (the %lab panel: graph, bus, log)."""
         return self.page.locator(".jp-OutputArea-output",
-                                 has=self.page.locator(".signalpy-graph-widget")).nth(index)
+                                 has=self.page.locator(self.graphs)).nth(index)

@@ -222,7 +222,7 @@ def test_a_hop_to_the_kernels_loop_keeps_the_callers_origin() -> None:
     kernel.discover([ConfigProvider, Probe])
     asyncio.run_coroutine_threadsafe(kernel.boot(), home).result(10)
     events = []
-    kernel.events.subscribe(events.append)
+    unsubscribe = kernel.events.subscribe(events.append)
     caller = threading.get_ident()
     set_origin_resolver(lambda: "await kernel.hot_add(...)"
                         if threading.get_ident() == caller else None)
@@ -230,6 +230,7 @@ def test_a_hop_to_the_kernels_loop_keeps_the_callers_origin() -> None:
         asyncio.run(kernel.hot_add("probe", "probe-1"))
     finally:
         set_origin_resolver(None)
+        unsubscribe()  # a hub left listening keeps the engine's hooks on for every test
         asyncio.run_coroutine_threadsafe(kernel.shutdown(), home).result(10)
         home.call_soon_threadsafe(home.stop)
         thread.join(5)
