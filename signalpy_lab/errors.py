@@ -54,21 +54,25 @@ __all__ = [
 ]
 
 
-def choices(given: str, options: Iterable[str], *, limit: int = 8) -> str:
+def choices(given: str, options: Iterable[str], *, limit: int = 8, noun: str = "names",
+            quoted: bool = True) -> str:
     """Describe valid ``options`` for an error message, closest matches to ``given`` first.
 
     >>> choices("tenant-db.qeury", ["tenant-db.query", "tenant-db.status"])
     "Did you mean 'tenant-db.query'? Valid names: 'tenant-db.query', 'tenant-db.status'."
+    >>> choices("--txt", ["--text", "--tenant"], noun="flags", quoted=False)
+    'Did you mean --text or --tenant? Valid flags: --tenant, --text.'
     """
     names = sorted(set(options))
     if not names:
         return "There are none."
+    show = repr if quoted else str
     close = difflib.get_close_matches(given, names, n=3, cutoff=0.6)
-    shown = ", ".join(repr(n) for n in names[:limit])
+    shown = ", ".join(show(n) for n in names[:limit])
     if len(names) > limit:
         shown += f", ... ({len(names) - limit} more)"
-    hint = f"Did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
-    return f"{hint}Valid names: {shown}."
+    hint = f"Did you mean {' or '.join(show(c) for c in close)}? " if close else ""
+    return f"{hint}Valid {noun}: {shown}."
 
 
 class SignalpyLabError(Exception):

@@ -24,8 +24,10 @@ PUBLIC_MODULES = [
     "signalpy_lab.kernel.kernel",
     "signalpy_lab.providers",
     "signalpy_lab.lab",
+    "signalpy_lab.lab.lines",
     "signalpy_lab.lab.model",
     "signalpy_lab.lab.render",
+    "signalpy_lab.lab.suggest",
     "signalpy_lab.lab.widgets",
     "signalpy_lab.testing",
 ]

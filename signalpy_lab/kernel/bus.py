@@ -19,12 +19,22 @@ by different factories (``postgres-db`` for acme, ``mysql-db`` for globex) that 
 ``@provides("tenant-db")`` are reached by one routed name: ``tenant-db.query`` + target. A
 (routed name, target) pair has exactly one instance; a second claim is an error, never a
 silent takeover.
+
+Routing params. ``target`` picks the instance; it travels inside ``params`` (as in the design
+note and the original ``signalpy-kernel``), so every handler accepts it whatever its model
+says: a model that forbids extra keys (``extra="forbid"``) and has no ``target`` field gets
+the params without it. Other keys a model does not declare are the model's business, as in
+pydantic and the original: ignored by default, kept with ``extra="allow"``, refused with
+``extra="forbid"`` (with a did-you-mean). The bus does not refuse them itself, so a caller
+written for the original that passes extras keeps working; the lab's ``%invoke``, where a
+person types the keys, does (``signalpy_lab/lab/suggest.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import difflib
 import fnmatch
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
@@ -51,6 +61,7 @@ if TYPE_CHECKING:
     from .kernel import Kernel
 
 __all__ = [
+    "ROUTING_PARAMS",
     "Bus",
     "BusEvent",
     "Handler",
@@ -60,6 +71,9 @@ __all__ = [
 ]
 
 _handler_invoked = HandlerInvoked._make  # the hot path's positional constructor
+
+#: Keys of ``params`` that the bus itself reads to route a call; every handler accepts them.
+ROUTING_PARAMS = frozenset({"target"})
 
 
 @runtime_checkable
@@ -93,14 +107,28 @@ class BusEvent(NamedTuple):
     target: str | None
 
 
-def format_validation_error(where: str, error: ValidationError) -> str:
-    """One line naming each failing field and its problem."""
+def format_validation_error(where: str, error: ValidationError,
+                            fields: Iterable[str] = ()) -> str:
+    """One line naming each failing field and its problem; an undeclared key (a model with
+    ``extra="forbid"``) gets the closest of ``fields``, the model's own field names."""
     problems = []
     for item in error.errors()[:5]:
         field = ".".join(str(p) for p in item["loc"]) or "(params)"
-        problems.append(f"{field}: {item['msg']} (got {short_repr(item.get('input'), 40)})")
+        got = f"got {short_repr(item.get('input'), 40)}"
+        if item["type"] == "extra_forbidden" and fields:
+            close = difflib.get_close_matches(field, list(fields), n=1, cutoff=0.6)
+            got += f"; did you mean {close[0]!r}?" if close else \
+                f"; it takes {', '.join(repr(f) for f in sorted(fields))}"
+        problems.append(f"{field}: {item['msg']} ({got})")
     more = f" (+{error.error_count() - 5} more)" if error.error_count() > 5 else ""
     return f"{where}: invalid params: " + "; ".join(problems) + more
+
+
+def _refused_routing(model: type[BaseModel]) -> frozenset[str]:
+    """The routing params ``model`` would refuse: it forbids extras and declares none of them."""
+    if model.model_config.get("extra") != "forbid":
+        return frozenset()
+    return ROUTING_PARAMS - set(model.model_fields)
 
 
 class Handler:
@@ -109,7 +137,7 @@ class Handler:
     __slots__ = (
         "name", "instance", "factory", "runnable", "target", "fn", "model", "is_async",
         "description", "calls", "errors", "last_latency", "last_result", "last_error",
-        "inflight",
+        "inflight", "drops",
     )
 
     def __init__(self, name: str, instance: str, factory: str, runnable: str,
@@ -130,13 +158,16 @@ class Handler:
         self.last_result: str | None = None
         self.last_error: str | None = None
         self.inflight = 0
+        self.drops = _refused_routing(model)  # routing keys to remove before validating
 
     def validate(self, params: Any) -> BaseModel:
+        if self.drops and isinstance(params, Mapping):
+            params = {k: v for k, v in params.items() if k not in self.drops}
         if type(params) is dict:  # the common case, straight to pydantic-core
             try:
                 return self.model.__pydantic_validator__.validate_python(params)  # type: ignore[no-any-return]
             except ValidationError as exc:
-                raise InvalidParamsError(format_validation_error(self.name, exc)) from None
+                raise InvalidParamsError(self._invalid(exc)) from None
         if isinstance(params, self.model):
             return params
         if params is None:
@@ -151,7 +182,10 @@ class Handler:
         try:
             return self.model.model_validate(params)
         except ValidationError as exc:
-            raise InvalidParamsError(format_validation_error(self.name, exc)) from None
+            raise InvalidParamsError(self._invalid(exc)) from None
+
+    def _invalid(self, error: ValidationError) -> str:
+        return format_validation_error(self.name, error, self.model.model_fields)
 
     async def _bounded(self, awaitable: Awaitable[Any], timeout: float) -> Any:
         try:

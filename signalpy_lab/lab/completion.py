@@ -2,6 +2,8 @@
 
 Installed as one IPython custom matcher (removed again on unload). IPython splits the token
 at ``=``, so after ``target=`` the matcher offers the targets of the handler being called.
+Flags, and the values of a flag with fixed choices, come from each magic's own parser: the
+one ``suggest.parse_args`` checks a line against, so completion and checking cannot drift.
 """
 
 from __future__ import annotations
@@ -10,10 +12,17 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..kernel.metadata import meta_of
-from .magics import CONFIG_SUBCOMMANDS
+from .magics import CONFIG_SUBCOMMANDS, LabMagics
 from .session import LabSession
+from .suggest import flag_choices, flags_of
 
 __all__ = ["candidates", "install_completers"]
+
+
+def _magic(name: str) -> Any:
+    """The method behind line magic ``%name`` (its ``parser`` lists its flags), or None."""
+    method = LabMagics.magics["line"].get(name)  # type: ignore[attr-defined]
+    return getattr(LabMagics, method) if isinstance(method, str) else None
 
 
 def _targets(session: LabSession, handler: str | None = None) -> list[str]:
@@ -46,17 +55,16 @@ def candidates(session: LabSession, line: str, user_ns: dict[str, Any] | None = 
     kernel = session.kernel
     position = len(finished)
     options: Iterable[str] = ()
-    if current.startswith("--") or (finished and finished[-1] in ("--tenant", "--instance")):
-        if finished and finished[-1] == "--tenant":
-            options = _targets(session)
-        elif finished and finished[-1] == "--instance":
-            options = [i.name for i in kernel.instances()]
-        else:
-            options = {"graph": ["--tenant", "--instance", "--providers", "--text", "--export"],
-                       "lab": ["--tenant", "--text"], "invoke": ["--timeout"],
-                       "reset": ["--no-boot"], "bus": ["--text"],
-                       "instantiate": ["--process"],
-                       "events": ["--limit", "--tenant"]}.get(magic, [])
+    method = _magic(magic)
+    previous = finished[-1] if finished else ""
+    if previous == "--tenant":
+        options = _targets(session)
+    elif previous == "--instance":
+        options = [i.name for i in kernel.instances()]
+    elif method is not None and previous.startswith("-") and flag_choices(method, previous):
+        options = flag_choices(method, previous)
+    elif current.startswith("-"):
+        options = flags_of(method) if method is not None else []
     elif "=" in current and magic in ("invoke", "instantiate"):
         key, _, _value = current.partition("=")
         if key == "target":

@@ -1,7 +1,8 @@
 """``%load_ext signalpy_lab`` / ``%unload_ext signalpy_lab``: symmetric set-up and tear-down.
 
 Loading creates a lab session (a booted kernel on its own loop thread), registers the magics
-(keeping IPython's own ``%config`` for every use that is not ours), tab completion, HTML
+(keeping IPython's own ``%config`` for every use that is not ours), the input transformer
+that suggests the closest magic for a misspelled one (``lines.py``), tab completion, HTML
 formatters for kernel objects, and the cell hooks (``cells.CellTracker``): one epoch per cell
 that did something reactive, titled with its prompt number and the line that made the change,
 and its picture under the cell. Unloading removes every one of them and shuts the kernel
@@ -17,6 +18,7 @@ from typing import Any
 from ..kernel import GraphSnapshot, Kernel
 from .cells import CellTracker
 from .completion import install_completers
+from .lines import MagicLines
 from .magics import LabMagics
 from .session import LabSession
 
@@ -69,6 +71,8 @@ def load_ipython_extension(ip: Any) -> None:
     originals = {name: ip.find_line_magic(name) for name in ("config", "reset")}
     magics = LabMagics(ip, session, originals["config"], originals["reset"])
     ip.register_magics(magics)
+    magic_lines = MagicLines(ip)
+    ip.input_transformers_post.append(magic_lines)
 
     cells = CellTracker(ip, session)
     cells.install()
@@ -85,6 +89,7 @@ def load_ipython_extension(ip: Any) -> None:
         "session": session, "magics": magics, "originals": originals,
         "cells": cells, "previous_formatters": previous,
         "uninstall_completers": uninstall_completers, "added_kernel": added_kernel,
+        "magic_lines": magic_lines,
     }
     print("signalpy_lab: kernel booted with config, logging, credentials and storage. "
           "Try %discover, %instantiate, %invoke, %config set, %graph, %lab; `kernel` is the "
@@ -98,6 +103,8 @@ def unload_ipython_extension(ip: Any) -> None:
         return
     state["cells"].uninstall()
     state["uninstall_completers"]()
+    if state["magic_lines"] in ip.input_transformers_post:
+        ip.input_transformers_post.remove(state["magic_lines"])
     manager = ip.magics_manager
     magics = state["magics"]
     for kind, names in magics.magics.items():

@@ -8,10 +8,17 @@ line, so the event log and ``%why`` can say which command caused a cascade.
 IPython already owns ``%config`` and ``%reset``. Ours handle ``%config set|get|show|unset``
 and ``%reset [--no-boot]``; every other use goes, unchanged, to IPython's original
 (``%reset namespace`` reaches IPython's bare ``%reset``).
+
+A trailing ``# comment`` on a magic line is a comment, as in Python: a ``#`` after whitespace,
+outside quotes (``a#b``, ``postgres://db/x#frag`` and ``"a # b"`` are values). It is removed
+before the magic sees its line, and before ``{var}`` expansion (``lines.py``, which also
+suggests the closest magic for a misspelled one). A mistyped flag, parameter or config key
+gets the closest valid ones (``suggest.py``).
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import json
 import shlex
@@ -22,15 +29,17 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..errors import SignalpyLabError, choices
 from ..kernel.events import caused_by
 from ..kernel.metadata import meta_of
 from . import text
 from .as_instance import run_as
+from .lines import without_comments
 from .masking import MASK, is_secret_key, returned, shown
 from .session import LabSession
+from .suggest import check_params, near_keys, params_model, parse_args
 from .why import explain
 
 __all__ = ["CONFIG_SUBCOMMANDS", "LabMagics", "parse_assignments", "parse_value"]
@@ -93,6 +102,7 @@ class LabMagics(Magics):
                  ipython_config: Callable[..., Any] | None = None,
                  ipython_reset: Callable[..., Any] | None = None) -> None:
         super().__init__(shell)
+        without_comments(self)  # a trailing `# comment` is not part of any magic's line
         self.session = session
         self._ipython_config = ipython_config
         self._ipython_reset = ipython_reset
@@ -100,6 +110,18 @@ class LabMagics(Magics):
     @property
     def kernel(self) -> Any:
         return self.session.kernel
+
+    def handles(self, kind: str, name: str, line: str) -> bool:
+        """Whether ``%name line`` (``%%name`` when ``kind`` is ``"cell"``) is the lab's to run:
+        every magic of ours, and of ``%config`` / ``%reset`` only our uses (the rest is
+        IPython's, passed on unchanged)."""
+        if name not in self.magics[kind]:
+            return False
+        if kind == "line" and name == "config":
+            return _is_ours_config(line)
+        if name == "reset":
+            return _is_ours_reset(line)
+        return True
 
     def _display(self, obj: Any) -> None:
         from IPython.display import display
@@ -115,7 +137,7 @@ class LabMagics(Magics):
     @_user_errors
     def discover(self, line: str) -> None:
         """Register component classes (or every component in a module) as factories."""
-        args = parse_argstring(self.discover, line)
+        args = parse_args(self.discover, line)
         found = [self._resolve_component(name) for name in args.names]
         names = self.session.discover(found)
         print(f"discovered: {', '.join(names)}")
@@ -153,7 +175,7 @@ class LabMagics(Magics):
         %instantiate tenant-db tenant-db-acme target=acme
         %instantiate tenant-db tenant-db-hooli target=hooli --process   # in a worker
         """
-        args = parse_argstring(self.instantiate, line)
+        args = parse_args(self.instantiate, line)
         self._check_not_stopped("%instantiate")
         rest = list(args.rest)
         name = rest.pop(0) if rest and "=" not in rest[0] else None
@@ -180,7 +202,7 @@ class LabMagics(Magics):
         A process-isolated instance whose worker died gets a new worker, with its config view
         as it is now; other instances never notice. Prints the new pid.
         """
-        args = parse_argstring(self.restart, line)
+        args = parse_args(self.restart, line)
         self._check_not_stopped("%restart")
         if not self.session.booted:
             raise UsageError("%restart: the kernel is not booted; %boot activates every "
@@ -194,6 +216,7 @@ class LabMagics(Magics):
         print(f"{inst.name}: {inst.state} ({where})")
         return None
 
+    @magic_arguments()
     @line_magic
     @_user_errors
     def boot(self, line: str) -> None:
@@ -203,6 +226,7 @@ class LabMagics(Magics):
         written instantiate-then-boot survives Run All). After %shutdown it restarts the
         kernel with the same factories, instances and config.
         """
+        parse_args(self.boot, line)
         with caused_by("%boot"):
             report = self.session.boot()
         self.shell.user_ns["kernel"] = self.session.kernel
@@ -220,10 +244,12 @@ class LabMagics(Magics):
                      + ", ".join(report.lost))
         print(text)
 
+    @magic_arguments()
     @line_magic
     @_user_errors
     def shutdown(self, line: str) -> None:
         """Deactivate every instance in reverse dependency order (%boot restarts)."""
+        parse_args(self.shutdown, line)
         if self.session.stopped:
             print("kernel already stopped: %boot restarts it, %reset starts a fresh one")
             return
@@ -252,14 +278,14 @@ class LabMagics(Magics):
         `%reset in`/`out`/`dhist`/`array`, and `%reset namespace` for its bare form.
         """
         words = line.split()
-        if words and words != ["--no-boot"]:
+        if not _is_ours_reset(line):
             if self._ipython_reset is None:
                 raise UsageError("%reset: expected no argument or --no-boot")
             return self._ipython_reset("" if words == ["namespace"] else line)
         return _user_errors(self._reset_kernel)(line)
 
     def _reset_kernel(self, line: str) -> None:
-        args = parse_argstring(self.reset, line)
+        args = parse_args(self.reset, line)
         self.session.reset(boot=not args.no_boot)
         self.shell.user_ns["kernel"] = self.session.kernel
         print("fresh kernel" + (" (not booted: %instantiate queues, %boot starts)"
@@ -271,14 +297,16 @@ class LabMagics(Magics):
     @_user_errors
     def remove(self, line: str) -> None:
         """Hot-remove an instance: deactivate it, drop its routes and reactive nodes."""
-        args = parse_argstring(self.remove, line)
+        args = parse_args(self.remove, line)
         with caused_by(f"%remove {line}"):
             self.session.run(self.kernel.hot_remove(args.name))
         print(f"removed {args.name}")
 
+    @magic_arguments("kernel")
     @line_magic("kernel")
     def kernel_object(self, line: str) -> Any:
         """The lab's Kernel object (also in the notebook namespace as `kernel`)."""
+        parse_args(self.kernel_object, line)
         return self.kernel
 
     # -- calls -----------------------------------------------------------------------------
@@ -294,9 +322,11 @@ class LabMagics(Magics):
 
         r = %invoke tenant-db.query target=globex table=users
         """
-        args = parse_argstring(self.invoke, line)
+        args = parse_args(self.invoke, line)
         self._check_not_stopped("%invoke")
         params = self._params(args.params)
+        check_params(f"%invoke {args.handler}", params_model(self.kernel, args.handler, params),
+                     params)
         found = self.kernel.bus.resolve(args.handler, params)
         route = ("transport" if found is None else
                  f"target → {found[0].name}" if found[1] == "target" else "exact")
@@ -340,12 +370,31 @@ class LabMagics(Magics):
         """
         if cell is not None:
             return self._config_cell(line, cell)
-        words = line.split(maxsplit=2)
-        if not words or words[0] not in CONFIG_SUBCOMMANDS:
+        if not _is_ours_config(line):
+            self._check_subcommand_typo(line)
             if self._ipython_config is None:
                 raise UsageError("%config: expected set, get, show or unset")
             return self._ipython_config(line)
-        return _user_errors(self._config_line)(words)
+        return _user_errors(self._config_line)(line.split(maxsplit=2))
+
+    def _check_subcommand_typo(self, line: str) -> None:
+        """``%config sett ...``: IPython's %config would refuse it too, less helpfully."""
+        words = line.split()
+        if not words or "=" in line or "." in words[0]:
+            return  # IPython's: `%config`, `%config Class.trait`, `... = value`
+        if words[0].lower() in {type(c).__name__.lower() for c in self.shell.configurables}:
+            return  # `%config InlineBackend`: IPython's help for that class
+        if difflib.get_close_matches(words[0], CONFIG_SUBCOMMANDS, n=1, cutoff=0.6):
+            raise UsageError(f"%config: no subcommand {words[0]!r}. "
+                             f"{choices(words[0], CONFIG_SUBCOMMANDS, noun='subcommands')} "
+                             f"(IPython's own: %config Class.trait = value)")
+
+    def _refuse_near_key(self, magic: str, key: str) -> None:
+        """A key set nowhere, one typo away from one that is set: a mistake, say which."""
+        near = near_keys(key, self.session.config.keys())
+        if near:
+            raise UsageError(f"{magic}: {key!r} is not set. "
+                             f"Did you mean {' or '.join(repr(k) for k in near)}?")
 
     def _config_line(self, words: list[str]) -> Any:
         command, rest = words[0], words[1:]
@@ -387,10 +436,16 @@ class LabMagics(Magics):
             raise UsageError(f"%config {command}: the kernel is not booted; run %boot first")
         if command == "get":
             explained = session.config.explain(key)
+            if explained.source is None:
+                self._refuse_near_key("%config get", key)
+                print(f"{key} is not set (no runtime value, no default)")
+                return None
             print(f"{key} = {shown(key, explained.value)} "
                   f"(source: {explained.source or 'unset'})")
             return returned(key, explained.value)
         removed = session.config.unset(key)
+        if not removed and session.config.explain(key).source is None:
+            self._refuse_near_key("%config unset", key)
         print(f"{key}: " + ("runtime value removed" if removed else "no runtime value to remove"))
         return None
 
@@ -413,6 +468,8 @@ class LabMagics(Magics):
         config = session.config
         rows = [(k, shown(k, config.peek(k)), config.source(k) or "")
                 for k in config.keys(prefix)]
+        if prefix and not rows:
+            self._refuse_near_key("%config show", prefix)
         return text.Table(["key", "value", "source"], rows, title=f"Config{under}",
                           footer=_masked_note(r[0] for r in rows))
 
@@ -426,22 +483,28 @@ class LabMagics(Magics):
 
     # -- looking at things -------------------------------------------------------------------
 
+    @magic_arguments()
     @line_magic
     @_user_errors
     def instances(self, line: str) -> text.Table:
         """Every instance: factory, target, state, isolation and worker pid, handlers, error."""
+        parse_args(self.instances, line)
         return text.instances_table(self.kernel.instances())
 
+    @magic_arguments()
     @line_magic
     @_user_errors
     def factories(self, line: str) -> text.Table:
         """Every discovered factory: provides, runnables, computeds, depends, instances."""
+        parse_args(self.factories, line)
         return text.factories_table(self.kernel.factories())
 
+    @magic_arguments()
     @line_magic
     @_user_errors
     def routes(self, line: str) -> text.Table:
         """One row per tenant route: route[target] → instance handler, with call stats."""
+        parse_args(self.routes, line)
         return text.routes_table(self.session.model.routes())
 
     @magic_arguments()
@@ -458,7 +521,7 @@ class LabMagics(Magics):
     @_user_errors
     def graph(self, line: str) -> Any:
         """The reactive dependency graph; live widget in Jupyter, text elsewhere."""
-        args = parse_argstring(self.graph, line)
+        args = parse_args(self.graph, line)
         self._check_filter(args.tenant, args.instance)
         self.session.settle_relays()
         self._check_epoch("%graph", args.epoch)
@@ -522,7 +585,7 @@ class LabMagics(Magics):
     @_user_errors
     def bus(self, line: str) -> Any:
         """The per-tenant bus routes, live: calls, errors, last latency and result."""
-        args = parse_argstring(self.bus, line)
+        args = parse_args(self.bus, line)
         if _has_widget_frontend(self.shell) and not args.text:
             from .widgets import BusTable
 
@@ -537,7 +600,7 @@ class LabMagics(Magics):
     @_user_errors
     def why(self, line: str) -> Any:
         """Why did INSTANCE.COMPUTED (not) recompute: the recorded cause and chain."""
-        args = parse_argstring(self.why, line)
+        args = parse_args(self.why, line)
         self.session.settle_relays()
         self._check_epoch("%why", args.epoch)
         try:
@@ -577,7 +640,7 @@ class LabMagics(Magics):
 
         %lab --sidecar opens it beside the notebook in JupyterLab, so it stays in view.
         """
-        args = parse_argstring(self.lab, line)
+        args = parse_args(self.lab, line)
         if args.record is not None:
             model = self.session.model
             if args.record == "off":
@@ -623,7 +686,7 @@ class LabMagics(Magics):
     @_user_errors
     def events(self, line: str) -> text.Table:
         """The recent reactive and bus events, newest first, with their command."""
-        args = parse_argstring(self.events, line)
+        args = parse_args(self.events, line)
         self.session.settle_relays()
         return text.log_table(self.session.model.recent(args.limit, tenant=args.tenant))
 
@@ -661,6 +724,18 @@ class LabMagics(Magics):
             message = f"SyntaxError: {exc.msg} (line {(exc.lineno or 0) + 1} of the cell)"
             exc._render_traceback_ = lambda: [message]  # type: ignore[attr-defined]
             raise exc.with_traceback(None) from None
+
+
+def _is_ours_config(line: str) -> bool:
+    """``%config set|get|show|unset ...`` is ours; any other ``%config`` is IPython's."""
+    words = line.split(maxsplit=1)
+    return bool(words) and words[0] in CONFIG_SUBCOMMANDS
+
+
+def _is_ours_reset(line: str) -> bool:
+    """Bare ``%reset`` and ``%reset --flags`` are ours (an unknown flag gets a did-you-mean);
+    ``-f``, ``-s``, ``--aggressive``, ``in``, ``namespace`` ... are IPython's."""
+    return all(w.startswith("--") and w != "--aggressive" for w in line.split())
 
 
 def _masked_note(keys: Iterable[str]) -> str | None:

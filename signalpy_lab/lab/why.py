@@ -185,6 +185,11 @@ def explain(model: LabModel, label: str, epoch: int | None = None) -> Explanatio
             lines.append(f"input {by_id[source]['label']}: {reason}")
         if cause is not None:
             lines.append(f"it was marked stale because {_describe_cause(cause, model, shown)}")
+    elif node["runs"] == 0 and node["kind"] != "signal":
+        # Dependencies are recorded by running: a computed that never ran has read nothing,
+        # so "none of the written signals is among its inputs" would be true but misleading.
+        verdict = "has not run yet, so it has read nothing and has no dependencies yet" + (
+            " (computeds are lazy: its first read runs it)" if node["kind"] == "computed" else "")
     else:
         written = [n["label"] for n in snapshot["nodes"] if status_of(n["id"]) == "set"]
         upstream = _upstream_signals(inputs, node["id"], by_id)

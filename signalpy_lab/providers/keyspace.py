@@ -203,7 +203,7 @@ class Keyspace:
     def leaves(self, prefix: Path = ()) -> Iterator[tuple[str, Any]]:
         """``(dotted key, value)`` for every leaf under ``prefix`` in the effective tree."""
         tree = _get_in(self.snapshot(), prefix) if prefix else self.snapshot()
-        if tree is MISSING:
+        if tree is MISSING or (not prefix and not tree):  # an empty config has no leaf, not ''
             return
         if not isinstance(tree, Mapping) or not tree:
             yield ".".join(prefix), tree

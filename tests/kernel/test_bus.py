@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from signalpy_lab.errors import (
     InvalidParamsError,
@@ -46,6 +46,18 @@ class MySQLDB:
         return {"engine": "mysql", "tenant": self.rt.target, "instance": self.rt.name}
 
 
+class StrictQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    table: str = "users"
+
+
+@component("strict-db")
+class StrictDB:
+    @runnable("query", params=StrictQuery)
+    def query(self, params):
+        return {"tenant": self.rt.target, "table": params.table}
+
+
 class Sleep(BaseModel):
     seconds: float
 
@@ -65,9 +77,10 @@ class Sleepy:
 @pytest.fixture
 async def kernel():
     kernel = Kernel()
-    kernel.discover([PostgresDB, MySQLDB, Sleepy])
+    kernel.discover([PostgresDB, MySQLDB, Sleepy, StrictDB])
     kernel.instantiate("postgres-db", "tenant-db-acme", {"target": "acme"})
     kernel.instantiate("mysql-db", "tenant-db-globex", {"target": "globex"})
+    kernel.instantiate("strict-db", "strict-db-acme", {"target": "acme"})
     await kernel.boot()
     yield kernel
     await kernel.shutdown()
@@ -136,6 +149,24 @@ async def test_invalid_params_name_the_field_and_problem(kernel, params, message
         await kernel.invoke("tenant-db.query", params)
     assert "\n" not in str(info.value)
     assert str(info.value).startswith("tenant-db-acme.query: invalid params:")
+
+
+async def test_undeclared_params_are_the_models_business(kernel) -> None:
+    """A default model ignores an undeclared key (as pydantic and the original do); the bus
+    itself refuses nothing (the lab's %invoke does, see tests/lab/test_suggest.py)."""
+    r = await kernel.invoke("tenant-db.query", {"target": "acme", "tabel": "orders"})
+    assert r["tenant"] == "acme"
+
+
+async def test_a_model_forbidding_extras_still_takes_target_and_suggests_the_field(
+        kernel) -> None:
+    """`extra="forbid"` refuses `tabel` naming `table`, yet a routed call's `target` routes."""
+    assert await kernel.invoke("strict-db.query", {"target": "acme", "table": "orders"}) == \
+        {"tenant": "acme", "table": "orders"}
+    with pytest.raises(InvalidParamsError, match=r"strict-db-acme.query: invalid params: "
+                       r"tabel: Extra inputs are not permitted \(got 'orders'; did you mean "
+                       r"'table'\?\)$"):
+        await kernel.invoke("strict-db.query", {"target": "acme", "tabel": "orders"})
 
 
 async def test_params_must_be_a_mapping(kernel) -> None:

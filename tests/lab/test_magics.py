@@ -67,7 +67,7 @@ def test_config_get_shows_value_and_source(lab) -> None:
     assert "(source: runtime)" in lab.output
     lab.run("%config unset tenants.acme.db_url")
     assert lab.run("%config get tenants.acme.db_url") is None
-    assert "(source: unset)" in lab.output
+    assert lab.output == "tenants.acme.db_url is not set (no runtime value, no default)\n"
 
 
 def test_config_cell_merges_yaml_and_json(lab) -> None:
@@ -79,6 +79,13 @@ def test_config_cell_merges_yaml_and_json(lab) -> None:
     assert lab.run("%config get tenants.acme.db_url") == "postgres://db/acme"
     table = lab.run("%config show tenants.acme")
     assert [row[0] for row in table.rows] == ["tenants.acme.db_url", "tenants.acme.pool"]
+
+
+def test_config_show_right_after_load_is_an_empty_table() -> None:
+    """Nothing configured yet: `%config show` lists no keys (it used to refuse the key '')."""
+    with LabShell() as lab:
+        table = lab.run("%config show")
+        assert (table.title, table.rows) == ("Config", [])
 
 
 def test_ipython_config_magic_is_untouched(lab) -> None:
@@ -193,6 +200,14 @@ def test_text_views_in_a_terminal(lab) -> None:
     assert str(lab.run("%instances")).count("active") == 7
 
 
+def test_why_on_a_computed_that_never_ran_says_so(lab) -> None:
+    """Before its first read a computed has no dependencies: %why says it has not run yet."""
+    explanation = lab.run("%why tenant-db-acme.db_url")
+    assert explanation.verdict == ("has not run yet, so it has read nothing and has no "
+                                   "dependencies yet (computeds are lazy: its first read runs it)")
+    assert "it reads" not in str(explanation)
+
+
 def test_why_explains_recompute_and_non_recompute(lab) -> None:
     """%why names the write, its command and the chain; and why acme did not recompute."""
     for tenant in ("acme", "globex"):
@@ -239,10 +254,14 @@ def test_completion_offers_names_and_targets(lab) -> None:
 
 
 def test_unload_removes_everything(lab) -> None:
-    """After %unload_ext, our magics, hooks and matcher are gone; %config is IPython's."""
+    """After %unload_ext, our magics, hooks, matcher and input transformer are gone; %config
+    is IPython's."""
     shell = lab.shell
     matchers = len(shell.Completer.custom_matchers)
+    transformers = list(shell.input_transformers_post)
     lab.run("%unload_ext signalpy_lab")
+    assert [type(t).__name__ for t in transformers if t not in shell.input_transformers_post] \
+        == ["MagicLines"]
     assert shell.find_line_magic("invoke") is None
     assert shell.find_cell_magic("config") is None
     assert type(shell.find_line_magic("config").__self__).__name__ == "ConfigMagics"

@@ -95,7 +95,11 @@ def test_a_process_tenant_is_shown_like_any_other(lab) -> None:
     assert nodes["tenants.hooli.db_url"]["instance"] == "config@w-tenant-db-hooli"
     assert not any(r[1].startswith(("logging@", "storage@")) for r in graph.rows)
     runs = int(nodes["tenant-db-hooli.db_url"]["runs"])
+    # Its params model is known here (the class was discovered here): a typo is refused.
+    assert "unknown parameter 'tabel'. Did you mean 'table'?" in lab.usage_error(
+        "%invoke tenant-db.query target=hooli tabel=users")
 
+    lab.run("%invoke tenant-db.query target=acme")  # acme's db_url has run: it can stay put
     lab.run("%config set tenants.hooli.db_url postgres://db9/hooli")
     assert lab.run("%invoke tenant-db.query target=hooli")["db_url"] == "postgres://db9/hooli"
     why = str(lab.run("%why tenant-db-hooli.db_url"))

@@ -137,6 +137,17 @@ def test_keys_lists_effective_leaves(config) -> None:
     assert "region" in config.keys()  # noqa: SIM118 (config.keys is not dict.keys)
 
 
+async def test_an_empty_config_has_no_keys() -> None:
+    """No defaults and nothing set: keys() is empty (not the root's empty key '')."""
+    kernel = Kernel()
+    kernel.discover([ConfigProvider])
+    kernel.instantiate("config")
+    await kernel.boot()
+    config = kernel.registry.require("IConfig")
+    assert (config.keys(), config.as_dict()) == ([], {})
+    await kernel.shutdown()
+
+
 @pytest.mark.parametrize("key", ["", "tenants..acme", ".x", "x.", 42, None, ("a", "b")])
 def test_keys_must_be_dotted_strings(config, key) -> None:
     """A malformed key is a one-line ConfigKeyError, and nothing is written."""
