@@ -648,10 +648,11 @@ class LabModel(RowCache):
         self._cause_epochs[cause.id] = self._epoch.number
         if len(self._cause_epochs) > CAUSES:
             self._cause_epochs.popitem(last=False)
-        for node_id in event.stale:  # what the write marked: stale unless it did more already
+        for node_id in event.stale:
+            # What the write marked is stale now, even if it ran earlier in this epoch (the
+            # engine marks only clean nodes; a run after this write will say so again).
             activity = self._activity(node_id)
-            if activity.status in ("untouched", "verified", "added"):
-                activity.status = "stale"
+            activity.status = "stale"
             activity.last_cause = cause
         return False
 

@@ -6,7 +6,6 @@ import pytest
 
 from signalpy_lab.lab.completion import candidates
 from signalpy_lab.lab.magics import LabMagics
-from signalpy_lab.lab.session import current_session
 from signalpy_lab.lab.suggest import flags_of, near_keys
 from signalpy_lab.testing import LabShell
 
@@ -82,14 +81,14 @@ def test_lab_bogus_and_a_near_miss(lab) -> None:
 @pytest.mark.parametrize("magic", PARSED)
 def test_completion_offers_exactly_the_flags_that_are_checked(lab, magic) -> None:
     """Tab completion reads the same parser as the check: the two cannot drift."""
-    session = current_session()
+    session = lab.session
     assert candidates(session, f"%{magic} --") == [f for f in flags_of(_method(magic))
                                                     if f.startswith("--")]
 
 
 def test_completion_offers_a_flags_choices(lab) -> None:
     """After `--inline `, the values it takes."""
-    assert candidates(current_session(), "%lab --inline ") == ["auto", "off", "on"]
+    assert candidates(lab.session, "%lab --inline ") == ["auto", "off", "on"]
 
 
 def test_an_unknown_parameter_names_the_field(lab) -> None:
