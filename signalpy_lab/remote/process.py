@@ -42,6 +42,7 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -111,7 +112,8 @@ async def create_host(kernel: Kernel) -> ProcessHost:
         password = (server.admin_password if server is not None
                     else os.environ.get(f"{ENV_URL}_PASSWORD"))
         transport = await NatsTransport(kernel, url, user=user, password=password).start()
-    return ProcessHost(kernel, transport, server=server, owns_transport=owns_transport)
+    return ProcessHost(kernel, transport, server=server, owns_transport=owns_transport,
+                       owns_server=server is not None)
 
 
 def _class_ref(cls: type) -> dict[str, Any]:
@@ -165,11 +167,16 @@ class _Worker:
 
 
 class ProcessHost:
-    """Runs instances in worker processes (see the module docstring)."""
+    """Runs instances in worker processes (see the module docstring).
+
+    ``close()`` stops the workers and removes the host's temporary directory; it stops the
+    transport only if ``owns_transport`` and the server only if ``owns_server``: a server or a
+    transport you pass in is yours to stop (``create_host`` owns what it started itself).
+    """
 
     def __init__(self, kernel: Kernel, transport: NatsTransport, *,
                  server: NatsServer | None = None, owns_transport: bool = False,
-                 owns_server: bool = True) -> None:
+                 owns_server: bool = False) -> None:
         self.kernel = kernel
         self.transport = transport
         self.server = server
@@ -271,6 +278,7 @@ class ProcessHost:
             await self.transport.stop()
         if self.server is not None and self._owns_server:
             await asyncio.to_thread(self.server.stop)
+        await asyncio.to_thread(shutil.rmtree, self._dir, True)  # the workers' stderr files
 
     # -- the worker process --------------------------------------------------------------
 

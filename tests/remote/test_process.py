@@ -291,3 +291,25 @@ def test_no_worker_outlives_its_kernels_process(tmp_path: Path) -> None:
             proc.kill()
             proc.wait(10)
         proc.stdout.close()
+
+
+async def test_a_server_passed_in_is_yours_to_stop_and_no_directory_is_left(
+        nats_server) -> None:
+    """shutdown() stops the workers and removes the host's directory, not your server."""
+    from signalpy_lab.remote.process import ProcessHost
+    from signalpy_lab.remote.transport import NatsTransport
+
+    kernel = Kernel("host-own-server")
+    kernel.discover([*DEFAULT_PROVIDERS, CountingDb])
+    kernel.instantiate("config", properties={"defaults": DEFAULTS})
+    await kernel.boot()
+    transport = await NatsTransport(kernel, nats_server.url, user=nats_server.admin_user,
+                                    password=nats_server.admin_password).start()
+    host = ProcessHost(kernel, transport, server=nats_server)
+    kernel.set_isolation_host("process", host)
+    await kernel.hot_add("counter-db", "tenant-db-hooli", {"target": "hooli"},
+                         isolation="process")
+    assert host._dir.is_dir()
+    await kernel.shutdown()
+    await transport.stop()
+    assert (False, True) == (host._dir.exists(), nats_server.pid is not None)
