@@ -30,11 +30,20 @@ from .events import (
     InstanceStateChanged,
     PolicyChanged,
     SignalSet,
+    TransportStateChanged,
     UnreadWrite,
     caused_by,
 )
 from .graph import graph_stats
-from .introspection import FactoryInfo, GraphEdge, GraphNode, GraphSnapshot, InstanceInfo, RouteInfo
+from .introspection import (
+    FactoryInfo,
+    GraphEdge,
+    GraphNode,
+    GraphSnapshot,
+    InstanceInfo,
+    RouteInfo,
+    TransportInfo,
+)
 from .kernel import Kernel, KernelState
 from .lifecycle import ComponentInstance, InstanceState
 from .metadata import (
@@ -98,6 +107,8 @@ __all__ = [
     "SignalpyLabError",
     "TenantIsolationError",
     "Transport",
+    "TransportInfo",
+    "TransportStateChanged",
     "UnknownHandlerError",
     "UnknownTargetError",
     "UnreadWrite",

@@ -48,6 +48,7 @@ __all__ = [
     "InstanceStateChanged",
     "PolicyChanged",
     "SignalSet",
+    "TransportStateChanged",
     "UnreadWrite",
     "caused_by",
     "current_command",
@@ -255,6 +256,18 @@ class PolicyChanged(Event):
     kind: str = "policy.changed"
     name: str
     policy: dict[str, Any] | None
+
+
+class TransportStateChanged(Event):
+    """A transport (``name``, like ``nats:host``) went from ``old`` to ``new`` (``connected``,
+    ``reconnecting``, ``stopped``); ``detail`` says why and what happens next."""
+
+    kind: str = "transport.state"
+    name: str
+    old: str
+    new: str
+    url: str | None = None
+    detail: str = ""
 
 
 Listener = Callable[[Event], None]

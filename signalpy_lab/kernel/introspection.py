@@ -30,6 +30,7 @@ __all__ = [
     "GraphSnapshot",
     "InstanceInfo",
     "RouteInfo",
+    "TransportInfo",
     "describe_nodes",
     "snapshot_graph",
 ]
@@ -62,9 +63,14 @@ class InstanceInfo:
     #: ``inline`` (in this process) or ``process`` (a worker); its pid and node when isolated.
     isolation: str = "inline"
     pid: int | None = None
+    #: For an isolated instance, the state of the transport that reaches it: ``connected``,
+    #: ``reconnecting``, ``restarting`` (its private server died and is being restarted) or
+    #: ``stopped``; ``kernel.transports()`` says why. None for an inline one.
+    transport: str | None = None
 
     @classmethod
-    def of(cls, inst: ComponentInstance, policy: Policy | None = None) -> InstanceInfo:
+    def of(cls, inst: ComponentInstance, policy: Policy | None = None,
+           transport: str | None = None) -> InstanceInfo:
         error = inst.error
         meta = inst.meta
         return cls(
@@ -74,8 +80,25 @@ class InstanceInfo:
             depends_on=inst.depends_on, effect_errors=inst.effect_errors,
             declared=tuple(dict.fromkeys((*meta.depends, *meta.requires.values()))),
             policy=policy.to_dict() if policy is not None else None,
-            isolation=inst.isolation, pid=inst.pid,
+            isolation=inst.isolation, pid=inst.pid, transport=transport,
         )
+
+
+@dataclass(frozen=True)
+class TransportInfo:
+    """Where one of the bus's transports stands (``kernel.transports()``).
+
+    ``state`` is ``connected``, ``reconnecting``, ``restarting`` or ``stopped``; ``url`` the
+    server in use while connected; ``servers`` every server it may use; ``since`` the time of
+    the last change (``time.time()``); ``detail`` one line: why, and what happens next.
+    """
+
+    name: str
+    state: str
+    url: str | None = None
+    servers: tuple[str, ...] = ()
+    since: float | None = None
+    detail: str = ""
 
 
 @dataclass(frozen=True)

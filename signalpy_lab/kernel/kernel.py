@@ -59,6 +59,7 @@ from .introspection import (
     GraphSnapshot,
     InstanceInfo,
     RouteInfo,
+    TransportInfo,
     describe_nodes,
     snapshot_graph,
 )
@@ -885,10 +886,31 @@ class Kernel:
         return inst
 
     def instances(self) -> list[InstanceInfo]:
-        """Every instance with its factory, target, state, error, handlers and policy."""
+        """Every instance with its factory, target, state, error, handlers and policy.
+
+        An isolated instance also carries the state of the transport that reaches it (its
+        host's ``transport_state``), so a dead server shows here, not only in the logs.
+        """
         policies = self._policies
-        return [InstanceInfo.of(i, policies.get(i.name) or policies.get(i.factory))
+        return [InstanceInfo.of(i, policies.get(i.name) or policies.get(i.factory),
+                                self._transport_state(i))
                 for i in self._instances.values()]
+
+    def _transport_state(self, inst: ComponentInstance) -> str | None:
+        if inst.isolation == "inline":
+            return None
+        host = self._isolation_hosts.get(inst.isolation)
+        state = getattr(host, "transport_state", None)
+        return state() if callable(state) else None
+
+    def transports(self) -> list[TransportInfo]:
+        """Each transport of the bus with its state (``connected``, ``reconnecting``, ...)."""
+        rows = []
+        for transport in self.bus._transports:
+            status = getattr(transport, "status", None)
+            rows.append(status() if callable(status) else
+                        TransportInfo(name=transport.name, state="connected"))
+        return rows
 
     def factories(self) -> list[FactoryInfo]:
         """Every discovered factory with what it provides, requires and exposes."""

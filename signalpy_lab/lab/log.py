@@ -21,6 +21,7 @@ from ..kernel.events import (
     InstanceRemoved,
     InstanceStateChanged,
     SignalSet,
+    TransportStateChanged,
     UnreadWrite,
 )
 from ..kernel.redaction import redact
@@ -89,6 +90,9 @@ def describe(event: Event, epoch: int | None, label: str | None,
             f", target {event.target})" if event.target else ")")
     elif isinstance(event, InstanceRemoved):
         text = f"instance {event.name} removed"
+    elif isinstance(event, TransportStateChanged):
+        text = f"transport {event.name}: {event.old} → {event.new}" + (
+            f" ({event.detail})" if event.detail else "")
     elif isinstance(event, UnreadWrite):
         text = (f"{event.label} = {event.new} (was {event.old}); " + (
             "no readers yet, nothing recomputes" if event.readers == 0 else

@@ -487,9 +487,10 @@ class LabMagics(Magics):
     @line_magic
     @_user_errors
     def instances(self, line: str) -> text.Table:
-        """Every instance: factory, target, state, isolation and worker pid, handlers, error."""
+        """Every instance: factory, target, state, isolation, worker pid and transport state,
+        handlers, error; a footer line per transport (NATS) says where it stands."""
         parse_args(self.instances, line)
-        return text.instances_table(self.kernel.instances())
+        return text.instances_table(self.kernel.instances(), self.kernel.transports())
 
     @magic_arguments()
     @line_magic

@@ -73,6 +73,7 @@ from ..kernel.events import (
     InstanceRemoved,
     InstanceStateChanged,
     SignalSet,
+    TransportStateChanged,
     UnreadWrite,
 )
 from ..kernel.introspection import plain
@@ -228,7 +229,7 @@ class LabModel(RowCache):
             EffectRun: self._on_effect_run, HandlerInvoked: self._on_invoked,
             EdgeChanged: self._on_edge, InstanceAdded: self._on_instance,
             InstanceRemoved: self._on_instance, InstanceStateChanged: self._on_instance,
-            UnreadWrite: self._on_unread_write,
+            UnreadWrite: self._on_unread_write, TransportStateChanged: self._on_instance,
         }
         #: Closed epochs, oldest first (the current one is ``epoch_record()``).
         self._timeline = EpochTimeline(EPOCHS)

@@ -89,6 +89,7 @@ class RowCache:
                 self._instances = [
                     {"name": i.name, "factory": i.factory, "target": i.target,
                      "state": i.state, "isolation": i.isolation, "pid": i.pid,
+                     "transport": i.transport,
                      "error": i.error} for i in self.kernel.instances()]
                 self._routes = [plain(r) for r in self.kernel.routes()]
                 self.full_snapshots += 1

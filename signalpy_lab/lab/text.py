@@ -66,20 +66,24 @@ def _ms(seconds: float | None) -> str:
     return "" if seconds is None else f"{seconds * 1e3:.2f} ms"
 
 
-def instances_table(infos: Iterable[Any]) -> Table:
+def instances_table(infos: Iterable[Any], transports: Iterable[Any] = ()) -> Table:
     """One row per instance; 'may call' is what it declared, 'granted' its policy's globs.
 
     'isolation' is where it runs (``inline`` in this process, ``process`` in a worker) and
     'pid' the worker's process id while one runs; a worker that died shows ``failed`` with
-    the exit code in 'error'.
+    the exit code in 'error'. 'transport' is how a worker is reached (``connected``,
+    ``reconnecting``, ``restarting`` while its private server is being restarted), and the
+    footer has one line per transport saying why.
     """
+    lines = [f"{t.name}: {t.state}" + (f" ({t.detail})" if t.detail and t.detail != t.state
+                                       else "") for t in transports]
     return Table(
-        ["instance", "factory", "target", "state", "isolation", "pid", "handlers", "may call",
-         "granted", "error"],
+        ["instance", "factory", "target", "state", "isolation", "pid", "transport", "handlers",
+         "may call", "granted", "error"],
         [(i.name, i.factory, i.target or "", i.state, getattr(i, "isolation", "inline"),
-          getattr(i, "pid", None) or "", len(i.handlers), ", ".join(i.declared),
-          _grant(i.policy), i.error or "") for i in infos],
-        title="Instances",
+          getattr(i, "pid", None) or "", getattr(i, "transport", None) or "", len(i.handlers),
+          ", ".join(i.declared), _grant(i.policy), i.error or "") for i in infos],
+        title="Instances", footer="; ".join(lines) or None,
     )
 
 

@@ -663,7 +663,11 @@ class BusTable(_LiveView, anywidget.AnyWidget):
                         filter=self.filter, recent_first=self.recent_first, limit=self.limit)
         self.rows = view.rows
         self.total, self.matched = view.total, view.matched
-        self.summary = view.summary(self.filter)
+        # Where each transport stands: a dead or restarting server shows here, not only in logs.
+        transports = [f"{t.name} {t.state}" + (f" ({t.detail})" if t.state != "connected"
+                                                else f" to {t.url}")
+                      for t in _retry(self.model.kernel.transports)]
+        self.summary = " · ".join([view.summary(self.filter), *transports])
 
     @traitlets.observe("sort_by", "descending", "filter", "recent_first", "limit")
     def _view_changed(self, change: Mapping[str, Any]) -> None:

@@ -7,7 +7,11 @@
 
 The kernel loads this module the first time an instance asks for ``isolation="process"``
 (``create_host``): it starts a private nats-server on 127.0.0.1 (or connects to
-``$SIGNALPY_LAB_NATS_URL``), and connects the kernel's ``NatsTransport``.
+``$SIGNALPY_LAB_NATS_URL``: one URL, or a cluster's as a comma-separated list), and connects
+the kernel's ``NatsTransport``. The private server is supervised: when it dies it is started
+again (same port, same users, with backoff) and clients reconnect by themselves; meanwhile
+``kernel.instances()`` shows the workers' transport as ``restarting`` and calls fail at
+once saying so.
 
 Per instance it:
 
@@ -99,10 +103,10 @@ async def create_host(kernel: Kernel) -> ProcessHost:
     """The default host: a private server (or ``$SIGNALPY_LAB_NATS_URL``) and the transport."""
     transport = next((t for t in kernel.bus._transports if isinstance(t, NatsTransport)), None)
     owns_transport = transport is None
-    # A kernel already connected somewhere keeps its server: workers join it (with its
+    # A kernel already connected somewhere keeps its servers: workers join them (with its
     # credentials: only a private server, which this host configures, enforces their subjects;
     # to get that with your own NatsServer, set_isolation_host(ProcessHost(..., server=...))).
-    url = transport.url if transport is not None else os.environ.get(ENV_URL)
+    url: Any = transport.servers if transport is not None else os.environ.get(ENV_URL)
     server = None
     if url is None:
         server = await asyncio.to_thread(NatsServer().start)
@@ -187,7 +191,25 @@ class ProcessHost:
         if server is None:
             _log.warning("workers connect to %s with the kernel's credentials: the server does "
                          "not enforce their subjects (only a private NatsServer can)",
-                         transport.url)
+                         ", ".join(transport.servers))
+        else:
+            transport.server_state = lambda: (server.state, server.state_detail)
+            if owns_server:  # a server you pass in is yours to supervise (server.supervise())
+                server.supervise(self._server_changed)
+
+    def _server_changed(self, state: str, detail: str) -> None:
+        """From the supervisor's thread: log it, and let the transport announce it."""
+        log = _log.info if state == "running" else _log.warning
+        log("%s", detail)
+        loop = self.kernel.home_loop()
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(self.transport.changed)
+
+    def transport_state(self) -> str:
+        """How the workers are reached: the transport's outward state (``restarting`` while
+        the private server is being restarted). ``kernel.instances()`` shows it."""
+        return self.transport.status().state
 
     def __repr__(self) -> str:
         return f"<ProcessHost {len(self._workers)} workers via {self.transport.url}>"
@@ -221,7 +243,8 @@ class ProcessHost:
         initial = view.all()
         storage = self.kernel.registry.get("IStorage")
         boot = {
-            "url": self.transport.url, "user": user, "password": password, "node": node,
+            "servers": list(self.transport.servers), "user": user, "password": password,
+            "node": node,
             "inbox_prefix": f"_INBOX_{node}", "name": inst.name,
             "properties": inst.properties, "factory": _class_ref(inst.meta.cls),
             "config": initial, "timeout": self.transport.timeout,

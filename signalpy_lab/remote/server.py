@@ -35,6 +35,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import json
+import logging
 import os
 import queue
 import secrets
@@ -62,6 +63,14 @@ __all__ = ["NatsServer", "NatsServerError", "NatsServerNotFoundError", "find_nat
 START_TIMEOUT = 15.0
 RELOAD_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
+#: A supervised server that dies is started again after this pause, doubled after each
+#: failed attempt (and after a death soon after a restart) up to ``RESTART_MAX_SECONDS``.
+RESTART_FIRST_SECONDS = 0.05
+RESTART_MAX_SECONDS = 5.0
+#: A server that ran this long before dying is restarted after the first pause again.
+RESTART_STABLE_SECONDS = 10.0
+
+_log = logging.getLogger("signalpy_lab.remote")
 
 _RELOADED = "Reloaded server configuration"
 _RELOAD_FAILED = "Failed to reload server configuration"
@@ -218,6 +227,14 @@ class NatsServer:
         self._proc: subprocess.Popen[bytes] | None = None
         self._dir: Path | None = None
         self._lock = threading.RLock()
+        self._supervisor: threading.Thread | None = None
+        self._stopping = False
+        self._on_state: Callable[[str, str], None] | None = None
+        #: ``stopped``, ``running``, ``down`` (died, a restart is due) or ``restarting``.
+        self.state = "stopped"
+        #: One line on the last change: why it is down, which attempt is next.
+        self.state_detail = ""
+        self.restarts = 0
 
     # -- public API -------------------------------------------------------------------------
 
@@ -253,6 +270,7 @@ class NatsServer:
         with self._lock:
             if self.pid is not None:
                 return self
+            self._stopping = False
             binary = self._binary or find_nats_server()
             if self._dir is None:
                 self._dir = Path(tempfile.mkdtemp(prefix="spl-nats-"))
@@ -279,6 +297,8 @@ class NatsServer:
             except BaseException:
                 self._stop_process()
                 raise
+            if self.state == "stopped":
+                self.state = "running"
             return self
 
     def add_user(self, user: str, password: str, *, publish: list[str] | None = None,
@@ -339,13 +359,92 @@ class NatsServer:
             self._stop_process()
             self.start()
 
+    def supervise(self, on_state: Callable[[str, str], None] | None = None) -> NatsServer:
+        """Restart the server whenever it dies, with backoff, until ``stop()``.
+
+        A watcher thread waits for the process; when it exits unasked, ``state`` becomes
+        ``down``, then ``restarting`` while attempts run (pauses from
+        ``RESTART_FIRST_SECONDS`` doubling to ``RESTART_MAX_SECONDS``), then ``running``:
+        same port, same users, so clients reconnect by themselves. ``on_state(state,
+        detail)`` is called from that thread on every change. Call it after ``start()``.
+        """
+        with self._lock:
+            if self.pid is None:
+                raise NatsServerError("supervise() watches a running server: call start() "
+                                      "first")
+            self._on_state = on_state
+            if self._supervisor is None or not self._supervisor.is_alive():
+                self._supervisor = threading.Thread(
+                    target=self._supervise, name=f"spl-nats-supervisor-{self._port}",
+                    daemon=True)
+                self._supervisor.start()
+        return self
+
+    def _supervise(self) -> None:
+        pause = RESTART_FIRST_SECONDS
+        while True:
+            with self._lock:
+                proc, started = self._proc, time.monotonic()
+            if proc is None or self._stopping:
+                return
+            code = proc.wait()
+            with self._lock:
+                if self._stopping:
+                    return
+                if self._proc is not proc:  # restart() replaced it: watch the new one
+                    continue
+                self._proc = None
+                _running.discard(self)
+            if time.monotonic() - started > RESTART_STABLE_SECONDS:
+                pause = RESTART_FIRST_SECONDS
+            self._set_state("down", f"the private nats-server ({self.url}, pid {proc.pid}) "
+                                    f"exited with code {code}; restarting it in {pause:g}s")
+            attempt = 0
+            while True:
+                time.sleep(pause)
+                attempt += 1
+                with self._lock:
+                    if self._stopping:
+                        return
+                    self._set_state("restarting", f"the private nats-server ({self.url}) "
+                                                  f"exited with code {code}; restart attempt "
+                                                  f"{attempt}")
+                    try:
+                        self.start()
+                    except Exception as exc:  # the log tail is in the error
+                        self._stop_process()
+                        failure: str | None = str(exc).splitlines()[0]
+                    else:
+                        failure = None
+                pause = min(pause * 2, RESTART_MAX_SECONDS)
+                if failure is None:
+                    self.restarts += 1
+                    self._set_state("running", f"restarted on {self.url} after it exited with "
+                                               f"code {code} ({attempt} attempt(s))")
+                    break
+                self._set_state("restarting", f"the private nats-server ({self.url}) exited "
+                                              f"with code {code}; restart attempt {attempt} "
+                                              f"failed ({failure}); next in {pause:g}s")
+
+    def _set_state(self, state: str, detail: str) -> None:
+        self.state, self.state_detail = state, detail
+        callback = self._on_state
+        if callback is not None:
+            try:
+                callback(state, detail)
+            except Exception:  # a listener must never stop the supervisor
+                _log.exception("the nats-server state listener failed")
+
     def stop(self) -> None:
         """Terminate the server (SIGKILL after ``STOP_TIMEOUT``) and remove its directory.
 
-        Idempotent; the object can be started again (on the same port).
+        Idempotent; the object can be started again (on the same port). A supervised server
+        is no longer restarted.
         """
         with self._lock:
+            self._stopping = True
             self._stop_process()
+            self.state, self.state_detail = "stopped", ""
             if self._dir is not None:
                 shutil.rmtree(self._dir, ignore_errors=True)
                 self._dir = None

@@ -22,7 +22,18 @@ Rules that hold across kernels:
 * **no collision is resolved silently**: a handler name or (route, target) advertised by two
   nodes is a ``RouteConflictError`` naming both, and one a remote node advertises while this
   kernel serves it too is reported in ``conflicts()`` and logged (the local one serves, as
-  the bus's order says: exact, target, then transports).
+  the bus's order says: exact, target, then transports);
+* **a cluster is a list of servers**: ``url`` is one URL, a list, or a comma-separated
+  string (``"nats://a:4222,nats://b:4222"``, the nats CLI's convention); ``start()`` tries
+  them for at most ``connect_timeout`` seconds and fails with one error naming every URL and
+  why each failed; once connected the client moves to another server of the list by itself
+  when its own dies, and ``url`` names the server actually in use;
+* **a lost connection fails its calls at once, not at the timeout**: when this node's
+  connection drops, every call in flight ends with a ``TransportError`` saying so and that
+  the call may have run; a call unanswered for ``PROBE_SECONDS`` makes this node ask the
+  serving node which of its calls it still serves (``wire.probe_subject``), and a call it
+  no longer has (its own connection dropped with the request or the reply) or a node that
+  stays unreachable for ``GONE_SECONDS`` ends the same way, about a second after the loss.
 
 The transport must be started on the kernel's loop (``start`` hops there), because the
 handlers it serves run on it.
@@ -31,9 +42,11 @@ handlers it serves run on it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
-from collections.abc import Callable, Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -49,18 +62,58 @@ from ..errors import (
     UnknownTargetError,
     WireFormatError,
 )
+from ..kernel.events import TransportStateChanged
+from ..kernel.introspection import TransportInfo
 from ..kernel.loop import hop_if_needed
 from . import wire
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
 
-__all__ = ["NatsTransport", "RemoteRoute"]
+__all__ = ["NatsTransport", "RemoteRoute", "server_list"]
 
 _log = logging.getLogger("signalpy_lab.remote")
 
 #: How long a starting transport waits for other nodes to answer a routes query.
 DISCOVERY_SECONDS = 0.3
+#: How long ``start()`` tries the servers of its list before it gives up (the default).
+CONNECT_SECONDS = 5.0
+#: The client pings its server this often; two unanswered pings mean the connection is dead,
+#: so a server that hangs without closing its sockets is noticed in about three intervals
+#: (a killed one closes them: that is noticed at once).
+PING_SECONDS = 2.0
+#: A call unanswered this long makes the caller ask its node whether it still serves it.
+PROBE_SECONDS = 0.5
+#: A node with calls in flight that has had no responders this long is gone: they fail.
+GONE_SECONDS = 0.5
+#: ``stop()`` drains at most this long, then closes.
+STOP_SECONDS = 2.0
+
+
+def server_list(urls: str | Sequence[str]) -> tuple[str, ...]:
+    """The servers of a URL, a comma-separated string of them, or a list, in order.
+
+    Example::
+
+        server_list("nats://a:4222, nats://b:4222") == ("nats://a:4222", "nats://b:4222")
+    """
+    if isinstance(urls, str):
+        parts = urls.split(",")
+    elif isinstance(urls, Sequence) and all(isinstance(u, str) for u in urls):
+        parts = list(urls)
+    else:
+        raise TypeError(f"NATS servers are a URL, a comma-separated string of URLs or a list "
+                        f"of URLs, got {urls!r}")
+    servers = tuple(p.strip() for p in parts)
+    if not servers or any(not s or any(c.isspace() for c in s) for s in servers):
+        raise ValueError(f"NATS servers must be non-empty URLs without spaces (like "
+                         f"'nats://127.0.0.1:4222,nats://127.0.0.1:4223'), got {urls!r}")
+    return servers
+
+
+def _plain_url(uri: Any) -> str:
+    """``nats://host:port`` of a parsed server URL, without any credentials in it."""
+    return f"{uri.scheme}://{uri.hostname}:{uri.port}"
 
 
 @dataclass(frozen=True)
@@ -90,12 +143,14 @@ class NatsTransport:
 
     takes_timeout = True
 
-    def __init__(self, kernel: Kernel, url: str, *, user: str | None = None,
+    def __init__(self, kernel: Kernel, url: str | Sequence[str], *, user: str | None = None,
                  password: str | None = None, node: str | None = None, timeout: float = 10.0,
-                 serve: bool = True, announce: bool = True,
-                 inbox_prefix: str | None = None) -> None:
+                 serve: bool = True, announce: bool = True, inbox_prefix: str | None = None,
+                 connect_timeout: float = CONNECT_SECONDS) -> None:
         self.kernel = kernel
-        self.url = url
+        #: Every server this transport may use, in the order given.
+        self.servers = server_list(url)
+        self.connect_timeout = connect_timeout
         self.node = node or kernel.name
         wire.serve_subject(self.node)  # a node name is one subject token: checked now
         self.name = f"nats:{self.node}"
@@ -115,18 +170,102 @@ class NatsTransport:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reported: set[str] = set()
         self.down: dict[str, str] = {}  # serving node -> why it is known to be down
-        self._inflight: dict[str, set[asyncio.Task[Any]]] = {}  # serving node -> callers
-        self._cut: set[asyncio.Task[Any]] = set()  # callers mark_down cancelled
+        # serving node -> call id -> (calling task, loop time sent)
+        self._inflight: dict[str, dict[int, tuple[asyncio.Task[Any], float]]] = {}
+        self._cut: dict[asyncio.Task[Any], str] = {}  # callers cancelled on purpose -> why
+        self._ids = itertools.count(1)
+        self._serving: dict[str, set[int]] = {}  # caller node -> ids of calls served now
+        self._probing: set[str] = set()
+        self._unreachable: dict[str, float] = {}  # node -> loop time of its first no-responders
+        self._probe_subject = wire.probe_subject(self.node)
+        #: ``not started``, ``connected``, ``reconnecting`` or ``stopped``.
+        self.state = "not started"
+        self._since = time.time()
+        self._last_url: str | None = None  # the server used last (for errors once it is gone)
+        self._last_error: str | None = None
+        self._announced_state = self.state  # the state last announced with TransportStateChanged
+        #: Who keeps the server alive says how it is here, ``(state, detail)`` (a supervised
+        #: ``NatsServer``: ``running``, ``down``, ``restarting``); while the connection is
+        #: down, ``status()`` shows ``restarting`` and errors quote the detail.
+        self.server_state: Callable[[], tuple[str, str] | None] | None = None
 
     def __repr__(self) -> str:
-        state = "connected" if self.connected else "not connected"
-        return f"<NatsTransport {self.node!r} {state} to {self.url}: {len(self._tables)} peers>"
+        return f"<NatsTransport {self.node!r} {self.state} to {self.url}: " \
+               f"{len(self._tables)} peers>"
 
     # -- lifecycle -----------------------------------------------------------------------
 
     @property
     def connected(self) -> bool:
         return self._nc is not None and self._nc.is_connected
+
+    @property
+    def url(self) -> str:
+        """The server in use while connected, else every server of the list (comma-separated)."""
+        nc = self._nc
+        uri = nc.connected_url if nc is not None else None
+        return _plain_url(uri) if uri is not None else ",".join(self.servers)
+
+    def status(self) -> TransportInfo:
+        """Where this transport stands: its state, the server in use, and why (one line)."""
+        return TransportInfo(name=self.name, state=self._outward_state(),
+                             url=self.url if self.connected else None,
+                             servers=self.servers, since=self._since, detail=self._detail())
+
+    def _detail(self) -> str:
+        if self.state == "connected":
+            return f"connected to {self.url}"
+        if self.state == "reconnecting":
+            server = self._server()
+            note = server[1] if server is not None and server[0] != "running" else None
+            text = (f"lost its connection to {self._last_url or 'NATS'} "
+                    f"{time.time() - self._since:.1f}s ago; reconnecting to "
+                    f"{', '.join(self.servers)}")
+            if note:
+                text += f"; {note}"
+            elif self._last_error:
+                text += f" (last attempt: {self._last_error}); it connects again once one of "\
+                        "them answers"
+            return text
+        return self.state
+
+    def _server(self) -> tuple[str, str] | None:
+        return self.server_state() if self.server_state is not None else None
+
+    def _outward_state(self) -> str:
+        """The state shown outside: ``restarting`` while down because the server is."""
+        if self.state == "reconnecting":
+            server = self._server()
+            if server is not None and server[0] in ("down", "restarting"):
+                return "restarting"
+        return self.state
+
+    def _set_state(self, new: str) -> None:
+        if new != self.state:
+            self.state, self._since = new, time.time()
+        self.changed()
+
+    def changed(self) -> None:
+        """Emit ``TransportStateChanged`` on the kernel's hub if the outward state changed.
+
+        The transport calls it itself; a host that keeps the server calls it when the
+        server's state changes (on the kernel's loop).
+        """
+        old, new = self._announced_state, self._outward_state()
+        if old == new:
+            return
+        self._announced_state = new
+        hub = self.kernel.events
+        if hub.active:
+            hub.emit(TransportStateChanged(name=self.name, old=old, new=new,
+                                           url=self.url if self.connected else None,
+                                           detail=self._detail()))
+
+    def _not_connected(self) -> str:
+        """Why this node cannot call now, and what happens next (for errors)."""
+        if self.state == "reconnecting":
+            return f"node {self.node!r} {self._detail()}. Try again once it is back."
+        return f"the transport of node {self.node!r} is {self.state}."
 
     async def settle(self) -> None:
         """Return once the server has every subscription made so far.
@@ -144,22 +283,10 @@ class NatsTransport:
 
     async def _start(self) -> NatsTransport:
         self._loop = asyncio.get_running_loop()
-        options: dict[str, Any] = {
-            "servers": [self.url], "name": self.node, "user": self._user,
-            "password": self._password, "error_cb": self._on_error,
-            "reconnected_cb": self._on_reconnected, "max_reconnect_attempts": -1,
-            "reconnect_time_wait": 0.2, "connect_timeout": 5,
-        }
-        if self._inbox_prefix is not None:
-            options["inbox_prefix"] = self._inbox_prefix
-        client = nats.NATS()
-        try:
-            await client.connect(**options)
-        except Exception as exc:
-            await client.close()  # a failed connect leaves its socket open otherwise
-            raise TransportError(f"Cannot connect to NATS at {self.url} as node "
-                                 f"{self.node!r}: {type(exc).__name__}: {exc}") from None
-        self._nc = client
+        self._nc = await self._connect()
+        self._last_url = self.url
+        self._set_state("connected")
+        _log.info("node %r connected to NATS at %s", self.node, self.url)
         if self._serve:
             await self._nc.subscribe(wire.serve_subject(self.node), cb=self._on_call)
             await self.settle()
@@ -169,8 +296,69 @@ class NatsTransport:
             self._unwatch = self.kernel.watch_routes(self._schedule_announce)
             await self._publish_table()
             await self._discover()
+        self._spawn(self._probe_loop())
         self.kernel.bus.add_transport(self)
         return self
+
+    async def _connect(self) -> Any:
+        """A connected client, trying every server for at most ``connect_timeout`` seconds.
+
+        nats-py's own first connect retries forever when reconnecting is unlimited, and a
+        failure's cleanup can raise a second error that hides the first: so the attempt runs
+        as a task with a deadline, the reasons are collected from ``error_cb``, and a
+        refused login ends it at once (retrying cannot fix credentials).
+        """
+        reasons: list[str] = []
+        refused = asyncio.Event()
+        connecting = [True]
+
+        async def on_error(exc: Exception) -> None:
+            if connecting[0]:
+                reasons.append(f"{type(exc).__name__}: {exc}")
+                if isinstance(exc, nats_errors.AuthorizationError) or \
+                        "Authorization Violation" in str(exc):
+                    refused.set()
+            else:
+                await self._on_error(exc)
+
+        options: dict[str, Any] = {
+            "servers": list(self.servers), "name": self.node, "user": self._user,
+            "password": self._password, "error_cb": on_error,
+            "disconnected_cb": self._on_disconnected, "reconnected_cb": self._on_reconnected,
+            "closed_cb": self._on_closed, "max_reconnect_attempts": -1,
+            "reconnect_time_wait": 0.2, "connect_timeout": min(2.0, self.connect_timeout),
+            "ping_interval": PING_SECONDS, "max_outstanding_pings": 2,
+        }
+        if self._inbox_prefix is not None:
+            options["inbox_prefix"] = self._inbox_prefix
+        client = nats.NATS()
+        attempt = asyncio.ensure_future(client.connect(**options))
+        stop = asyncio.ensure_future(refused.wait())
+        try:
+            await asyncio.wait({attempt, stop}, timeout=self.connect_timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if attempt.done() and not attempt.cancelled() and attempt.exception() is None:
+            connecting[0] = False
+            return client
+        if attempt.done() and not attempt.cancelled():
+            exc = attempt.exception()
+            reasons.append(f"{type(exc).__name__}: {exc}")
+        else:
+            attempt.cancel()
+            with contextlib.suppress(BaseException):
+                await attempt
+        try:  # a failed connect leaves its socket open otherwise
+            await asyncio.wait_for(client.close(), STOP_SECONDS)
+        except Exception as exc:  # never hide the reasons above behind a cleanup failure
+            _log.debug("closing the failed connection of %r: %r", self.node, exc)
+        why = "; ".join(dict.fromkeys(reasons[-6:])) or "no server answered"
+        raise TransportError(
+            f"Cannot connect node {self.node!r} to NATS within {self.connect_timeout:g}s; "
+            f"tried {', '.join(self.servers)}: {why}. Check that a server listens there and "
+            f"the user and password, or give other URLs (a list or a comma-separated "
+            f"string).") from None
 
     def stop(self) -> Any:
         """Withdraw this node's routes, stop serving and disconnect."""
@@ -185,13 +373,21 @@ class NatsTransport:
         nc, self._nc = self._nc, None
         if nc is None:
             return
-        try:
-            if self._announce and nc.is_connected:
-                await nc.publish(wire.ANNOUNCE, wire.encode({"node": self.node, "gone": True}))
-            await nc.drain()
+        self._set_state("stopped")
+        self._cut_off(None, f"the transport of node {self.node!r} was stopped while the "
+                            f"call was in flight; it may have run.")
+        try:  # bounded: a client whose server is gone would drain (reconnect) forever
+            if nc.is_connected:
+                if self._announce:
+                    await nc.publish(wire.ANNOUNCE,
+                                     wire.encode({"node": self.node, "gone": True}))
+                await asyncio.wait_for(nc.drain(), STOP_SECONDS)
+            else:
+                await asyncio.wait_for(nc.close(), STOP_SECONDS)
         except Exception as exc:  # the server may be gone already: closing is all that is left
-            _log.debug("closing %s: %s", self.node, exc)
-            await nc.close()
+            _log.debug("closing %s: %r", self.node, exc)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(nc.close(), STOP_SECONDS)
         for task in list(self._tasks):
             task.cancel()
 
@@ -239,9 +435,24 @@ class NatsTransport:
         Call it on the transport's loop (a host learns of a death there).
         """
         self.down[node] = why
-        for caller in list(self._inflight.get(node, ())):
-            self._cut.add(caller)
-            caller.cancel()
+        self._cut_off(node, f"{why}.")
+
+    def _cut_off(self, node: str | None, why: str, ids: Iterable[int] | None = None) -> None:
+        """End calls in flight (to ``node``, or to every node) with ``why``, now.
+
+        The calling task itself is cancelled (and uncancelled in ``call``), rather than a task
+        wrapped around each request: one task and one loop hop less per call.
+        """
+        nodes = [node] if node is not None else list(self._inflight)
+        for name in nodes:
+            calls = self._inflight.get(name)
+            if not calls:
+                continue
+            for call_id in list(calls) if ids is None else [i for i in ids if i in calls]:
+                caller = calls[call_id][0]
+                if caller not in self._cut and not caller.done():
+                    self._cut[caller] = why
+                    caller.cancel()
 
     def own_table(self) -> dict[str, Any]:
         """What this node advertises: its local handlers and routes, and its workers'."""
@@ -318,12 +529,35 @@ class NatsTransport:
                                     dict(data.get("instances", {})))
         self._invalidate()
 
+    async def _on_disconnected(self) -> None:
+        """This node's connection dropped: every call in flight fails now, saying so."""
+        if self.state != "connected":
+            return  # stopping, or a reconnect attempt that failed again
+        self._set_state("reconnecting")
+        _log.warning("node %r lost its connection to NATS at %s; reconnecting to %s",
+                     self.node, self._last_url, ", ".join(self.servers))
+        self._cut_off(None, f"node {self.node!r} lost its connection to NATS at "
+                            f"{self._last_url} while the call was in flight; it may have run "
+                            f"(retry only if it is safe to repeat).")
+
     async def _on_reconnected(self) -> None:
-        _log.info("node %r reconnected to %s", self.node, self.url)
+        self._last_url = self.url
+        self._last_error = None
+        self._set_state("connected")
+        _log.warning("node %r reconnected to NATS at %s", self.node, self.url)
         await self._publish_table()
 
+    async def _on_closed(self) -> None:
+        if self.state != "stopped":
+            self._set_state("stopped")
+
     async def _on_error(self, exc: Exception) -> None:
-        _log.warning("NATS error on node %r: %s", self.node, exc)
+        text = f"{type(exc).__name__}: {exc}"
+        if self.state == "reconnecting":  # one attempt of many: status() and errors say it
+            self._last_error = text
+            _log.debug("node %r: reconnect attempt failed: %s", self.node, text)
+        else:
+            _log.warning("NATS error on node %r (at %s): %s", self.node, self.url, text)
 
     # -- the merged remote view ----------------------------------------------------------
 
@@ -463,25 +697,26 @@ class NatsTransport:
             raise TransportError(f"{handler!r} cannot be called: {why_down}")
         nc = self._nc
         if nc is None or not nc.is_connected:
-            raise TransportError(f"{handler!r} cannot be called: node {self.node!r} is not "
-                                 f"connected to NATS at {self.url} (it reconnects by itself).")
+            raise TransportError(f"{handler!r} cannot be called: {self._not_connected()}")
         limit = self.timeout if timeout is None else timeout
+        call_id = next(self._ids)
         payload = wire.encode({"handler": handler, "requested": requested or handler,
                                "params": wire.jsonable_params(params), "caller": self.node,
-                               "timeout": limit})
+                               "id": call_id, "timeout": limit})
         subject = wire.call_subject(node, handler)
-        # mark_down cancels the calling task itself (and uncancels it here), rather than a
-        # task wrapped around the request: one task and one loop hop less per call.
         caller = asyncio.current_task()
-        inflight = self._inflight.setdefault(node, set())
+        calls = self._inflight.get(node)
+        if calls is None:
+            calls = self._inflight[node] = {}
         if caller is not None:
-            inflight.add(caller)
+            calls[call_id] = (caller, self._loop.time() if self._loop else 0.0)
         try:
             reply = await nc.request(subject, payload, timeout=limit)
         except asyncio.CancelledError:
-            if caller in self._cut and caller is not None and caller.uncancel() == 0:
-                why = self.down.get(node, f"node {node!r} went down")
-                raise TransportError(f"{handler!r} was cut off: {why}.") from None
+            why = self._cut.pop(caller, None) if caller is not None else None
+            if why is not None and caller is not None and caller.uncancel() == 0:
+                raise TransportError(f"{handler!r} on node {node!r} was cut off: "
+                                     f"{why}") from None
             raise
         except nats_errors.NoRespondersError:
             why = self.down.get(node) or (f"nobody serves {subject} (node {node!r} is gone "
@@ -493,17 +728,68 @@ class NatsTransport:
         except (nats_errors.ConnectionClosedError, nats_errors.ConnectionReconnectingError,
                 nats_errors.StaleConnectionError) as exc:
             raise TransportError(f"{handler!r} on node {node!r}: the connection to NATS "
-                                 f"was lost ({type(exc).__name__}); it reconnects by "
-                                 f"itself, try again.") from None
+                                 f"was lost ({type(exc).__name__}); it may have run. "
+                                 f"{self._not_connected()}") from None
         finally:
+            calls.pop(call_id, None)
             if caller is not None:
-                inflight.discard(caller)
-                self._cut.discard(caller)
+                self._cut.pop(caller, None)
         message = wire.decode(reply.data)
         if message.get("ok"):
             return message.get("result")
         wire.raise_remote_error(message.get("error") or {})
         return None  # pragma: no cover (raise_remote_error always raises)
+
+    # -- finding calls whose connection was lost -------------------------------------------
+
+    async def _probe_loop(self) -> None:
+        """Every ``PROBE_SECONDS``: ask the nodes of calls unanswered that long about them."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(PROBE_SECONDS)
+            now = loop.time()
+            for node, calls in list(self._inflight.items()):
+                old = [i for i, (_, sent) in calls.items() if now - sent >= PROBE_SECONDS]
+                if old and node not in self._probing and self.connected:
+                    self._probing.add(node)
+                    self._spawn(self._probe(node, old))
+
+    async def _probe(self, node: str, ids: list[int]) -> None:
+        """Which of ``ids`` does ``node`` still serve? End the others: they are lost.
+
+        The question travels behind the calls it asks about (one publisher, one subscriber:
+        NATS keeps their order) and the answer comes back behind any reply sent before it, on
+        the same reply subscription: a call the node does not have, whose reply has not come
+        either, lost its request or its reply with a connection that dropped.
+        """
+        loop = asyncio.get_running_loop()
+        try:
+            try:
+                reply = await self._nc.request(
+                    wire.probe_subject(node), wire.encode({"caller": self.node, "ids": ids}),
+                    timeout=max(1.0, 2 * PROBE_SECONDS))
+            except nats_errors.NoRespondersError:
+                first = self._unreachable.setdefault(node, loop.time())
+                if loop.time() - first >= GONE_SECONDS:
+                    self._cut_off(node, f"node {node!r} stopped answering on NATS (nobody "
+                                        f"serves its subject: its process or its connection "
+                                        f"is gone) while the call was in flight; it may have "
+                                        f"run.", ids)
+                return
+            except Exception:  # busy, timed out, or this node's own connection dropped
+                return
+            self._unreachable.pop(node, None)
+            try:
+                serving = set(wire.decode(reply.data).get("serving") or ())
+            except WireFormatError:
+                return
+            lost = [i for i in ids if i not in serving]
+            if lost:
+                self._cut_off(node, f"node {node!r} no longer has this call: a connection to "
+                                    f"NATS dropped with its request or its reply (a server "
+                                    f"died); it may have run.", lost)
+        finally:
+            self._probing.discard(node)
 
     # -- serving -------------------------------------------------------------------------
 
@@ -513,32 +799,65 @@ class NatsTransport:
         task.add_done_callback(self._tasks.discard)
 
     async def _on_call(self, msg: Msg) -> None:
-        self._spawn(self._serve_call(msg))  # calls run concurrently, not one at a time
+        if msg.subject == self._probe_subject:
+            await self._answer_probe(msg)
+            return
+        try:
+            request: dict[str, Any] | Exception = wire.decode(msg.data)
+        except WireFormatError as exc:
+            request = exc
+        key = None
+        if isinstance(request, dict):  # known before the next message: a probe behind it sees it
+            caller, call_id = request.get("caller"), request.get("id")
+            if isinstance(caller, str) and isinstance(call_id, int):
+                key = (caller, call_id)
+                serving = self._serving.get(caller)
+                if serving is None:
+                    serving = self._serving[caller] = set()
+                serving.add(call_id)
+        self._spawn(self._serve_call(msg, request, key))  # calls run concurrently
 
-    async def _serve_call(self, msg: Msg) -> None:
+    async def _answer_probe(self, msg: Msg) -> None:
+        try:
+            asked = wire.decode(msg.data)
+        except WireFormatError:
+            return
+        serving = self._serving.get(asked.get("caller"), ())
+        if msg.reply:
+            with contextlib.suppress(Exception):
+                await msg.respond(wire.encode({"serving": [
+                    i for i in asked.get("ids") or () if i in serving]}))
+
+    async def _serve_call(self, msg: Msg, request: dict[str, Any] | Exception,
+                          key: tuple[str, int] | None) -> None:
         handler = "?"
         try:
-            handler = wire.handler_of(msg.subject)
-            request = wire.decode(msg.data)
-            timeout = request.get("timeout")
-            limit = float(timeout) if isinstance(timeout, (int, float)) else None
-            # The caller's limit bounds this task itself: the bus's timeout= would wrap the
-            # handler in asyncio.wait_for, one more task and timer per call.
-            deadline = asyncio.timeout(limit)
             try:
-                async with deadline:
-                    result = await self.kernel.bus.invoke_local(
-                        handler, request.get("params") or {})
-            except TimeoutError:
-                if not deadline.expired():
-                    raise  # the handler's own TimeoutError
-                raise InvokeTimeoutError(f"{handler} did not finish within {limit:g}s; it "
-                                         f"was cancelled.") from None
-            data = wire.encode({"ok": True, "result": result})
-        except Exception as exc:
-            data = wire.encode_error(exc, handler, self.node)
-        if msg.reply:
-            try:
-                await msg.respond(data)
+                handler = wire.handler_of(msg.subject)
+                if isinstance(request, Exception):
+                    raise request
+                timeout = request.get("timeout")
+                limit = float(timeout) if isinstance(timeout, (int, float)) else None
+                # The caller's limit bounds this task itself: the bus's timeout= would wrap the
+                # handler in asyncio.wait_for, one more task and timer per call.
+                deadline = asyncio.timeout(limit)
+                try:
+                    async with deadline:
+                        result = await self.kernel.bus.invoke_local(
+                            handler, request.get("params") or {})
+                except TimeoutError:
+                    if not deadline.expired():
+                        raise  # the handler's own TimeoutError
+                    raise InvokeTimeoutError(f"{handler} did not finish within {limit:g}s; it "
+                                             f"was cancelled.") from None
+                data = wire.encode({"ok": True, "result": result})
             except Exception as exc:
-                _log.warning("node %r could not answer %s: %s", self.node, handler, exc)
+                data = wire.encode_error(exc, handler, self.node)
+            if msg.reply:
+                try:
+                    await msg.respond(data)
+                except Exception as exc:
+                    _log.warning("node %r could not answer %s: %s", self.node, handler, exc)
+        finally:
+            if key is not None:
+                self._serving[key[0]].discard(key[1])

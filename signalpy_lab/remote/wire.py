@@ -4,6 +4,8 @@ Subjects (``<node>`` is a kernel's node name, ``w-<instance>`` for a process-iso
 names are letters, digits, ``-`` and ``_``, so each is one NATS token)::
 
     spl.v1.call.<node>.<instance>.<runnable>   request/reply: one bus call, served by <node>
+    spl.v1.call.<node>.0.inflight              request/reply: which of my calls do you still
+                                               serve? (``0`` is never an instance name)
     spl.v1.routes.announce                     a node's whole route table (on start, change,
                                                reconnect); ``"gone": true`` withdraws it
     spl.v1.routes.query                        request: every node answers with its table,
@@ -15,7 +17,13 @@ names are letters, digits, ``-`` and ``_``, so each is one NATS token)::
 Every message is a JSON object with ``"v": 1``. A call::
 
     {"v": 1, "handler": "tenant-db-acme.query", "requested": "tenant-db.query",
-     "params": {"table": "users", "target": "acme"}, "caller": "kernel-a", "timeout": 10.0}
+     "params": {"table": "users", "target": "acme"}, "caller": "kernel-a", "id": 17,
+     "timeout": 10.0}
+
+``id`` numbers the caller's calls. A caller whose call stays unanswered asks the serving
+node ``{"v": 1, "caller": "kernel-a", "ids": [17, 18]}`` on its ``inflight`` subject and gets
+``{"v": 1, "serving": [18]}``: the ones it is still running (a reply sent before that answer
+arrives before it). A call the node does not have was lost with a connection.
 
 and its reply, either ``{"v": 1, "ok": true, "result": <JSON>}`` or::
 
@@ -59,6 +67,7 @@ __all__ = [
     "encode",
     "encode_error",
     "events_subject",
+    "probe_subject",
     "raise_remote_error",
     "serve_subject",
 ]
@@ -88,6 +97,11 @@ def call_subject(node: str, handler: str) -> str:
 def serve_subject(node: str) -> str:
     """What a node subscribes to, to serve every handler it hosts."""
     return f"{PREFIX}.call.{_token(node, 'node name')}.>"
+
+
+def probe_subject(node: str) -> str:
+    """Where ``node`` answers which calls it still serves (inside its serve subject)."""
+    return f"{PREFIX}.call.{_token(node, 'node name')}.0.inflight"
 
 
 def config_subject(node: str) -> str:

@@ -7,7 +7,7 @@ closes (the host process is gone) or it is killed (it also gets SIGKILL when the
 
 Bootstrap::
 
-    {"url": "nats://127.0.0.1:4222", "user": "w-tenant-db-hooli", "password": "...",
+    {"servers": ["nats://127.0.0.1:4222", ...], "user": "w-tenant-db-hooli", "password": "...",
      "node": "w-tenant-db-hooli", "inbox_prefix": "_INBOX_w-tenant-db-hooli",
      "name": "tenant-db-hooli", "properties": {"target": "hooli"},
      "factory": {"module": "pkg.mod", "qualname": "TenantDatabase"} | {"pickle": "<base64>"},
@@ -75,7 +75,7 @@ async def _serve(boot: dict[str, Any]) -> int:
         config.merge(boot["config"])  # runtime layer: a later unset removes a key for good
     kernel.discover([cls])
     transport = await NatsTransport(
-        kernel, boot["url"], user=boot.get("user"), password=boot.get("password"), node=node,
+        kernel, boot["servers"], user=boot.get("user"), password=boot.get("password"), node=node,
         announce=False, inbox_prefix=boot.get("inbox_prefix"),
         timeout=float(boot.get("timeout", 10.0))).start()
     nc = transport._nc
