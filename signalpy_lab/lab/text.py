@@ -75,8 +75,7 @@ def instances_table(infos: Iterable[Any], transports: Iterable[Any] = ()) -> Tab
     ``reconnecting``, ``restarting`` while its private server is being restarted), and the
     footer has one line per transport saying why.
     """
-    lines = [f"{t.name}: {t.state}" + (f" ({t.detail})" if t.detail and t.detail != t.state
-                                       else "") for t in transports]
+    lines = [transport_line(t) for t in transports]
     return Table(
         ["instance", "factory", "target", "state", "isolation", "pid", "transport", "handlers",
          "may call", "granted", "error"],
@@ -85,6 +84,14 @@ def instances_table(infos: Iterable[Any], transports: Iterable[Any] = ()) -> Tab
           ", ".join(i.declared), _grant(i.policy), i.error or "") for i in infos],
         title="Instances", footer="; ".join(lines) or None,
     )
+
+
+def transport_line(info: Any) -> str:
+    """``nats:lab connected to nats://…`` or ``nats:lab restarting: <why, what next>``."""
+    if info.state == "connected" and info.url:
+        return f"{info.name} connected to {info.url}"
+    return f"{info.name} {info.state}" + (f": {info.detail}" if info.detail and
+                                          info.detail != info.state else "")
 
 
 def _grant(policy: dict[str, Any] | None) -> str:

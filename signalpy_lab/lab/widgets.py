@@ -59,6 +59,7 @@ from .render import (
     render_svg,
     to_dot,
 )
+from .text import transport_line
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -664,9 +665,7 @@ class BusTable(_LiveView, anywidget.AnyWidget):
         self.rows = view.rows
         self.total, self.matched = view.total, view.matched
         # Where each transport stands: a dead or restarting server shows here, not only in logs.
-        transports = [f"{t.name} {t.state}" + (f" ({t.detail})" if t.state != "connected"
-                                                else f" to {t.url}")
-                      for t in _retry(self.model.kernel.transports)]
+        transports = [transport_line(t) for t in _retry(self.model.kernel.transports)]
         self.summary = " · ".join([view.summary(self.filter), *transports])
 
     @traitlets.observe("sort_by", "descending", "filter", "recent_first", "limit")

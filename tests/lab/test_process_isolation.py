@@ -73,6 +73,9 @@ def test_a_process_tenant_is_shown_like_any_other(lab) -> None:
             ) == ("process", str(pid))
     assert (row_of(table, "tenant-db-acme")["isolation"], row_of(table, "tenant-db-acme")["pid"]
             ) == ("inline", "")
+    assert ("connected", "") == (row_of(table, "tenant-db-hooli")["transport"],
+                                 row_of(table, "tenant-db-acme")["transport"])
+    assert table.footer.startswith("nats:lab connected to nats://127.0.0.1:")
     assert "<th style='text-align:left'>isolation</th>" in table._repr_html_()
     assert f"<td style='text-align:left'>{pid}</td>" in table._repr_html_()
 
@@ -87,6 +90,7 @@ def test_a_process_tenant_is_shown_like_any_other(lab) -> None:
     widget = BusTable(lab.session.model, filter="via:transport")
     assert [(r["handler"], r["via"], r["calls"]) for r in widget.rows] == [
         ("tenant-db-hooli.query", "transport", 1), ("tenant-db-hooli.status", "transport", 0)]
+    assert " · nats:lab connected to nats://127.0.0.1:" in widget.summary
     widget.close()
 
     graph = lab.run("%graph --text --instance tenant-db-hooli")
