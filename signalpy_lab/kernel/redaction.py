@@ -7,9 +7,13 @@ boundary, and never in the values components and host code receive.
 
 Two rules, because a secret can show up in two ways:
 
-* **A secret node** (a config signal under ``apps.``, the credentials tree): its value is
-  never rendered; ``MASK`` stands in for it. The providers mark such signals with
-  ``SecretSignal``; the graph still shows the dependency and the key, never the value.
+* **A secret node** (a config signal under ``apps.``, the credentials tree) and every node
+  whose dependencies reach one, at any depth: its value is never rendered; ``MASK`` stands
+  in for it (and for the message of its error, whose type is kept). The providers mark such
+  signals with ``SecretSignal``; the engine marks their readers, and theirs, when a
+  dependency link is made, for good (a stale ``dsn`` built from a rotated-out password holds
+  exactly the value that must not show). The graph still shows the dependency and the key,
+  never the value.
 * **A secret value inside other text** (a computed that builds a DSN from a password, a
   handler that returns its key): every string a ``SecretSource`` reports is replaced by
   ``MASK`` wherever it occurs, the way CI systems mask secrets in build logs. Strings shorter
@@ -78,14 +82,22 @@ class SecretSource(Protocol):
 
 
 class SecretSignal(Signal[Any]):
-    """A signal whose value is a secret: views show its key and edges, never its value."""
+    """A signal whose value is a secret: views show its key and edges, never its value.
+
+    Whatever reads it, directly or through other computeds, is secret too (the engine marks
+    it when the link is made): its value is never rendered either.
+    """
 
     __slots__ = ()
-    secret = True
+
+    def __init__(self, value: Any, **kwargs: Any) -> None:
+        super().__init__(value, **kwargs)
+        self.secret = True
 
 
 def is_secret_node(node: Any) -> bool:
-    """Whether ``node``'s own value must never be rendered."""
+    """Whether ``node``'s own value must never be rendered: a secret signal, or a node whose
+    dependencies reached one (at any depth, once: see ``graph._spread_secret``)."""
     return getattr(node, "secret", False) is True
 
 

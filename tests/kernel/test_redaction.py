@@ -1,4 +1,5 @@
-"""The redactor: current and rotated-out secrets masked inside any text, at a bounded cost.
+"""Secrets in views: nodes built from one masked whole, and current and rotated-out secret
+strings masked inside any text, at a bounded cost.
 
 The process-wide redactor is shared by every test, so these tests give it strings nobody
 else uses, or build a redactor of their own.
@@ -9,14 +10,20 @@ from __future__ import annotations
 import gc
 import re
 import uuid
+from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from signalpy_lab.kernel import redaction
+from signalpy_lab.kernel import Computed, Signal, redaction
+from signalpy_lab.kernel.events import EventHub
+from signalpy_lab.kernel.introspection import snapshot_graph
+from signalpy_lab.kernel.reactive import Scope
 from signalpy_lab.kernel.redaction import (
     MASK,
     MIN_SECRET_LENGTH,
+    SecretSignal,
     redact,
     redact_tree,
     register_secret_source,
@@ -179,3 +186,98 @@ def test_a_secret_among_thousands_is_found_in_a_line() -> None:
     secret = sorted(values)[1000]
     pattern = redaction._compile(values)
     assert f"postgres://app:{MASK}@db/app" == pattern.sub(MASK, f"postgres://app:{secret}@db/app")
+
+
+# -- nodes built from a secret ---------------------------------------------------------
+
+
+def graph_values(scope: Scope) -> dict[str, tuple[str, str | None]]:
+    """label -> (value, error) as every view of the graph renders them."""
+    return {n.label: (n.value, n.error) for n in snapshot_graph([scope]).nodes}
+
+
+def test_every_node_downstream_of_a_secret_is_masked_at_any_depth() -> None:
+    """A chain from a secret signal, three levels deep, is masked whole; a sibling reading
+    only a plain signal is not::
+
+        password (secret) ─▶ dsn ─▶ upper ─▶ reversed
+        host ──────────────────────────────▶ url
+    """
+    with Scope("client").active() as scope:
+        password = SecretSignal("hunter2", label="client.password")
+        host = Signal("db", label="client.host")
+        dsn = Computed(lambda: f"pg://app:{password()}@{host()}", label="client.dsn")
+        upper = Computed(lambda: dsn().upper(), label="client.upper")
+        backwards = Computed(lambda: upper()[::-1], label="client.reversed")
+        url = Computed(lambda: f"http://{host()}", label="client.url")
+    assert "BD@2RETNUH:PPA//:GP" == backwards()
+    assert "http://db" == url()
+    assert {"client.password": (MASK, None), "client.host": ("'db'", None),
+            "client.dsn": (MASK, None), "client.upper": (MASK, None),
+            "client.reversed": (MASK, None), "client.url": ("'http://db'", None),
+            } == graph_values(scope)
+
+
+def test_a_reader_linked_before_its_input_read_the_secret_is_masked_too() -> None:
+    """``dsn`` read ``password`` while it read no secret; when ``password`` switches to the
+    secret, ``dsn`` (already linked) is marked through ``password``'s readers."""
+    with Scope("client").active() as scope:
+        use_vault = Signal(False, label="client.use_vault")
+        vault = SecretSignal("hunter2", label="client.vault")
+        password = Computed(lambda: vault() if use_vault() else "none", label="client.password")
+        dsn = Computed(lambda: f"pg://app:{password()}@db", label="client.dsn")
+    assert "pg://app:none@db" == dsn()
+    assert "'pg://app:none@db'" == graph_values(scope)["client.dsn"][0]
+    use_vault.set(True)
+    password()  # dsn is not read again: stale, its old value still there
+    assert (MASK, MASK) == (graph_values(scope)["client.password"][0],
+                            graph_values(scope)["client.dsn"][0])
+
+
+def test_a_node_that_once_read_a_secret_stays_masked_after_it_stops() -> None:
+    """Sticky: after the switch away, ``picked`` holds a plain value, but its readers may
+    still hold one built from the secret, and nothing tells them apart cheaply."""
+    with Scope("client").active() as scope:
+        use_secret = Signal(True, label="client.use_secret")
+        secret = SecretSignal("hunter2", label="client.secret")
+        picked = Computed(lambda: secret() if use_secret() else "no secret",
+                          label="client.picked")
+    assert "hunter2" == picked()
+    use_secret.set(False)
+    assert ("no secret", MASK) == (picked(), graph_values(scope)["client.picked"][0])
+
+
+def test_the_error_of_a_node_built_from_a_secret_keeps_its_type_only() -> None:
+    """An error message can quote the secret as well as a value can: only its type shows."""
+    with Scope("client").active() as scope:
+        password = SecretSignal("hunter2", label="client.password")
+
+        def check() -> str:
+            raise ValueError(f"password {password()[::-1]!r} was refused")
+
+        login = Computed(check, label="client.login")
+    with pytest.raises(ValueError, match="2retnuh"):
+        login()
+    assert (MASK, f"ValueError: {MASK}") == graph_values(scope)["client.login"]
+
+
+def test_events_carry_the_mask_for_a_node_two_levels_from_the_secret() -> None:
+    """`computed.recomputed` of ``dsn`` (it reads ``password``, which reads the secret) and
+    a write's old and new values of the secret signal: all masked."""
+    hub = EventHub()
+    seen: list[Any] = []
+    unsubscribe = hub.subscribe(seen.append)
+    try:
+        with Scope("client", hub=hub).active():
+            vault = SecretSignal("hunter2", label="client.vault")
+            password = Computed(lambda: vault(), label="client.password")
+            dsn = Computed(lambda: f"pg://app:{password()[::-1]}@db", label="client.dsn")
+        dsn()
+        vault.set("hunter3")
+        dsn()
+    finally:
+        unsubscribe()
+    values = [(e.label, e.value) for e in seen if e.kind == "computed.recomputed"]
+    assert [("client.password", MASK), ("client.dsn", MASK)] * 2 == values
+    write = next(e for e in seen if e.kind == "signal.set")
+    assert (MASK, MASK) == (write.cause.old, write.cause.new)
