@@ -22,6 +22,8 @@ host therefore believes only what it knows itself, the worker the message came f
   the forgery is visible and attributed, but never equal to a real node's label, so no
   lookup by label (``%why``, the graph's tenant box) finds it as another's. Other instances
   are those the host has when the relay arrives; every relay re-stamps the worker's graph.
+  An untargeted worker has no tenant section of its own: its ``tenants.`` labels are all
+  shown under its node (a display cost for a rare set-up, never a wrong attribution).
 * **ids** (nodes, edges, causes, stale lists) must lie in ``[0, ID_SPACE)``, the worker's own
   id space, before they are shifted into the host's (by ``offset``): a node or event with an
   id outside it (one aimed at a host node's id, or another worker's) is dropped, so a relay
