@@ -25,6 +25,7 @@ __all__ = [
     "EffectLoopError",
     "ExportFormatError",
     "GraphvizNotFoundError",
+    "HostOwnedKeyError",
     "InvalidNameError",
     "InvalidPropertiesError",
     "InvalidParamsError",
@@ -36,6 +37,7 @@ __all__ = [
     "PublishDeniedError",
     "QuotaExceededError",
     "RemoteError",
+    "ReservedContractError",
     "RouteConflictError",
     "RoutingError",
     "ServiceNotFoundError",
@@ -225,6 +227,15 @@ class AccessDeniedError(SignalpyLabError, PermissionError):
 
 class TenantIsolationError(AccessDeniedError):
     """An instance reached for another tenant's data or another component's ``apps`` section."""
+
+
+class ReservedContractError(AccessDeniedError):
+    """A tenant instance would provide a contract only untargeted instances may: the kernel's
+    own (``IConfig``, ``IStorage``, ...) or one an untargeted component provides."""
+
+
+class HostOwnedKeyError(TenantIsolationError):
+    """A tenant instance wrote a key in its own section that the host owns (its quota)."""
 
 
 class UndeclaredCallError(AccessDeniedError):

@@ -237,10 +237,12 @@ def check_production(notebook: nbformat.NotebookNode) -> None:
     assert "refused: DbUrlError:" in out
     assert "acme call 3: Tenant 'acme' is over its quota of 2 per 1 minute" in out
     assert "acme's limit raised live to 10 per 1 minute" in out
-    assert "refused: UndeclaredCallError: Instance 'curious-acme' may not call" in out
+    assert ("refused: UndeclaredCallError: Instance 'curious-acme' (target 'acme') may not call "
+            "'tenant-admin.tenants'") in out
     assert "granted: ['acme', 'globex', 'initech']" in out
     assert "open files of initech: none" in out
     assert "tenants now: ['acme', 'globex']" in out
+    assert "as expected, the second call is refused: Tenant 'acme' is over its quota of 1" in out
 
 
 @pytest.mark.slow

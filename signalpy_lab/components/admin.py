@@ -7,8 +7,10 @@ component it cannot read any other component's ``apps.`` credentials. What only 
 database knows (its row counts, its file size), it asks that tenant's instance over the bus,
 which it declared (``depends=["tenant-db"]``): it never opens a tenant's file itself.
 
-A tenant instance that calls it is refused (``UndeclaredCallError``) unless it declared
-``tenant-admin`` or the host granted it with ``kernel.set_policy``.
+It is cross-tenant (``@component(cross_tenant=True)``): a tenant instance that calls it is
+refused (``UndeclaredCallError``) unless the host granted it with ``kernel.set_policy``;
+declaring ``tenant-admin`` in its own ``depends`` is not enough (that would be granting
+itself every tenant's data).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ class Empty(BaseModel):
     pass
 
 
-@component("tenant-admin", version="1.0", depends=["config", "tenant-db"])
+@component("tenant-admin", version="1.0", depends=["config", "tenant-db"], cross_tenant=True)
 @requires(config="IConfig")
 class TenantAdmin:
     """Tenant list, per-tenant counts and database sizes."""

@@ -15,7 +15,17 @@ for its own tenant (declared in ``depends``, and the tenant rule keeps it there)
   get more calls through than the limit;
 * over the limit, the call fails with ``QuotaExceededError`` naming the tenant, the limit and
   when to retry; the bus table and event log show it as that route's error, and ``stats``
-  counts throttled calls.
+  counts throttled calls;
+* the limit is the host's: ``tenants.<t>.quota`` is host-owned by default (the config
+  provider's ``HOST_OWNED``), so a tenant reads its limit but cannot raise it;
+* the window is keyed by the limit's meaning, not its spelling: ``4/minute`` and ``4 per 60
+  seconds`` count in the same window (rewriting the rate never starts a fresh one);
+* ``quota.query`` is the metered way in, and ``check`` (``{"handler", "target"}``, what a
+  host guard sends) lets the host put the quota in front of the tenant's database itself:
+  ``kernel.guard("tenant-db-acme", "quota-acme.check")`` meters every call that reaches
+  acme's database, the host's ``tenant-db.query`` and acme's own code included
+  (``examples.sqlite_tenants.onboard`` does this). Its own delegation passes the guard, so
+  a ``quota.query`` counts once.
 """
 
 from __future__ import annotations
@@ -55,6 +65,19 @@ class Empty(BaseModel):
     target: str | None = None
 
 
+class Guarded(BaseModel):
+    """What a host guard sends: the handler about to run and its target."""
+
+    handler: str | None = None
+    target: str | None = None
+
+
+def same_window(item: limits.RateLimitItem) -> limits.RateLimitItem:
+    """``item`` as its meaning, so one window counts it whatever its spelling: ``4/minute``
+    and ``4 per 60 seconds`` are both 4 per 60 seconds."""
+    return limits.RateLimitItemPerSecond(item.amount, item.get_expiry())
+
+
 @component("quota", version="1.0", depends=["config", "tenant-db"])
 @requires(config="IConfig")
 class TenantQuota:
@@ -86,11 +109,12 @@ class TenantQuota:
     def check(self) -> None:
         """Take one call from the tenant's window, or raise ``QuotaExceededError``."""
         item, target = self.limit(), self.rt.target or "?"
-        if self._limiter.hit(item, self._key, target):
+        window = same_window(item)
+        if self._limiter.hit(window, self._key, target):
             self.allowed += 1
             return
         self.throttled += 1
-        reset = self._limiter.get_window_stats(item, self._key, target).reset_time
+        reset = self._limiter.get_window_stats(window, self._key, target).reset_time
         retry = max(0.0, reset - time.time())
         own = f"tenants.{target}.quota.rate"
         source = own if self.config.peek(own) else "quota.rate (the shared default)"
@@ -105,6 +129,10 @@ class TenantQuota:
         call = dict(params.model_extra or {})
         call["target"] = self.rt.target  # its own tenant, whatever the caller wrote
         return await self.rt.bus.invoke("tenant-db.query", call)
+
+    @runnable("check", params=Guarded, description="Take one call from the window (a guard)")
+    def guard_check(self, params: Guarded) -> None:
+        self.check()
 
     @runnable("stats", params=Empty, description="Its limit and what it let through")
     def stats(self, params: Empty) -> dict[str, Any]:

@@ -41,11 +41,13 @@ def build_kernel(storage_root: str | Path, *, default_rate: str = "60/minute") -
 
 
 async def onboard(kernel: Kernel, tenant: str, *, db: str | None = None,
-                  rate: str | None = None, quota: bool = True) -> None:
+                  rate: str | None = None, quota: bool = True, guard: bool = False) -> None:
     """Seed ``tenants.<tenant>`` first, then activate its database (schema) and its quota.
 
     Seeding before activation is what the design note asks: the ``@computed db_url`` picks
-    up the right value on its first run.
+    up the right value on its first run. With ``guard=True`` the quota also guards the
+    database itself (``kernel.guard``): every call reaching it is metered, not only those
+    through ``quota.query``.
     """
     section: dict[str, Any] = {"db_url": f"sqlite:///{db or tenant + '.db'}"}
     if rate is not None:
@@ -54,6 +56,8 @@ async def onboard(kernel: Kernel, tenant: str, *, db: str | None = None,
     await kernel.hot_add("tenant-db", f"tenant-db-{tenant}", {"target": tenant})
     if quota:
         await kernel.hot_add("quota", f"quota-{tenant}", {"target": tenant})
+        if guard:
+            kernel.guard(f"tenant-db-{tenant}", f"quota-{tenant}.check")
 
 
 def db_file(kernel: Kernel, tenant: str) -> Path:

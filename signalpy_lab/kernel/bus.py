@@ -13,6 +13,13 @@ names of tenant instances (``tenant-db-acme.query``) never collide with routed n
 
 3. **transport** - each registered ``Transport`` in turn (another process, another kernel).
 
+Guards. The host may put a guard in front of an instance (``Kernel.guard``): before any call
+that resolves to one of that instance's handlers, by its exact name or any routed name, the
+bus calls the guard's handler (a quota's ``check``, say) with ``{"handler", "target"}``; if it
+raises, the call fails with that error and the handler does not run. Calls the guarding
+instance makes itself pass (a quota delegating to the database it guards is not counted
+twice). With no guard anywhere this costs one truth test per call.
+
 Routed names. The kernel registers an instance's runnables under ``<factory>.<runnable>`` and
 also under ``<contract>.<runnable>`` for every contract its factory provides. So tenants served
 by different factories (``postgres-db`` for acme, ``mysql-db`` for globex) that both
@@ -207,6 +214,8 @@ class Bus:
         self._transports: list[Transport] = []
         self._subscriptions: list[tuple[str, Callable[[BusEvent], Any], str | None, str]] = []
         self._tasks: set[asyncio.Future[Any]] = set()
+        # guarded instance -> the guards' handler names (see the module docstring)
+        self._guards: dict[str, tuple[str, ...]] = {}
 
     def home_loop(self) -> asyncio.AbstractEventLoop | None:
         return self._kernel.home_loop() if self._kernel is not None else None
@@ -308,9 +317,57 @@ class Bus:
         """Like ``invoke`` without transports (what a transport calls on the far side)."""
         return await self._invoke(handler, params, timeout, local_only=True)
 
+    # -- guards ----------------------------------------------------------------------------
+
+    def guard(self, instance: str, guard: str) -> None:
+        """Call handler ``guard`` before every call to ``instance``'s handlers."""
+        current = self._guards.get(instance, ())
+        if guard not in current:
+            self._guards[instance] = (*current, guard)
+
+    def unguard(self, instance: str, guard: str | None = None) -> list[str]:
+        """Remove ``guard`` (every guard if None) from ``instance``; returns those removed."""
+        current = self._guards.pop(instance, ())
+        removed = [g for g in current if guard is None or g == guard]
+        kept = tuple(g for g in current if g not in removed)
+        if kept:
+            self._guards[instance] = kept
+        return removed
+
+    def guards(self) -> dict[str, tuple[str, ...]]:
+        """Guarded instance -> its guards' handler names."""
+        return dict(self._guards)
+
+    def drop_guards_of(self, instance: str) -> None:
+        """``instance`` is gone: it is guarded no more, and guards no more."""
+        self._guards.pop(instance, None)
+        for guarded, guards in list(self._guards.items()):
+            kept = tuple(g for g in guards if g.rpartition(".")[0] != instance)
+            if kept:
+                self._guards[guarded] = kept
+            else:
+                del self._guards[guarded]
+
+    async def _run_guards(self, guards: tuple[str, ...], handler: Handler,
+                          caller: str | None) -> None:
+        for name in guards:
+            if caller is not None and name.rpartition(".")[0] == caller:
+                continue  # the guard's own calls (a quota delegating) pass
+            guard = self._handlers.get(name)
+            if guard is None:
+                raise UnknownHandlerError(
+                    f"{handler.name!r} is guarded by {name!r}, which nothing serves: the call "
+                    f"is refused until the guard is back or the host removes it "
+                    f"(kernel.unguard({handler.instance!r}))")
+            result = guard.fn(guard.validate({"handler": handler.name,
+                                              "target": handler.target}))
+            if guard.is_async:
+                await result
+
     async def _invoke(self, name: str, params: Any, timeout: float | None,
                       local_only: bool, allowed: Callable[[Handler], None] | None = None,
-                      remote_allowed: Callable[[str], None] | None = None) -> Any:
+                      remote_allowed: Callable[[str], None] | None = None,
+                      caller: str | None = None) -> Any:
         if not isinstance(name, str):
             raise UnknownHandlerError(f"A handler name is a string like 'tenant-db.query', "
                                       f"got {type(name).__name__} {name!r}")
@@ -343,6 +400,17 @@ class Bus:
             if self._events.active:
                 self._emit(name, handler, route, started, f"InvalidParamsError: {exc}", "")
             raise
+        if self._guards:
+            guards = self._guards.get(handler.instance)
+            if guards:
+                try:
+                    await self._run_guards(guards, handler, caller)
+                except Exception as exc:
+                    handler.errors += 1
+                    handler.last_error = redact(f"{type(exc).__name__}: {exc}")
+                    if self._events.active:
+                        self._emit(name, handler, route, started, handler.last_error, "")
+                    raise
         handler.calls += 1
         handler.inflight += 1
         try:
@@ -520,7 +588,8 @@ class ScopedBus(Sealed):
                 kernel._authorize_call(consumer, name, None)
 
         return await bus._invoke(handler, params, timeout, local_only=target is not None,
-                                 allowed=check, remote_allowed=check_remote)
+                                 allowed=check, remote_allowed=check_remote,
+                                 caller=consumer.name)
 
     def publish(self, topic: str, payload: Any = None) -> int:
         """Publish an event whose source is this instance (its policy permitting)."""

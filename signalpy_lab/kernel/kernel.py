@@ -38,6 +38,7 @@ from ..errors import (
     RouteConflictError,
     UndeclaredCallError,
     UnknownFactoryError,
+    UnknownHandlerError,
     UnknownInstanceError,
     choices,
 )
@@ -72,6 +73,7 @@ from .metadata import ComponentMeta, ComputedMethod, LifecycleSpec, meta_of
 from .policy import DEFAULT_POLICY, Policy
 from .reactive import Effect, Scope
 from .registry import Consumer, Registry
+from .rules import check_cross_tenant_instance, check_provides, cross_tenant_refusal
 from .runtime import issue_runtime, thaw
 
 __all__ = ["Kernel", "KernelState"]
@@ -209,9 +211,12 @@ class Kernel:
                     f"{inst.meta.factory_name!r} has an async activate; after boot use "
                     f"`await kernel.hot_add({inst.meta.factory_name!r}, {inst.name!r}, ...)`."
                 )
+            placeholder = self._placeholder_for(inst)
             self._resolve_dependencies(inst)
             self._commit_instance(inst)
             _run_sync(self._activate(inst, raise_errors=True))
+            if placeholder is not None:
+                _run_sync(self._retire(placeholder, inst))
         else:
             self._commit_instance(inst)
         return inst
@@ -276,6 +281,9 @@ class Kernel:
             )
         inst = ComponentInstance(name=name, meta=meta, properties=thaw(properties),
                                  isolation=isolation)
+        check_provides(inst, [o for o in self._instances.values()  # a placeholder retires
+                              if not (o.default and o.factory == inst.factory)])
+        check_cross_tenant_instance(inst)
         for routed, _handler in self._route_pairs(inst):
             owner = self._claims.get((routed, inst.target or ""))
             if owner is not None:
@@ -329,6 +337,34 @@ class Kernel:
                 _log.exception("route watcher %r failed", callback)
 
     # -- policies (least privilege on the bus) -----------------------------------------
+
+    def guard(self, instance: str, guard: str) -> None:
+        """Put handler ``guard`` in front of every handler of ``instance`` (host only).
+
+        Every call that resolves to ``instance`` (its exact names, every routed name and
+        target that reaches it) first calls ``guard`` with ``{"handler", "target"}``; if the
+        guard raises, the call fails with that error and the handler does not run. Calls
+        the guarding instance makes itself pass. A quota in front of a tenant's database:
+
+        >>> kernel.guard("tenant-db-acme", "quota-acme.check")          # doctest: +SKIP
+
+        Both instances must exist; removing either removes the guard.
+        """
+        self._instance(instance)  # UnknownInstanceError naming the valid ones
+        owner = guard.rpartition(".")[0] if isinstance(guard, str) else ""
+        if owner not in self._instances or guard not in self.bus.names():
+            known = [n for n in self.bus.names() if not self.is_routed_name(n)]
+            raise UnknownHandlerError(
+                f"A guard is an exact handler name like 'quota-acme.check', got {guard!r}. "
+                f"{choices(str(guard), known)}")
+        if owner == instance:
+            raise InvalidPropertiesError(
+                f"{guard!r} cannot guard its own instance {instance!r}: its calls pass it.")
+        self.bus.guard(instance, guard)
+
+    def unguard(self, instance: str, guard: str | None = None) -> list[str]:
+        """Remove ``guard`` (every guard if None) from ``instance``; returns those removed."""
+        return self.bus.unguard(instance, guard)
 
     def set_policy(self, name: str, policy: Policy | Mapping[str, Any] | None = None, *,
                    invoke_allow: Iterable[str] | None = None,
@@ -393,6 +429,17 @@ class Kernel:
         if handler is not None:
             served = self._instances.get(handler.instance)
             contracts = served.meta.provides if served is not None else ()
+            if served is not None and served.meta.cross_tenant and caller.target is not None:
+                # Declaring it would be granting itself every tenant's data: only the host.
+                ok = policy.allows_invoke(requested, handler.name)
+                if policy.audit:
+                    _audit.info('{"action": "invoke", "caller": %r, "handler": %r, '
+                                '"allowed": %s}', caller.name, handler.name,
+                                "true" if ok else "false")
+                if not ok:
+                    raise cross_tenant_refusal(caller.name, caller.target, requested,
+                                               served.factory)
+                return
             ok = (handler.instance in declared or handler.factory in declared
                   or any(c in declared for c in contracts)
                   or policy.allows_invoke(requested, handler.name))
@@ -442,7 +489,7 @@ class Kernel:
         if self.state is not KernelState.CREATED:
             raise KernelStateError(f"Kernel {self.name!r} is already {self.state}; boot once.")
         instantiated = {i.factory for i in self._instances.values()}
-        defaults = [ComponentInstance(name=f, meta=m, properties={})
+        defaults = [ComponentInstance(name=f, meta=m, properties={}, default=True)
                     for f, m in self._factories.items()
                     if f not in instantiated and f not in self._instances]
         for inst in defaults:
@@ -499,6 +546,7 @@ class Kernel:
         for routed, _handler in self._route_pairs(inst):
             if self._claims.get((routed, inst.target or "")) == inst.name:
                 del self._claims[(routed, inst.target or "")]
+        self.bus.drop_guards_of(inst.name)
 
     @on_home_loop
     async def shutdown(self) -> None:
@@ -534,16 +582,41 @@ class Kernel:
         if isinstance(factory_or_class, type) and meta_of(factory_or_class) is not None:
             self.discover([factory_or_class])
         inst = self._new_instance(factory_or_class, name, properties, isolation)
+        placeholder = self._placeholder_for(inst)
         if self.state is KernelState.RUNNING:
             self._resolve_dependencies(inst)
         self._commit_instance(inst)
         if self.state is KernelState.RUNNING:
             await self._activate(inst, raise_errors=True)
+        if placeholder is not None:  # after: what relied on it now has the tenant's
+            await self._retire(placeholder, inst)
         return inst
 
     @on_home_loop
     async def hot_remove(self, name: str) -> None:
         """Deactivate ``name``, drop its handlers, routes and reactive nodes; others untouched."""
+        await self._remove(name)
+
+    def _placeholder_for(self, inst: ComponentInstance) -> ComponentInstance | None:
+        """The default instance that boot gave ``inst``'s factory, when ``inst`` is a tenant
+        instance of it: the factory serves tenants now, so the untargeted placeholder goes
+        (it would answer what no tenant asked and hold the factory's contracts)."""
+        if inst.target is None:
+            return None
+        default = self._instances.get(inst.factory)
+        return default if default is not None and default.default else None
+
+    async def _retire(self, placeholder: ComponentInstance, inst: ComponentInstance) -> None:
+        try:
+            await self._remove(placeholder.name)
+        except DependencyError as exc:  # still relied on: it stays, and says why
+            _log.warning("default instance %r of %r kept although %r serves a tenant: %s",
+                         placeholder.name, inst.factory, inst.name, exc)
+            return
+        _log.info("default instance %r retired: factory %r serves tenants now (%r)",
+                  placeholder.name, inst.factory, inst.name)
+
+    async def _remove(self, name: str) -> None:
         inst = self._instances.get(name) if isinstance(name, str) else None
         if inst is None:
             raise UnknownInstanceError(

@@ -58,6 +58,9 @@ class ComponentInstance:
     isolation: str = "inline"
     pid: int | None = None  # the worker's, while one runs
     remote_graph: Any = None  # the worker's latest relayed GraphSnapshot
+    #: Created by boot for a factory with no instance (named after it); retired when a
+    #: tenant instance of the factory comes (``Kernel._placeholder_for``).
+    default: bool = False
 
     @property
     def factory(self) -> str:

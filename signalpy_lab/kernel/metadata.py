@@ -80,6 +80,8 @@ class ComponentMeta:
     name: str | None = None
     version: str = "0"
     depends: tuple[str, ...] = ()
+    #: It answers cross-tenant questions: tenant instances call it only by the host's grant.
+    cross_tenant: bool = False
     provides: tuple[str, ...] = ()
     requires: dict[str, str] = field(default_factory=dict)
     runnables: tuple[RunnableSpec, ...] = ()
@@ -135,10 +137,14 @@ def _check_name(what: str, name: object) -> str:
 
 
 def component(name: str, *, version: str = "0",
-              depends: list[str] | tuple[str, ...] = ()) -> Callable[[C], C]:
+              depends: list[str] | tuple[str, ...] = (),
+              cross_tenant: bool = False) -> Callable[[C], C]:
     """Declare a class as a component factory called ``name``.
 
     ``depends`` names components (factories or instances) that must be active first.
+    ``cross_tenant=True`` says it answers with every tenant's data (an admin's overview):
+    tenant instances may call it only by the host's grant, not by declaring it (see
+    ``kernel.rules``).
     """
     _check_name("component name", name)
     if isinstance(depends, str) or not all(isinstance(d, str) for d in depends):
@@ -146,11 +152,16 @@ def component(name: str, *, version: str = "0",
             f"@component({name!r}): depends must be a list of component names, got {depends!r}"
         )
 
+    if not isinstance(cross_tenant, bool):
+        raise ComponentDefinitionError(
+            f"@component({name!r}): cross_tenant is True or False, got {cross_tenant!r}")
+
     def decorate(cls: C) -> C:
         meta = _own_meta(cls)
         meta.name = name
         meta.version = str(version)
         meta.depends = tuple(depends)
+        meta.cross_tenant = cross_tenant
         _collect_methods(cls, meta)
         _check_constructible(cls)
         return cls

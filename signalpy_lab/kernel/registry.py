@@ -4,6 +4,10 @@ A contract is a name (``'IConfig'``). Several instances may provide one contract
 database); ``require`` then needs to know which, and ``bind`` picks the consumer's own
 tenant's provider first. Providers that scope per consumer implement ``scoped_for(consumer)``
 and consumers receive that handle instead of the service.
+
+A contract an untargeted instance provides is shared: consumers get that provider, never a
+tenant's, and ``require`` names it (``kernel.rules``: a tenant instance may not provide such
+a contract at all; this side holds even for one registered before the rule could refuse it).
 """
 
 from __future__ import annotations
@@ -93,6 +97,9 @@ class Registry:
                     f"Providers: {', '.join(map(repr, sorted(entries)))}."
                 )
             return entry.service
+        shared = [e for e in entries.values() if e.target is None]
+        if len(shared) == 1:  # the platform's provider; tenants' ones are named explicitly
+            return shared[0].service
         if len(entries) > 1:
             raise AmbiguousServiceError(
                 f"{len(entries)} instances provide {contract!r}; name one with "
@@ -101,16 +108,18 @@ class Registry:
         return next(iter(entries.values())).service
 
     def pick_for(self, contract: str, consumer: Consumer) -> ServiceEntry:
-        """The provider a consumer gets: its own tenant's, else the only untargeted one."""
+        """The provider a consumer gets: the untargeted one if there is one, else its own
+        tenant's."""
         entries = self._by_contract.get(contract)
         if not entries:
             raise ServiceNotFoundError(
                 f"{consumer.name!r} requires {contract!r} but no active instance provides it. "
                 f"{choices(contract, self._by_contract)}"
             )
-        candidates = [e for e in entries.values() if e.target == consumer.target] or [
-            e for e in entries.values() if e.target is None
-        ]
+        shared = [e for e in entries.values() if e.target is None]
+        # A shared (untargeted) provider wins: a tenant's provider of the same contract is
+        # never handed to anyone (kernel.rules); per-tenant contracts go to the own tenant's.
+        candidates = shared or [e for e in entries.values() if e.target == consumer.target]
         if len(candidates) != 1:
             raise AmbiguousServiceError(
                 f"{consumer.name!r} requires {contract!r}, which "

@@ -24,6 +24,14 @@ lab's ``%config``) holds the service and sees everything. Every component gets a
 * an *untargeted* component (an admin or analytics component) reads and writes everything
   else, every tenant's section included, but still no other component's ``apps.`` section.
 
+**Host-owned keys.** Some keys inside a tenant's section are the host's to set: a tenant reads
+them but may not write them (``HostOwnedKeyError``). A pattern is dotted parts with ``*``
+for one part, and covers its key and everything below: ``tenants.*.quota`` (the default, so
+the quota component's limits are the host's) owns ``tenants.acme.quota.rate``. The host
+(the unscoped service, ``%config set``) and untargeted components write them; change the
+list with the config instance's ``host_owned`` property or ``config.reserve(pattern)`` /
+``config.release(pattern)`` on the host's service.
+
 ``all()`` is a reactive read of everything a handle may see; ``get_typed(section, Model)``
 validates a section with a pydantic model. Values under ``apps.`` are secrets: the lab shows
 those keys and their readers, never their values (``kernel.redaction``).
@@ -37,7 +45,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from ..errors import ConfigValidationError, TenantIsolationError
+from ..errors import ConfigValidationError, HostOwnedKeyError, TenantIsolationError
 from ..kernel import component, lifecycle, provides
 from ..kernel.events import short_repr
 from ..kernel.reactive import batch, current_scope
@@ -47,6 +55,7 @@ from .keyspace import MISSING, Keyspace, Path, parse_key
 
 __all__ = [
     "APPS",
+    "HOST_OWNED",
     "TENANTS",
     "ConfigProvider",
     "ConfigValue",
@@ -59,6 +68,8 @@ __all__ = [
 TENANTS = "tenants"
 #: The top-level section holding one private subsection per component: its credentials.
 APPS = "apps"
+#: Keys the host owns by default: every tenant's quota (limits a tenant must not raise).
+HOST_OWNED = ("tenants.*.quota",)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -94,6 +105,13 @@ class ConfigProvider:
             raise TypeError(f"config 'defaults' must be a mapping, got {defaults!r}")
         self._keys = Keyspace(defaults, owner=current_scope(), tenant_of=tenant_of,
                               secret_prefix=APPS)
+        owned = self.rt.properties.get("host_owned", HOST_OWNED)
+        if isinstance(owned, str) or not isinstance(owned, (list, tuple)):
+            raise TypeError(f"config 'host_owned' is a list of key patterns like "
+                            f"['tenants.*.quota'], got {owned!r}")
+        self._host_owned: list[tuple[str, ...]] = []
+        for pattern in owned:
+            self.reserve(pattern)
 
     # -- the service -------------------------------------------------------------------
 
@@ -163,6 +181,36 @@ class ConfigProvider:
         provider's ``secrets`` property under ``apps.``.
         """
         self._keys.merge_defaults(parse_key(prefix), values)
+
+    # -- host-owned keys (see the module docstring) -----------------------------------
+
+    def reserve(self, pattern: str) -> None:
+        """Make keys matching ``pattern`` (``*`` for one part; the key and everything below)
+        host-owned: tenant instances read them, only the host and untargeted components
+        write them.
+
+        >>> kernel.registry.require("IConfig").reserve("tenants.*.plan")
+        """
+        path = parse_key(pattern, what="host-owned key pattern", example="tenants.*.quota")
+        if path not in self._host_owned:
+            self._host_owned.append(path)
+
+    def release(self, pattern: str) -> bool:
+        """Stop owning ``pattern`` (as given to ``reserve``); returns whether it was owned."""
+        path = parse_key(pattern, what="host-owned key pattern", example="tenants.*.quota")
+        if path in self._host_owned:
+            self._host_owned.remove(path)
+            return True
+        return False
+
+    def host_owned(self) -> list[str]:
+        """The host-owned key patterns, as given."""
+        return [".".join(p) for p in self._host_owned]
+
+    def owner_of(self, key: str) -> str | None:
+        """The host-owned pattern covering ``key`` (or below it: writing the key would
+        replace it), else None."""
+        return _owned_by(self._host_owned, parse_key(key))
 
     def scoped_for(self, consumer: Consumer) -> ConfigView:
         """What a component receives: a view scoped to its name (and tenant, if targeted)."""
@@ -331,10 +379,26 @@ def _check_write(name: str, target: str | None, path: Path) -> None:
         )
 
 
+def _owned_by(patterns: list[tuple[str, ...]], path: Path) -> str | None:
+    """The pattern covering ``path``: the key or an ancestor matches it (the key is in it),
+    or the key is an ancestor of what it matches (a write would replace it)."""
+    for pattern in patterns:
+        if all(p in ("*", k) for p, k in zip(pattern, path)):
+            return ".".join(pattern)
+    return None
+
+
 def _writable(handle: ConfigView, key: str) -> tuple[ConfigProvider, Path]:
     config, target, name = unseal(handle, ConfigView)
     path = parse_key(key)
     _check_write(name, target, path)
+    if target is not None:
+        owner = _owned_by(config._host_owned, path)
+        if owner is not None:
+            raise HostOwnedKeyError(
+                f"{_who(name, target)} may not write {key!r}: {owner!r} is host-owned (a "
+                f"tenant reads it, the host sets it; its quota, say). The host writes it: "
+                f"kernel.registry.require('IConfig').set({key!r}, ...) or %config set.")
     return config, path
 
 

@@ -213,6 +213,7 @@ class ProcessHost:
             "inbox_prefix": f"_INBOX_{node}", "name": inst.name,
             "properties": inst.properties, "factory": _class_ref(inst.meta.cls),
             "config": initial, "timeout": self.transport.timeout,
+            "host_owned": self._host_owned(),
             "storage_root": str(storage.root) if storage is not None else None,
         }
         worker = await asyncio.to_thread(self._spawn, inst.name, node, boot)
@@ -267,6 +268,12 @@ class ProcessHost:
             await asyncio.to_thread(self.server.stop)
 
     # -- the worker process --------------------------------------------------------------
+
+    def _host_owned(self) -> list[str] | None:
+        """The host config's host-owned key patterns, for the worker's copy to enforce."""
+        config = self.kernel.registry.get("IConfig")
+        owned = getattr(config, "host_owned", None)
+        return owned() if callable(owned) else None
 
     def _view(self, inst: ComponentInstance) -> Any:
         """The instance's own config handle, as it would have in process (may see ``None``)."""

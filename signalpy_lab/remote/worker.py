@@ -73,6 +73,8 @@ async def _serve(boot: dict[str, Any]) -> int:
     kernel.discover(list(PROVIDERS))
     if boot.get("storage_root"):
         kernel.instantiate("storage", properties={"root": boot["storage_root"]})
+    if boot.get("host_owned") is not None:  # the host's write policy, enforced here too
+        kernel.instantiate("config", properties={"host_owned": boot["host_owned"]})
     await kernel.boot()
     config = kernel.registry.require("IConfig")
     if boot.get("config"):
