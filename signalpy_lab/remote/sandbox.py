@@ -262,10 +262,11 @@ class SandboxReport:
         """One line for ``%instances``: the Landlock part, then the rest of what applied."""
         parts = [str(self)]
         if self.landlock_abi:
-            net = ("+".join(r.removesuffix("_tcp") for r in self.net_rights) or "none")
-            ports = ",".join(map(str, self.connect_ports)) or "none"
-            parts.append(f"fs {len(self.fs_rights)} rights, tcp {net} (connect to {ports}), "
-                         f"scoped {'+'.join(self.scopes) or 'nothing'}")
+            tcp = (f"tcp connect to {', '.join(map(str, self.connect_ports)) or 'no port'} only, "
+                   "no bind" if self.net_rights else "tcp not ruled")
+            scoped = " and ".join(s.replace("_", " ") + "s" for s in self.scopes)
+            parts.append(f"files: {len(self.fs_rights)} rights ruled, {tcp}, "
+                         f"{f'{scoped} scoped' if scoped else 'nothing scoped'}")
             if self.missing:
                 parts.append("missing " + "; ".join(self.missing))
         parts.append(f"seccomp refuses {', '.join(self.seccomp)}" if self.seccomp
