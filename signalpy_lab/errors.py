@@ -40,6 +40,7 @@ __all__ = [
     "ReservedContractError",
     "RouteConflictError",
     "RoutingError",
+    "SandboxError",
     "ServiceNotFoundError",
     "SignalpyLabError",
     "StorageKeyError",
@@ -191,6 +192,10 @@ class WireFormatError(SignalpyLabError, ValueError):
 
 class WorkerError(SignalpyLabError, RuntimeError):
     """A process-isolated instance's worker failed to start, died, or cannot be restarted."""
+
+
+class SandboxError(SignalpyLabError, RuntimeError):
+    """A worker's confinement was described wrongly or could not be applied as described."""
 
 
 # --- providers and isolation -----------------------------------------------------------

@@ -26,9 +26,14 @@ Per instance it:
   instance's own handle), so a change inside it sends the changed keys, and a change outside
   it sends nothing;
 * advertises the worker's handlers and target routes on the kernel's transport, relays the
-  worker's events and graph into the kernel's (ids shifted so they never collide), and
-  watches the process: when it dies, calls fail at once naming the exit code, and the
-  instance is ``failed`` until ``kernel.restart(name)``.
+  worker's events and graph into the kernel's, and watches the process: when it dies, calls
+  fail at once naming the exit code, and the instance is ``failed`` until
+  ``kernel.restart(name)``.
+
+What a worker relays is the tenant's word, so the host believes none of its attributions:
+every relayed node and event is stamped with the worker's own instance and tenant, a label
+naming another instance or tenant is shown under the worker's node (``w-<name>:…``), and ids
+are shifted into the worker's own id space, anything outside it dropped (``relay.py``).
 
 Workers never outlive the kernel's process: they get SIGKILL when it dies (Linux
 ``PR_SET_PDEATHSIG``) and exit when their stdin closes; ``kernel.shutdown()`` stops them.
@@ -56,19 +61,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import WorkerError
-from ..kernel.events import (
-    Cause,
-    ComputedRecomputed,
-    ComputedVerified,
-    EdgeChanged,
-    EffectRun,
-    Event,
-    SignalSet,
-)
-from ..kernel.introspection import GraphEdge, GraphNode, GraphSnapshot
 from ..kernel.reactive import Effect, Scope
+from ..kernel.redaction import redact
 from ..kernel.registry import Consumer
 from . import wire
+from .relay import ID_SPACE, Relayer, stamp_event, stamp_graph
 from .server import NatsServer, _launcher, _pdeathsig_preexec
 from .transport import NatsTransport
 
@@ -86,17 +83,10 @@ ENV_URL = "SIGNALPY_LAB_NATS_URL"
 START_SECONDS = 30.0
 #: How long a worker may take to stop after being asked, before it is killed.
 STOP_SECONDS = 5.0
-#: Relayed node ids are shifted by a multiple of this, one multiple per worker started.
-ID_SPACE = 10**9
-
+#: Commands remembered per worker (a relay follows its config change by tens of ms).
+COMMANDS = 256
+#: Each worker's relayed ids are shifted by its own multiple of ``ID_SPACE`` (``relay.py``).
 _offsets = itertools.count(1)
-
-_EVENT_TYPES: dict[str, type[Event]] = {
-    "signal.set": SignalSet,
-    "computed.recomputed": ComputedRecomputed, "computed.verified": ComputedVerified,
-    "effect.run": EffectRun, "edge.added": EdgeChanged, "edge.removed": EdgeChanged,
-}  # not handler.invoked: the host's bus records each call to a worker itself (route kind
-#    'transport'), so a relayed copy would count it twice
 
 
 async def create_host(kernel: Kernel) -> ProcessHost:
@@ -159,6 +149,7 @@ class _Worker:
     proc: subprocess.Popen[bytes]
     offset: int
     stderr_path: Path
+    target: str | None = None
     user: str | None = None
     password: str = ""
     output: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=40))
@@ -167,6 +158,10 @@ class _Worker:
     subscription: Any = None
     stopping: bool = False
     sent: dict[str, Any] = field(default_factory=dict)
+    #: The commands sent with config changes lately, as sent and as shown masked then: the
+    #: only commands a relay from this worker is believed to carry (relay.Relayer).
+    commands: collections.deque[str] = field(
+        default_factory=lambda: collections.deque(maxlen=COMMANDS))
     drain: threading.Thread | None = None
 
 
@@ -252,7 +247,7 @@ class ProcessHost:
             "storage_root": str(storage.root) if storage is not None else None,
         }
         worker = await asyncio.to_thread(self._spawn, inst.name, node, boot)
-        worker.user, worker.password = user, password
+        worker.user, worker.password, worker.target = user, password, inst.target
         worker.sent = _leaves(initial)
         self._workers[inst.name] = worker
         try:
@@ -448,7 +443,10 @@ class ProcessHost:
             return
         from ..kernel.events import current_command
 
-        message = wire.encode({"set": changed, "unset": removed, "command": current_command()})
+        command = current_command()
+        if command:
+            worker.commands.extend((command, redact(command)))
+        message = wire.encode({"set": changed, "unset": removed, "command": command})
         loop = self.kernel.home_loop()
         if loop is None or self.transport._nc is None:
             return
@@ -463,62 +461,23 @@ class ProcessHost:
             _log.warning("ignored a relay from %s: %s", worker.node, exc)
             return
         inst = self.kernel._instances.get(worker.name)
-        if inst is None:
+        if inst is None or not isinstance(data, dict):
             return
+        # Who relayed it is what the host knows; the message's own attributions are not
+        # believed (relay.py). The other instances' names: labels claiming them are not.
+        who = Relayer(worker.name, worker.node, worker.target, worker.offset,
+                      frozenset(self.kernel._instances) - {worker.name},
+                      frozenset(worker.commands))
         graph = data.get("graph")
         if isinstance(graph, dict):
-            inst.remote_graph = _shift_graph(graph, worker)
+            inst.remote_graph = stamp_graph(graph, who)
         hub = self.kernel.events
-        if hub.active:
-            for raw in data.get("events") or ():
-                event = _shift_event(raw, worker)
+        events = data.get("events")
+        if hub.active and isinstance(events, list):
+            for raw in events:
+                event = stamp_event(raw, who)
                 if event is not None:
                     hub.emit(event)
 
 
 _MISSING: Any = object()
-
-
-def _owner(name: str | None, worker: _Worker) -> str | None:
-    """Relayed nodes keep the instance's name; the worker's own providers say where they are."""
-    if name is None or name == worker.name:
-        return name
-    return f"{name}@{worker.node}"
-
-
-def _shift_graph(graph: dict[str, Any], worker: _Worker) -> GraphSnapshot:
-    offset = worker.offset
-    nodes = [GraphNode(**{**n, "id": n["id"] + offset, "instance": _owner(n["instance"], worker)})
-             for n in graph.get("nodes", ())]
-    edges = [GraphEdge(e["source"] + offset, e["target"] + offset) for e in graph.get("edges", ())]
-    return GraphSnapshot(nodes=nodes, edges=edges)
-
-
-def _shift_cause(cause: dict[str, Any] | None, worker: _Worker) -> Cause | None:
-    if cause is None:
-        return None
-    return Cause(**{**cause, "id": cause["id"] + worker.offset,
-                    "signal_id": cause["signal_id"] + worker.offset})
-
-
-def _shift_event(raw: dict[str, Any], worker: _Worker) -> Event | None:
-    cls = _EVENT_TYPES.get(raw.get("kind", ""))
-    if cls is None:
-        return None
-    fields = dict(raw)
-    offset = worker.offset
-    for key in ("node_id", "source_id", "target_id"):
-        if key in fields:
-            fields[key] += offset
-    if "cause" in fields:
-        fields["cause"] = _shift_cause(fields["cause"], worker)
-    if "stale" in fields:  # JSON lists; a record's fields are tuples
-        fields["stale"] = tuple(node_id + offset for node_id in fields["stale"])
-        fields["stale_labels"] = tuple(fields.get("stale_labels") or ())
-    if "instance" in fields:
-        fields["instance"] = _owner(fields["instance"], worker)
-    try:
-        return cls(**fields)
-    except TypeError as exc:
-        _log.warning("ignored a relayed %s event: %s", raw.get("kind"), exc)
-        return None

@@ -18,7 +18,8 @@ What the worker receives is exactly the instance's own view; later changes to it
 ``spl.v1.config.<node>`` as ``{"set": {key: value}, "unset": [key], "command": ...}``, applied
 in one batch so each changed key re-runs its readers once. Its kernel's events are relayed on
 ``spl.v1.events.<node>`` every ``RELAY_SECONDS``, with the instance's graph snapshot, so the
-host's lab draws the instance like any other.
+host's lab draws the instance like any other. The host believes none of their owners,
+tenants, ids or foreign labels: it stamps them with this worker's own (``relay.py``).
 """
 
 from __future__ import annotations
@@ -38,10 +39,15 @@ from ..providers import ConfigProvider, CredentialProvider, LoggingProvider, Sto
 from . import wire
 from .transport import NatsTransport
 
-__all__ = ["RELAY_SECONDS", "load_class", "main"]
+__all__ = ["HOST_CHANGE", "PROVIDERS", "RELAY_SECONDS", "load_class", "main"]
 
 #: How often the worker sends its buffered events (and graph) to the host.
 RELAY_SECONDS = 0.05
+#: The providers every worker boots: the host shows their nodes as ``<name>@w-<instance>``
+#: (``relay.WORKER_PROVIDERS``), and any other owner a relay names as the instance itself.
+PROVIDERS = (ConfigProvider, LoggingProvider, CredentialProvider, StorageProvider)
+#: The command a config change from the host runs under when the host named none.
+HOST_CHANGE = "config change (host)"
 
 
 def load_class(ref: dict[str, Any]) -> type:
@@ -64,7 +70,7 @@ async def _serve(boot: dict[str, Any]) -> int:
     cls = load_class(boot["factory"])
     node, name = boot["node"], boot["name"]
     kernel = Kernel(node)
-    kernel.discover([ConfigProvider, LoggingProvider, CredentialProvider, StorageProvider])
+    kernel.discover(list(PROVIDERS))
     if boot.get("storage_root"):
         kernel.instantiate("storage", properties={"root": boot["storage_root"]})
     if boot.get("host_owned") is not None:  # the host's write policy, enforced here too
@@ -84,7 +90,7 @@ async def _serve(boot: dict[str, Any]) -> int:
 
     async def on_config(msg: Any) -> None:
         change = wire.decode(msg.data)
-        with caused_by(change.get("command") or "config change (host)"), batch():
+        with caused_by(change.get("command") or HOST_CHANGE), batch():
             for key, value in (change.get("set") or {}).items():
                 config.set(key, value)
             for key in change.get("unset") or ():
