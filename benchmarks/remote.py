@@ -17,11 +17,12 @@ private nats-server (``NatsServer``) and measures, on that one server:
    and (4a) the responder on another connection in this process, what (2a) is compared with.
 
 Every system is the same routed call of ``benchmarks.ours_tenants.TenantDatabase.query``;
-each result is checked (outside the timed region). Latency: sequential calls timed one by
-one, median and p95. Throughput: ``CALLERS`` tasks calling concurrently, calls per second
-over the whole burst, median of the rounds. The systems run interleaved in rounds (their
-order rotated every round) so a slow spell of the 2-core machine hits all of them.
-Tables go to stdout, progress to stderr.
+each result is checked (outside the timed region). At each concurrency (1, 10 and 100
+callers), ``c`` tasks call in a loop and every call is timed alone, from before the call to
+its result: p50 and p99 of those latencies, and the calls per second of the burst. Every
+system at every concurrency runs in every round, interleaved (their order rotated each
+round), so a slow spell of the 2-core machine hits all of them and every column comes from
+the same run. Tables go to stdout, progress to stderr.
 """
 from __future__ import annotations
 
@@ -46,7 +47,6 @@ from benchmarks._harness import (
     package_version,
     progress,
     report_main,
-    time_async_ops,
 )
 from benchmarks.ours_tenants import FACTORY
 from benchmarks.remote_peer import ECHO_SUBJECT, build_kernel, echo_responder
@@ -66,13 +66,12 @@ LOCAL_ECHO = "bench.echo.local"
 @dataclass(frozen=True)
 class Sizes:
     rounds: int
-    sequential: int  # timed calls per system per round
-    callers: int  # concurrent callers in a throughput burst
-    per_caller: int  # calls each caller makes in one burst
+    #: concurrency -> calls each caller makes per round (a burst of c x that many calls)
+    bursts: dict[int, int]
 
 
-FULL = Sizes(rounds=10, sequential=300, callers=32, per_caller=20)
-QUICK = Sizes(rounds=3, sequential=60, callers=16, per_caller=8)
+FULL = Sizes(rounds=8, bursts={1: 250, 10: 40, 100: 8})
+QUICK = Sizes(rounds=3, bursts={1: 60, 10: 10, 100: 3})
 
 
 @dataclass
@@ -85,8 +84,8 @@ class System:
     call: Callable[[int], Awaitable[Any]]
     check: Callable[[int, Any], None]
     raw: str | None = None  # the key of the raw system it is compared with
-    latencies: list[int] = field(default_factory=list)
-    rates: list[float] = field(default_factory=list)
+    latencies: dict[int, list[int]] = field(default_factory=dict)  # callers -> ns per call
+    rates: dict[int, list[float]] = field(default_factory=dict)  # callers -> calls/s per burst
     error: str | None = None
 
 
@@ -120,45 +119,52 @@ def echo_call(nc: Any, subject: str, payload: bytes
     return call, check
 
 
-async def burst(system: System, callers: int, per_caller: int) -> float:
-    """Calls per second of ``callers`` concurrent tasks, each making ``per_caller`` calls."""
+async def burst(system: System, callers: int, per_caller: int) -> tuple[list[int], float]:
+    """``callers`` tasks each making ``per_caller`` calls: every call's ns, and calls/s."""
     call, check = system.call, system.check
+    clock = time.perf_counter_ns
+    times: list[int] = []
 
     async def caller(c: int) -> None:
         base = c * per_caller
         result = None
         for j in range(per_caller):
+            started = clock()
             result = await call(base + j)
+            times.append(clock() - started)
         check(base + per_caller - 1, result)
 
     with no_gc():
         start = time.perf_counter()
         await asyncio.gather(*(caller(c) for c in range(callers)))
         elapsed = time.perf_counter() - start
-    return callers * per_caller / elapsed
+    return times, callers * per_caller / elapsed
 
 
 async def measure(systems: list[System], sizes: Sizes) -> None:
-    """Interleaved rounds: every system's sequential batch, then its burst; order rotated."""
+    """Interleaved rounds: every concurrency, every system in it; the order rotated."""
     for system in systems:  # warm up: routes resolved, connections hot, code paths loaded
         try:
             for k in range(20):
                 system.check(k, await system.call(k))
+            await burst(system, 100, 2)
         except Exception as exc:
             system.error = error_text(exc)
     live = [s for s in systems if s.error is None]
     for r in range(sizes.rounds):
         progress(f"  round {r + 1}/{sizes.rounds}")
         shift = r % len(live)
-        for system in live[shift:] + live[:shift]:
-            if system.error is not None:
-                continue
-            try:
-                system.latencies += await time_async_ops(system.call, sizes.sequential,
-                                                         after=system.check)
-                system.rates.append(await burst(system, sizes.callers, sizes.per_caller))
-            except Exception as exc:
-                system.error = error_text(exc)
+        for callers, per_caller in sizes.bursts.items():
+            for system in live[shift:] + live[:shift]:
+                if system.error is not None:
+                    continue
+                try:
+                    times, rate = await burst(system, callers, per_caller)
+                except Exception as exc:
+                    system.error = error_text(exc)
+                    continue
+                system.latencies.setdefault(callers, []).extend(times)
+                system.rates.setdefault(callers, []).append(rate)
 
 
 def _quantile_us(times_ns: list[int], q: float) -> float:
@@ -172,12 +178,13 @@ def _median(values: list[float]) -> float:
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
-def summary(system: System) -> tuple[Cell, Cell, Cell]:
-    """Median µs, p95 µs and calls/s, or the error text in each cell."""
-    if system.error is not None or not system.latencies:
+def summary(system: System, callers: int) -> tuple[Cell, Cell, Cell]:
+    """p50 µs, p99 µs and calls/s at ``callers``, or the error text in the first cell."""
+    times = system.latencies.get(callers)
+    if system.error is not None or not times:
         return system.error or "no data", None, None
-    return (_quantile_us(system.latencies, 0.5), _quantile_us(system.latencies, 0.95),
-            _median(system.rates))
+    return (_quantile_us(times, 0.5), _quantile_us(times, 0.99),
+            _median(system.rates[callers]))
 
 
 def _x(value: float | None) -> str:
@@ -186,47 +193,62 @@ def _x(value: float | None) -> str:
 
 def tables(systems: list[System], sizes: Sizes, payload: bytes) -> list[Table]:
     by_key = {s.key: s for s in systems}
-    stats = {s.key: summary(s) for s in systems}
+    levels = list(sizes.bursts)
     main = Table(
         "Routed invoke: in process, over NATS, to a worker process, and raw nats-py",
-        ["system", "handler runs in", "median µs", "p95 µs",
-         f"calls/s ({sizes.callers} callers)", "median / raw", "raw calls/s / ours"])
+        ["callers", "system", "handler runs in", "p50 µs", "p99 µs", "calls/s",
+         "raw p50 µs", "raw p99 µs", "p50 / raw", "p99 / raw"])
     goal = Table(
-        f"Goal: our remote invoke within {GOAL:g}x raw request/reply",
-        ["ours", "compared with", "latency: ours / raw", "throughput: raw / ours", "verdict"])
+        f"Goal: our remote invoke within {GOAL:g}x raw request/reply, at every concurrency",
+        ["ours", "compared with", *[f"p50 / raw, {c}" for c in levels],
+         *[f"p99 / raw, {c}" for c in levels], "verdict"])
+    ratios: dict[tuple[str, int], tuple[float | None, float | None]] = {}
+    for callers in levels:
+        for system in systems:
+            p50, p99, rate = summary(system, callers)
+            raw = by_key.get(system.raw or "")
+            raw50 = raw99 = None
+            r50 = r99 = None
+            if raw is not None:
+                raw50, raw99, _ = summary(raw, callers)
+                if isinstance(p50, float) and isinstance(raw50, float):
+                    r50 = p50 / raw50
+                if isinstance(p99, float) and isinstance(raw99, float):
+                    r99 = p99 / raw99
+                ratios[(system.key, callers)] = (r50, r99)
+            main.add(callers, system.label, system.where, p50, p99, rate,
+                     raw50 if isinstance(raw50, float) else None,
+                     raw99 if isinstance(raw99, float) else None, _x(r50), _x(r99))
     for system in systems:
-        median, p95, rate = stats[system.key]
-        lat_ratio = thr_ratio = None
         raw = by_key.get(system.raw or "")
-        if raw is not None:
-            raw_median, _, raw_rate = stats[raw.key]
-            if isinstance(median, float) and isinstance(raw_median, float):
-                lat_ratio = median / raw_median
-            if isinstance(rate, float) and isinstance(raw_rate, float):
-                thr_ratio = raw_rate / rate
-        main.add(system.label, system.where, median, p95, rate, _x(lat_ratio), _x(thr_ratio))
-        if raw is not None:
-            if lat_ratio is None or thr_ratio is None:
-                verdict = "no data"
-            else:
-                misses = [what for what, value in (("latency", lat_ratio),
-                                                   ("throughput", thr_ratio)) if value > GOAL]
-                verdict = "PASS" if not misses else f"MISS ({', '.join(misses)})"
-            goal.add(system.label, raw.label, _x(lat_ratio), _x(thr_ratio), verdict)
+        if raw is None:
+            continue
+        cells = [ratios.get((system.key, c), (None, None)) for c in levels]
+        at_most = ratios.get((system.key, max(levels)), (None, None))
+        if None in at_most:
+            verdict = "no data"
+        else:
+            misses = [f"{what} at {max(levels)}" for what, value in zip(("p50", "p99"), at_most)
+                      if value is not None and value > GOAL]
+            verdict = "PASS" if not misses else f"MISS ({', '.join(misses)})"
+        goal.add(system.label, raw.label, *[_x(r50) for r50, _ in cells],
+                 *[_x(r99) for _, r99 in cells], verdict)
     main.notes = [
-        f"Sequential: {sizes.rounds} rounds x {sizes.sequential} calls per system, each call "
-        f"timed alone (gc off); p95 over all {sizes.rounds * sizes.sequential}. Throughput: "
-        f"{sizes.callers} concurrent callers x {sizes.per_caller} calls, median of "
-        f"{sizes.rounds} bursts. Rounds interleave the systems (order rotated each round).",
+        f"Each round runs every system at {', '.join(map(str, levels))} concurrent callers "
+        f"(callers x calls per round: {', '.join(f'{c} x {n}' for c, n in sizes.bursts.items())}"
+        f"), {sizes.rounds} rounds, the systems' order rotated each round; every call is "
+        "timed alone from before the call to its result (gc off in a burst). p50 and p99 are "
+        "over all rounds' calls; calls/s is the median burst.",
         f"Raw payload: {len(payload)} bytes, our call message to the peer's tenant "
         f"(`{payload.decode()}`), echoed back. Ratios compare each of ours with the raw row "
-        "whose responder runs in the same kind of process: (2) and (3) with (4b), (2a) "
-        "with (4a).",
+        "whose responder runs in the same kind of process, at the same concurrency: (2) and "
+        "(3) with (4b), (2a) with (4a).",
         "Every call's result is checked outside the timed region (tenant name, echo bytes).",
     ]
     goal.notes = [
-        f"PASS: the median latency and the throughput are both within {GOAL:g}x of raw "
-        "nats-py request/reply on the same server, in this run.",
+        f"PASS: at {max(levels)} callers both p50 and p99 are within {GOAL:g}x of raw nats-py "
+        "request/reply at the same concurrency on the same server, in this run (the lower "
+        "concurrencies are shown beside it).",
     ]
     return [main, goal]
 
@@ -316,7 +338,8 @@ async def run(sizes: Sizes) -> list[Table]:
         _node, handler = transport.resolve(ROUTED, {"target": peer[0]})
         payload = wire.encode({"handler": handler, "requested": ROUTED,
                                "params": {"table": "users", "target": peer[0]},
-                               "caller": transport.node, "timeout": transport.timeout})
+                               "caller": transport.node, "id": 1234,
+                               "timeout": transport.timeout})
 
         systems = [
             System("inproc", "(1) in process", "the caller's kernel",
@@ -355,7 +378,7 @@ def _header() -> str:
 def main(argv: list[str] | None = None) -> None:
     report_main(argv, module="benchmarks.remote", doc=__doc__,
                 title="Beyond one process: routed invoke over NATS",
-                quick_help="a smoke run (~10 s)", header=_header,
+                quick_help="a smoke run (~15 s)", header=_header,
                 run=lambda quick: run(QUICK if quick else FULL))
 
 

@@ -397,7 +397,7 @@ class Bus:
         try:
             validated = handler.validate(params)
         except InvalidParamsError as exc:
-            if self._events.active:
+            if self._events.calls_active:
                 self._emit(name, handler, route, started, f"InvalidParamsError: {exc}", "")
             raise
         if self._guards:
@@ -408,7 +408,7 @@ class Bus:
                 except Exception as exc:
                     handler.errors += 1
                     handler.last_error = redact(f"{type(exc).__name__}: {exc}")
-                    if self._events.active:
+                    if self._events.calls_active:
                         self._emit(name, handler, route, started, handler.last_error, "")
                     raise
         handler.calls += 1
@@ -420,13 +420,13 @@ class Bus:
         except BaseException as exc:
             handler.errors += 1
             handler.last_error = redact(f"{type(exc).__name__}: {exc}")
-            if self._events.active:
+            if self._events.calls_active:
                 self._emit(name, handler, route, started, handler.last_error, "")
             raise
         finally:
             handler.inflight -= 1
             handler.last_latency = time.perf_counter() - started
-        if self._events.active:  # built only for listeners: the hot path stays lean
+        if self._events.calls_active:  # built only for listeners: the hot path stays lean
             handler.last_result = short_repr(result)
             self._emit(name, handler, route, started, None, handler.last_result)
         return result
@@ -455,11 +455,11 @@ class Bus:
         except (UnknownHandlerError, UnknownTargetError):
             raise  # not delivered here: the next transport may serve it
         except Exception as exc:
-            if self._events.active:  # a failed remote call counts, like a failed local one
+            if self._events.calls_active:  # a failed remote call counts, like a failed local one
                 self._transport_event(name, params, started, redact(f"{type(exc).__name__}: "
                                                                     f"{exc}"), "")
             raise
-        if self._events.active:
+        if self._events.calls_active:
             self._transport_event(name, params, started, None, short_repr(result))
         return result
 

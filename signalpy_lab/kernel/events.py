@@ -282,21 +282,31 @@ Listener = Callable[[Event], None]
 class EventHub:
     """Delivers events to listeners; a listener that raises is logged and skipped.
 
-    ``active`` is the cheap test emitters use before building an event at all.
+    ``active`` is the cheap test emitters use before building an event at all;
+    ``calls_active`` the one the bus uses before building a ``HandlerInvoked``: a listener
+    subscribed with ``calls=False`` never gets those, and the bus does not build them for it
+    (a worker relays its reactive events; each call is recorded by its host).
     """
 
     def __init__(self) -> None:
         self._listeners: list[Listener] = []
+        self._call_listeners = 0
         self.active = False
+        self.calls_active = False
 
-    def subscribe(self, listener: Listener) -> Callable[[], None]:
-        """Call ``listener(event)`` for every event; returns the function that unsubscribes."""
-        self._listeners = [*self._listeners, listener]
+    def subscribe(self, listener: Listener, *, calls: bool = True) -> Callable[[], None]:
+        """Call ``listener(event)`` for every event (without ``HandlerInvoked`` if ``calls``
+        is False); returns the function that unsubscribes."""
+        target = listener if calls else _WithoutCalls(listener)
+        self._listeners = [*self._listeners, target]
+        self._call_listeners += calls
         self._set_active()
 
         def unsubscribe() -> None:
-            self._listeners = [fn for fn in self._listeners if fn is not listener]
-            self._set_active()
+            if target in self._listeners:
+                self._listeners = [fn for fn in self._listeners if fn is not target]
+                self._call_listeners -= calls
+                self._set_active()
 
         return unsubscribe
 
@@ -308,9 +318,26 @@ class EventHub:
                 _log.exception("event listener %r failed on %s", listener, event.kind)
 
     def _set_active(self) -> None:
+        self.calls_active = self._call_listeners > 0
         was, self.active = self.active, bool(self._listeners)
         if was != self.active:
             _dispatcher.hub_toggled(self.active)
+
+
+class _WithoutCalls:
+    """A listener that is not given ``HandlerInvoked`` (see ``EventHub.subscribe``)."""
+
+    __slots__ = ("listener",)
+
+    def __init__(self, listener: Listener) -> None:
+        self.listener = listener
+
+    def __call__(self, event: Event) -> None:
+        if type(event) is not HandlerInvoked:
+            self.listener(event)
+
+    def __repr__(self) -> str:
+        return f"{self.listener!r} (no calls)"
 
 
 def _hub_of(node: ReactiveNode) -> EventHub | None:

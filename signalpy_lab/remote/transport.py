@@ -174,7 +174,10 @@ class NatsTransport:
         self._inflight: dict[str, dict[int, tuple[asyncio.Task[Any], float]]] = {}
         self._cut: dict[asyncio.Task[Any], str] = {}  # callers cancelled on purpose -> why
         self._ids = itertools.count(1)
-        self._serving: dict[str, set[int]] = {}  # caller node -> ids of calls served now
+        # caller node -> call id -> (its task here, loop time of its deadline)
+        self._serving: dict[str, dict[int, tuple[asyncio.Task[Any], float]]] = {}
+        self._anonymous: set[asyncio.Task[Any]] = set()  # calls served without an id
+        self._expired: set[asyncio.Task[Any]] = set()  # served calls cancelled at deadline
         self._probing: set[str] = set()
         self._unreachable: dict[str, float] = {}  # node -> loop time of its first no-responders
         self._probe_subject = wire.probe_subject(self.node)
@@ -388,7 +391,8 @@ class NatsTransport:
             _log.debug("closing %s: %r", self.node, exc)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(nc.close(), STOP_SECONDS)
-        for task in list(self._tasks):
+        for task in [*self._tasks, *self._anonymous,
+                     *(t for calls in self._serving.values() for t, _ in calls.values())]:
             task.cancel()
 
     async def __aenter__(self) -> NatsTransport:
@@ -748,6 +752,11 @@ class NatsTransport:
         while True:
             await asyncio.sleep(PROBE_SECONDS)
             now = loop.time()
+            for served in self._serving.values():  # calls served here past their deadline
+                for task, deadline in list(served.values()):
+                    if deadline < now and task not in self._expired and not task.done():
+                        self._expired.add(task)
+                        task.cancel()
             for node, calls in list(self._inflight.items()):
                 old = [i for i, (_, sent) in calls.items() if now - sent >= PROBE_SECONDS]
                 if old and node not in self._probing and self.connected:
@@ -806,51 +815,58 @@ class NatsTransport:
             request: dict[str, Any] | Exception = wire.decode(msg.data)
         except WireFormatError as exc:
             request = exc
-        key = None
-        if isinstance(request, dict):  # known before the next message: a probe behind it sees it
+        caller = call_id = None
+        limit = None
+        if isinstance(request, dict):
             caller, call_id = request.get("caller"), request.get("id")
-            if isinstance(caller, str) and isinstance(call_id, int):
-                key = (caller, call_id)
-                serving = self._serving.get(caller)
-                if serving is None:
-                    serving = self._serving[caller] = set()
-                serving.add(call_id)
-        self._spawn(self._serve_call(msg, request, key))  # calls run concurrently
+            timeout = request.get("timeout")
+            limit = float(timeout) if isinstance(timeout, (int, float)) else None
+        # Calls run concurrently, one task each. Its deadline is the caller's limit, enforced
+        # by the sweep in _probe_loop (a timer per call was a quarter of serving one).
+        loop = self._loop or asyncio.get_running_loop()
+        task = loop.create_task(self._serve_call(msg, request, caller, call_id, limit))
+        if isinstance(caller, str) and isinstance(call_id, int):
+            # Known before the next message: a probe behind this call sees it.
+            serving = self._serving.get(caller)
+            if serving is None:
+                serving = self._serving[caller] = {}
+            serving[call_id] = (task, loop.time() + limit if limit else float("inf"))
+        else:
+            self._anonymous.add(task)
+            task.add_done_callback(self._anonymous.discard)
 
     async def _answer_probe(self, msg: Msg) -> None:
         try:
             asked = wire.decode(msg.data)
         except WireFormatError:
             return
-        serving = self._serving.get(asked.get("caller"), ())
+        serving = self._serving.get(asked.get("caller")) or {}
         if msg.reply:
             with contextlib.suppress(Exception):
                 await msg.respond(wire.encode({"serving": [
                     i for i in asked.get("ids") or () if i in serving]}))
 
     async def _serve_call(self, msg: Msg, request: dict[str, Any] | Exception,
-                          key: tuple[str, int] | None) -> None:
+                          caller: Any, call_id: Any, limit: float | None) -> None:
         handler = "?"
         try:
             try:
                 handler = wire.handler_of(msg.subject)
                 if isinstance(request, Exception):
                     raise request
-                timeout = request.get("timeout")
-                limit = float(timeout) if isinstance(timeout, (int, float)) else None
-                # The caller's limit bounds this task itself: the bus's timeout= would wrap the
-                # handler in asyncio.wait_for, one more task and timer per call.
-                deadline = asyncio.timeout(limit)
-                try:
-                    async with deadline:
-                        result = await self.kernel.bus.invoke_local(
-                            handler, request.get("params") or {})
-                except TimeoutError:
-                    if not deadline.expired():
-                        raise  # the handler's own TimeoutError
-                    raise InvokeTimeoutError(f"{handler} did not finish within {limit:g}s; it "
-                                             f"was cancelled.") from None
+                result = await self.kernel.bus.invoke_local(handler,
+                                                            request.get("params") or {})
                 data = wire.encode({"ok": True, "result": result})
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task not in self._expired:
+                    raise
+                self._expired.discard(task)
+                if task is not None:
+                    task.uncancel()
+                data = wire.encode_error(InvokeTimeoutError(
+                    f"{handler} did not finish within {limit:g}s; it was cancelled."),
+                    handler, self.node)
             except Exception as exc:
                 data = wire.encode_error(exc, handler, self.node)
             if msg.reply:
@@ -859,5 +875,6 @@ class NatsTransport:
                 except Exception as exc:
                     _log.warning("node %r could not answer %s: %s", self.node, handler, exc)
         finally:
-            if key is not None:
-                self._serving[key[0]].discard(key[1])
+            serving = self._serving.get(caller) if isinstance(caller, str) else None
+            if serving is not None:
+                serving.pop(call_id, None)

@@ -34,7 +34,7 @@ import threading
 from typing import Any
 
 from ..kernel import Kernel, batch, caused_by
-from ..kernel.events import Event, HandlerInvoked
+from ..kernel.events import Event
 from ..providers import ConfigProvider, CredentialProvider, LoggingProvider, StorageProvider
 from . import wire
 from .transport import NatsTransport
@@ -108,11 +108,9 @@ async def _serve(boot: dict[str, Any]) -> int:
     await transport.settle()  # the host calls as soon as it reads "ready"
     pending: list[Event] = []
 
-    def keep(event: Event) -> None:
-        if not isinstance(event, HandlerInvoked):  # the host's bus records each call itself
-            pending.append(event)
-
-    kernel.events.subscribe(keep)
+    # Without calls: the host's bus records each call itself, and the worker's bus then
+    # builds no HandlerInvoked per call for nobody.
+    kernel.events.subscribe(pending.append, calls=False)
 
     async def relay() -> None:
         subject = wire.events_subject(node)

@@ -88,6 +88,27 @@ async def test_no_listener_means_no_engine_hook(seed_kernel) -> None:
     assert engine.context.hooks is None
 
 
+async def test_a_listener_without_calls_gets_no_call_and_the_bus_builds_none(
+        seed_kernel, monkeypatch) -> None:
+    """subscribe(..., calls=False): reactive events arrive, HandlerInvoked is never built."""
+    from signalpy_lab.kernel import bus as bus_module
+
+    built: list[object] = []
+    monkeypatch.setattr(bus_module, "_handler_invoked",
+                        lambda *a, **k: built.append(a) or None)
+    events: list[object] = []
+    unsubscribe = seed_kernel.events.subscribe(events.append, calls=False)
+    try:
+        await seed_kernel.bus.invoke("tenant-db.query", {"target": "acme"})
+        seed_kernel.registry.require("IConfig").set("tenants.acme.db_url", "postgres://b/acme")
+    finally:
+        unsubscribe()
+    assert [] == built
+    assert "signal.set" in {e.kind for e in events}
+    assert "handler.invoked" not in {e.kind for e in events}
+    assert (False, False) == (seed_kernel.events.active, seed_kernel.events.calls_active)
+
+
 async def test_a_broken_listener_does_not_break_the_kernel(seed_kernel, caplog) -> None:
     """A listener that raises is logged; the call still succeeds."""
 

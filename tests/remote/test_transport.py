@@ -54,7 +54,11 @@ class TenantDb:
 
     @runnable("slow", params=Query)
     async def slow(self, params: Query) -> str:
-        await asyncio.sleep(5)
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            self.cancelled = getattr(self, "cancelled", 0) + 1
+            raise
         return "late"
 
 
@@ -141,6 +145,15 @@ async def test_every_call_has_a_timeout(west) -> None:
                                                  "not answer within 0.3s"):
         await west.invoke("tenant-db-acme.slow", timeout=0.3)
     assert time.monotonic() - started < 2
+
+
+async def test_the_far_side_cancels_a_call_past_its_deadline(east, west) -> None:
+    """The caller gives up at 0.3 s; the serving kernel cancels the handler soon after."""
+    component = east.component("tenant-db-acme")
+    component.cancelled = 0
+    with pytest.raises(InvokeTimeoutError):
+        await west.invoke("tenant-db-acme.slow", timeout=0.3)
+    assert await eventually(lambda: component.cancelled == 1, 2.0)
 
 
 async def test_an_unknown_name_lists_the_remote_ones(west) -> None:
