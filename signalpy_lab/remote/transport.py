@@ -789,9 +789,12 @@ class NatsTransport:
                 return
             self._unreachable.pop(node, None)
             try:
-                serving = set(wire.decode(reply.data).get("serving") or ())
+                answer = wire.decode(reply.data)
             except WireFormatError:
                 return
+            if not isinstance(answer.get("serving"), list):
+                return  # a node that does not answer this question (an error reply): no news
+            serving = set(answer["serving"])
             lost = [i for i in ids if i not in serving]
             if lost:
                 self._cut_off(node, f"node {node!r} no longer has this call: a connection to "
