@@ -63,9 +63,10 @@ class InstanceInfo:
     #: ``inline`` (in this process) or ``process`` (a worker); its pid and node when isolated.
     isolation: str = "inline"
     pid: int | None = None
-    #: For an isolated instance, the state of the transport that reaches it: ``connected``,
-    #: ``reconnecting``, ``restarting`` (its private server died and is being restarted) or
-    #: ``stopped``; ``kernel.transports()`` says why. None for an inline one.
+    #: For an active isolated instance, the state of the transport that reaches it:
+    #: ``connected``, ``reconnecting``, ``restarting`` (its private server died and is being
+    #: restarted) or ``stopped``; ``kernel.transports()`` says why. None for an inline one
+    #: and for one not active (a failed worker's ``error`` says why).
     transport: str | None = None
 
     @classmethod

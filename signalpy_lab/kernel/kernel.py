@@ -897,8 +897,8 @@ class Kernel:
                 for i in self._instances.values()]
 
     def _transport_state(self, inst: ComponentInstance) -> str | None:
-        if inst.isolation == "inline":
-            return None
+        if inst.isolation == "inline" or inst.state is not InstanceState.ACTIVE:
+            return None  # nothing to reach: a failed worker's own error says why
         host = self._isolation_hosts.get(inst.isolation)
         state = getattr(host, "transport_state", None)
         return state() if callable(state) else None
