@@ -405,6 +405,10 @@ class NatsTransport:
         exact, routed = self._merge()
         return [*exact, *routed]
 
+    def targets(self, routed_name: str) -> list[str]:
+        """The targets other nodes serve for ``routed_name`` (named in the bus's errors)."""
+        return sorted(self._merge()[1].get(routed_name, ()))
+
     def resolve(self, name: str, params: Mapping[str, Any] | None) -> tuple[str, str]:
         """``(serving node, handler)`` for a call, or a ``RoutingError`` (try the next one).
 
@@ -421,7 +425,10 @@ class NatsTransport:
     def _resolve(self, name: str, params: Mapping[str, Any] | None) -> tuple[str, str]:
         exact, routed = self._merge()
         servers = exact.get(name)
-        if servers is not None:
+        target = (params or {}).get("target")
+        # A call naming a target of a routed name goes by route, never to an exact handler
+        # of that name (another kernel's default instance): the target's instance answers.
+        if servers is not None and (target is None or name not in routed):
             nodes = sorted({n for n, _ in servers})
             if len(nodes) > 1:
                 raise RouteConflictError(
@@ -432,7 +439,6 @@ class NatsTransport:
         targets = routed.get(name)
         if targets is None:
             raise UnknownHandlerError(f"No node advertises {name!r}.")
-        target = (params or {}).get("target")
         entries = targets.get(target) if isinstance(target, str) else None
         if not entries:
             known = ", ".join(map(repr, sorted(targets))) or "none"
