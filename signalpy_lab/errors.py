@@ -42,6 +42,7 @@ __all__ = [
     "RoutingError",
     "ServiceNotFoundError",
     "SignalpyLabError",
+    "StaleConfigError",
     "StorageKeyError",
     "TenantIsolationError",
     "TransportError",
@@ -191,6 +192,11 @@ class WireFormatError(SignalpyLabError, ValueError):
 
 class WorkerError(SignalpyLabError, RuntimeError):
     """A process-isolated instance's worker failed to start, died, or cannot be restarted."""
+
+
+class StaleConfigError(WorkerError):
+    """A worker could not bring its config view to the revision a call was made at, so it did
+    not run the handler rather than answer with config older than the caller's writes."""
 
 
 # --- providers and isolation -----------------------------------------------------------

@@ -19,6 +19,9 @@ Rules that hold across kernels:
   matches (a worker that died, a kernel that left), so the call fails with
   ``TransportError`` immediately, not after the timeout;
 * **remote errors come back as the same types**, naming the remote handler (``wire.py``);
+* **a host's calls to its workers carry the config revision they were made at**
+  (``revisions``, kept by ``ProcessHost``), and a worker's transport waits for it before it
+  serves one (``before_serve``, set by the worker): read-your-writes (``wire.py``);
 * **no collision is resolved silently**: a handler name or (route, target) advertised by two
   nodes is a ``RouteConflictError`` naming both, and one a remote node advertises while this
   kernel serves it too is reported in ``conflicts()`` and logged (the local one serves, as
@@ -117,6 +120,11 @@ class NatsTransport:
         self.down: dict[str, str] = {}  # serving node -> why it is known to be down
         self._inflight: dict[str, set[asyncio.Task[Any]]] = {}  # serving node -> callers
         self._cut: set[asyncio.Task[Any]] = set()  # callers mark_down cancelled
+        # Read-your-writes with workers (ProcessHost keeps both; wire.py, "Config revisions"):
+        # serving node -> the config revision a call to it carries, and on a worker's own
+        # transport what runs before each call it serves (waits for that revision).
+        self.revisions: dict[str, int] = {}
+        self.before_serve: Callable[[Mapping[str, Any], str], Any] | None = None
 
     def __repr__(self) -> str:
         state = "connected" if self.connected else "not connected"
@@ -472,9 +480,12 @@ class NatsTransport:
             raise TransportError(f"{handler!r} cannot be called: node {self.node!r} is not "
                                  f"connected to NATS at {self.url} (it reconnects by itself).")
         limit = self.timeout if timeout is None else timeout
-        payload = wire.encode({"handler": handler, "requested": requested or handler,
-                               "params": wire.jsonable_params(params), "caller": self.node,
-                               "timeout": limit})
+        message = {"handler": handler, "requested": requested or handler,
+                   "params": wire.jsonable_params(params), "caller": self.node, "timeout": limit}
+        revision = self.revisions.get(node)
+        if revision is not None:
+            message["config_rev"] = revision
+        payload = wire.encode(message)
         subject = wire.call_subject(node, handler)
         # mark_down cancels the calling task itself (and uncancels it here), rather than a
         # task wrapped around the request: one task and one loop hop less per call.
@@ -533,6 +544,10 @@ class NatsTransport:
             deadline = asyncio.timeout(limit)
             try:
                 async with deadline:
+                    if self.before_serve is not None:
+                        waiting = self.before_serve(request, handler)
+                        if waiting is not None:
+                            await waiting
                     result = await self.kernel.bus.invoke_local(
                         handler, request.get("params") or {})
             except TimeoutError:
