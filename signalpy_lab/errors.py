@@ -40,6 +40,7 @@ __all__ = [
     "ReservedContractError",
     "RouteConflictError",
     "RoutingError",
+    "SandboxError",
     "ServiceNotFoundError",
     "SignalpyLabError",
     "StaleConfigError",
@@ -197,6 +198,10 @@ class WorkerError(SignalpyLabError, RuntimeError):
 class StaleConfigError(WorkerError):
     """A worker could not bring its config view to the revision a call was made at, so it did
     not run the handler rather than answer with config older than the caller's writes."""
+
+
+class SandboxError(SignalpyLabError, RuntimeError):
+    """A worker's confinement was described wrongly or could not be applied as described."""
 
 
 # --- providers and isolation -----------------------------------------------------------

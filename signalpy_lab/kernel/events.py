@@ -51,6 +51,7 @@ __all__ = [
     "UnreadWrite",
     "caused_by",
     "current_command",
+    "node_error_repr",
     "node_value_repr",
     "resolved_origin",
     "set_origin_resolver",
@@ -76,14 +77,19 @@ def short_repr(value: Any, limit: int = 60) -> str:
 
 
 def node_value_repr(node: ReactiveNode, value: Any, limit: int = 60) -> str:
-    """A node's value for people: ``MASK`` for a secret node or one that reads a secret."""
-    if node.secret is True:  # every node has the attribute (False unless a SecretSignal)
+    """A node's value for people: ``MASK`` for a secret node or one whose dependencies
+    reached a secret at any depth (``node.secret``, kept by the engine), stale or not."""
+    if node.secret:
         return MASK
-    if isinstance(node, DerivedNode):
-        for dep in node.dep_map:
-            if dep.secret is True:
-                return MASK
     return short_repr(value, limit)
+
+
+def node_error_repr(node: ReactiveNode, error: BaseException) -> str:
+    """A node's error for people: ``Type: message``, secrets masked; for a secret node the
+    message is masked whole (it is as much built from the secret as a value would be)."""
+    if node.secret:
+        return f"{type(error).__name__}: {MASK}"
+    return redact(f"{type(error).__name__}: {error}")
 
 
 @contextmanager
@@ -352,7 +358,7 @@ class _Dispatcher(GraphHooks):
             return
         owner = node.owner
         instance = owner.name if owner is not None else None
-        error_text = redact(f"{type(error).__name__}: {error}") if error is not None else None
+        error_text = node_error_repr(node, error) if error is not None else None
         command = _command.get()
         if command is None and _resolver is not None:
             command = _resolver()

@@ -218,10 +218,8 @@ class _Deferred(BaseException):
 class ReactiveNode:
     """Anything that can be depended on: it has subscribers and a version."""
 
-    __slots__ = ("subs", "version", "state", "label", "owner", "tenant", "uid", "__weakref__")
-    #: Whether views must never render this node's value (``SecretSignal`` says True). A
-    #: class attribute, so the check on every observed write is one plain attribute read.
-    secret = False
+    __slots__ = ("subs", "version", "state", "label", "owner", "tenant", "uid", "secret",
+                 "__weakref__")
 
     def __init__(self, label: str | None = None) -> None:
         self.subs: dict[DerivedNode, None] = {}
@@ -231,6 +229,10 @@ class ReactiveNode:
         self.owner: Any = None  # the Scope that owns this node, if any
         self.tenant: str | None = None
         self.uid = next(_uids)
+        #: Whether views must never render this node's value: a secret signal
+        #: (``SecretSignal``), or a node whose dependencies reached one at any depth. Sticky
+        #: (see ``_spread_secret``): what it holds, stale or not, may be built from a secret.
+        self.secret = False
 
     def describe(self) -> str:
         return self.label or f"{type(self).__name__.lower()}#{self.uid}"
@@ -746,8 +748,28 @@ def _resubscribe(node: DerivedNode, old: dict[ReactiveNode, int],
         if node not in dep.subs:
             dep.subs[node] = None
             context.links += 1
+            if dep.secret and not node.secret:
+                _spread_secret(node)
             if hooks is not None:
                 hooks.on_edge(dep, node, True)
+
+
+def _spread_secret(node: DerivedNode) -> None:
+    """``node`` read a secret (a secret signal, or a node that read one): it and everything
+    downstream of it are secret from now on, so no view renders a value built from it.
+
+    Done where a link is made, the one place a node starts reading something: a node's value
+    comes from what it read, and every read is linked before the value is reported. A node
+    already secret stops the walk (its own readers were marked when it was). Sticky: a node
+    that stops reading the secret may still hold a value built from it, and so may its
+    readers, stale ones above all (after a rotation, the old password).
+    """
+    stack: list[ReactiveNode] = [node]
+    while stack:
+        current = stack.pop()
+        if not current.secret:
+            current.secret = True
+            stack.extend(current.subs)
 
 
 def _report_effect_error(node: DerivedNode, error: BaseException) -> None:

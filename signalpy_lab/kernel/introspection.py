@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .events import node_value_repr
+from .events import node_error_repr, node_value_repr
 from .graph import CLEAN, DIRTY, DerivedNode, ReactiveNode, context
 from .reactive import Scope
 from .redaction import redact, redact_tree
@@ -199,7 +199,7 @@ def _describe(node: ReactiveNode) -> GraphNode:
         id=node.uid, kind=kind, label=node.describe(),
         instance=owner.name if owner is not None else None, tenant=node.tenant,
         state=_STATES.get(node.state, "stale"), runs=runs, value=value,
-        error=redact(f"{type(error).__name__}: {error}") if error is not None else None,
+        error=node_error_repr(node, error) if error is not None else None,
         readers=len(node.subs),
     )
 

@@ -18,9 +18,10 @@ hand (scripts, tests, benchmarks). An epoch is named after what made the change:
 (a magic's line, set with ``caused_by``, or the Python line the lab's origin resolver names)
 and, for a cell, its prompt number (``In [9]``).
 
-A process-isolated instance's worker relays its events into ``kernel.events`` (node ids
-shifted by a large offset per worker, its providers' nodes owned by ``"config@w-<name>"``),
-a moment after they happened: the model treats them like local ones, except that a relayed
+A process-isolated instance's worker relays its events into ``kernel.events`` (stamped by
+the host with the worker's own instance and tenant, node ids shifted by a large offset per
+worker, its providers' nodes owned by ``"config@w-<name>"``: ``remote/relay.py``), a moment
+after they happened: the model treats them like local ones, except that a relayed
 event of a command already in this epoch (an echo) does not start a new epoch, and calls
 through the transport are counted here (the worker keeps the handler's own counts).
 

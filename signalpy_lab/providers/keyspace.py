@@ -22,7 +22,8 @@ can say "no readers yet, nothing recomputes" instead of showing nothing.
 
 Secrets: a keyspace made with ``secret_prefix="apps"`` gives the signals under that top-level
 key the ``SecretSignal`` class (views never render their values) and reports the strings
-stored there to the redactor, which masks them inside any other rendered text.
+stored there to the redactor, which masks them inside any other rendered text; a write,
+unset or merge there also reports the strings it replaced, which stay masked after a rotation.
 """
 
 from __future__ import annotations
@@ -159,19 +160,14 @@ class Keyspace:
         """Every string stored under the secret prefix (for the redactor)."""
         if self._secret_prefix is None:
             return []
-        tree = self.peek((self._secret_prefix,))
-        found: list[str] = []
-        stack = [tree]
-        while stack:
-            value = stack.pop()
-            if isinstance(value, str):
-                found.append(value)
-            elif isinstance(value, Mapping):
-                stack.extend(value.values())
-            elif isinstance(value, (list, tuple, set)):
-                stack.extend(value)
-        return found
+        return _strings(self.peek((self._secret_prefix,)))
 
+    def _secrets_at(self, path: Path) -> list[str]:
+        """The strings at or below ``path`` if it is under the secret prefix (a write there
+        is about to replace them), else none. Called under the engine's lock."""
+        if path[0] != self._secret_prefix:
+            return []
+        return _strings(self._resolve(path))
     def peek(self, path: Path) -> Any:
         """The value at ``path`` without subscribing or creating a signal."""
         with context.lock:
@@ -224,6 +220,7 @@ class Keyspace:
         hub = self._listening()
         old = self._old_if_unwatched(path) if hub is not None else MISSING
         with batch():
+            replaced = self._secrets_at(path)
             nodes = self._walk(path, create=True)
             node = nodes[-1]
             removed = _clear_below(node)
@@ -231,7 +228,7 @@ class Keyspace:
             node.override = value
             for ancestor in nodes[:-1]:
                 ancestor.overrides_below += added - removed
-            changed, readers = self._notify(nodes, path)
+            changed, readers = self._notify(nodes, path, replaced)
         if hub is not None and not changed:
             self._report_unread(hub, path, old, value, readers)
 
@@ -241,6 +238,7 @@ class Keyspace:
         Runtime values still win; this is how another provider seeds its part of the tree.
         """
         with batch():
+            replaced = self._secrets_at(path)
             tree = self._defaults
             for part in path[:-1]:
                 sub = tree.get(part)
@@ -250,7 +248,7 @@ class Keyspace:
             current = tree.get(path[-1])
             tree[path[-1]] = _deep_merge(current if isinstance(current, dict) else {},
                                          _thaw(value))
-            self._notify(self._walk(path), path)
+            self._notify(self._walk(path), path, replaced)
 
     def delete(self, path: Path) -> bool:
         """Remove runtime values at or below ``path``; returns whether anything was removed."""
@@ -261,13 +259,14 @@ class Keyspace:
             if len(nodes) != len(path) + 1:
                 return False
             node = nodes[-1]
+            replaced = self._secrets_at(path)
             removed = _clear_below(node) + (1 if node.override is not MISSING else 0)
             if not removed:
                 return False
             node.override = MISSING
             for ancestor in nodes[:-1]:
                 ancestor.overrides_below -= removed
-            changed, readers = self._notify(nodes, path)
+            changed, readers = self._notify(nodes, path, replaced)
         if hub is not None and not changed:
             self._report_unread(hub, path, old, self._resolve(path), readers)
         return True
@@ -319,15 +318,19 @@ class Keyspace:
             return base or MISSING
         return base
 
-    def _notify(self, nodes: list[_Node], path: Path) -> tuple[bool, int]:
+    def _notify(self, nodes: list[_Node], path: Path,
+                replaced: list[str] | None = None) -> tuple[bool, int]:
         """Re-resolve every watched signal the write at ``path`` may have changed; returns
         whether any changed and how many signals were notified (the write's readers).
 
         ``nodes`` may stop short of ``path`` (nobody ever watched that deep): then only the
-        ancestors that exist are notified.
+        ancestors that exist are notified. ``replaced``: the secret strings that were at
+        ``path`` before the write (those no longer there are retired, see the docstring).
         """
         if path[0] == self._secret_prefix:
-            secrets_changed()  # first: what watchers see (a command label) is masked already
+            # First: what watchers see (a command label) is masked already.
+            kept = set(_strings(self._resolve(path))) if replaced else set()
+            secrets_changed(self, [v for v in replaced or () if v not in kept])
         changed, readers = False, 0
         full = len(nodes) == len(path) + 1
         for depth, node in enumerate(nodes[:-1] if full else nodes):
@@ -390,6 +393,21 @@ class Keyspace:
             if child.override is not MISSING or child.overrides_below:
                 keys.add(key)
         return frozenset(keys)
+
+
+def _strings(tree: Any) -> list[str]:
+    """Every string in a nested value (mappings, lists, tuples, sets), depth first."""
+    found: list[str] = []
+    stack = [tree]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            found.append(value)
+        elif isinstance(value, Mapping):
+            stack.extend(value.values())
+        elif isinstance(value, (list, tuple, set)):
+            stack.extend(value)
+    return found
 
 
 def _clear_below(node: _Node) -> int:

@@ -28,9 +28,14 @@ Per instance it:
   flight, else ``StaleConfigError``, never a stale answer); a worker that missed a message
   asks for the whole view again (``wire.py``, "Config revisions");
 * advertises the worker's handlers and target routes on the kernel's transport, relays the
-  worker's events and graph into the kernel's (ids shifted so they never collide), and
-  watches the process: when it dies, calls fail at once naming the exit code, and the
-  instance is ``failed`` until ``kernel.restart(name)``.
+  worker's events and graph into the kernel's, and watches the process: when it dies, calls
+  fail at once naming the exit code, and the instance is ``failed`` until
+  ``kernel.restart(name)``.
+
+What a worker relays is the tenant's word, so the host believes none of its attributions:
+every relayed node and event is stamped with the worker's own instance and tenant, a label
+naming another instance or tenant is shown under the worker's node (``w-<name>:…``), and ids
+are shifted into the worker's own id space, anything outside it dropped (``relay.py``).
 
 Workers never outlive the kernel's process: they get SIGKILL when it dies (Linux
 ``PR_SET_PDEATHSIG``) and exit when their stdin closes; ``kernel.shutdown()`` stops them.
@@ -52,24 +57,17 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import WorkerError
-from ..kernel.events import (
-    Cause,
-    ComputedRecomputed,
-    ComputedVerified,
-    EdgeChanged,
-    EffectRun,
-    Event,
-    SignalSet,
-)
-from ..kernel.introspection import GraphEdge, GraphNode, GraphSnapshot
 from ..kernel.reactive import Effect, Scope
+from ..kernel.redaction import redact
 from ..kernel.registry import Consumer
 from . import wire
+from .relay import ID_SPACE, Relayer, stamp_event, stamp_graph
 from .server import NatsServer, _launcher, _pdeathsig_preexec
 from .transport import NatsTransport
 
@@ -87,21 +85,18 @@ ENV_URL = "SIGNALPY_LAB_NATS_URL"
 START_SECONDS = 30.0
 #: How long a worker may take to stop after being asked, before it is killed.
 STOP_SECONDS = 5.0
-#: Relayed node ids are shifted by a multiple of this, one multiple per worker started.
-ID_SPACE = 10**9
 #: How long a worker waits for the config revision a call was made at, before it refuses
 #: the call (``StaleConfigError``): a message in flight arrives in well under a millisecond
 #: on one host, so this is only reached when one was lost.
 CONFIG_WAIT_SECONDS = 2.0
-
+#: A worker's requests for its whole view are answered at most this often.
+RESYNC_SECONDS = 0.2
+#: The command a worker applies its whole view under, after it missed a message.
+RESYNC_COMMAND = "config resync (host)"
+#: Commands remembered per worker (a relay follows its config change by tens of ms).
+COMMANDS = 256
+#: Each worker's relayed ids are shifted by its own multiple of ``ID_SPACE`` (``relay.py``).
 _offsets = itertools.count(1)
-
-_EVENT_TYPES: dict[str, type[Event]] = {
-    "signal.set": SignalSet,
-    "computed.recomputed": ComputedRecomputed, "computed.verified": ComputedVerified,
-    "effect.run": EffectRun, "edge.added": EdgeChanged, "edge.removed": EdgeChanged,
-}  # not handler.invoked: the host's bus records each call to a worker itself (route kind
-#    'transport'), so a relayed copy would count it twice
 
 
 async def create_host(kernel: Kernel) -> ProcessHost:
@@ -150,6 +145,7 @@ class _Worker:
     proc: subprocess.Popen[bytes]
     offset: int
     stderr_path: Path
+    target: str | None = None
     user: str | None = None
     password: str = ""
     output: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=40))
@@ -160,6 +156,11 @@ class _Worker:
     # (config revision, the view's leaves at it): one attribute, so a resync on the loop
     # never reads a revision with another revision's leaves while a writer thread syncs
     synced: tuple[int, dict[str, Any]] = (0, {})
+    resynced_at: float = float("-inf")  # when the host last sent the whole view
+    #: The commands sent with config changes lately, as sent and as shown masked then: the
+    #: only commands a relay from this worker is believed to carry (relay.Relayer).
+    commands: collections.deque[str] = field(
+        default_factory=lambda: collections.deque(maxlen=COMMANDS))
     drain: threading.Thread | None = None
 
     @property
@@ -230,7 +231,7 @@ class ProcessHost:
             "storage_root": str(storage.root) if storage is not None else None,
         }
         worker = await asyncio.to_thread(self._spawn, inst.name, node, boot)
-        worker.user, worker.password = user, password
+        worker.user, worker.password, worker.target = user, password, inst.target
         worker.synced = (revision, wire.leaves(initial))
         self.transport.revisions[node] = revision
         self._workers[inst.name] = worker
@@ -433,8 +434,11 @@ class ProcessHost:
         self.transport.revisions[worker.node] = revision
         from ..kernel.events import current_command
 
+        command = current_command()
+        if command:
+            worker.commands.extend((command, redact(command)))
         self._send_config(worker, {"rev": revision, "set": changed, "unset": removed,
-                                   "command": current_command()})
+                                   "command": command})
 
     def _send_config(self, worker: _Worker, change: dict[str, Any]) -> None:
         """Publish a config message to ``worker`` on the kernel's loop (FIFO: in order)."""
@@ -447,12 +451,21 @@ class ProcessHost:
             self.transport._nc.publish(subject, message)))
 
     def _resync(self, worker: _Worker, have: Any) -> None:
-        """The worker missed a config message: send its whole view at the current revision."""
+        """The worker missed a config message: send its whole view at the current revision.
+
+        At most once per ``RESYNC_SECONDS`` per worker: a worker asks once per wait itself, so
+        more is a worker asking for nothing but the host's time.
+        """
+        now = time.monotonic()
+        if now - worker.resynced_at < RESYNC_SECONDS:
+            return
+        worker.resynced_at = now
         revision, leaves = worker.synced
         _log.warning("the worker of %r missed a config message (it has revision %s, the host "
                      "sent %s); sending its whole view again", worker.name, have, revision)
+        worker.commands.append(RESYNC_COMMAND)  # the relay believes the commands it sent
         self._send_config(worker, {"rev": revision, "full": True, "set": leaves,
-                                   "unset": [], "command": "config resync (host)"})
+                                   "unset": [], "command": RESYNC_COMMAND})
 
     async def _on_relay(self, worker: _Worker, msg: Any) -> None:
         try:
@@ -465,62 +478,23 @@ class ProcessHost:
                 self._resync(worker, data["resync"])
             return
         inst = self.kernel._instances.get(worker.name)
-        if inst is None:
+        if inst is None or not isinstance(data, dict):
             return
+        # Who relayed it is what the host knows; the message's own attributions are not
+        # believed (relay.py). The other instances' names: labels claiming them are not.
+        who = Relayer(worker.name, worker.node, worker.target, worker.offset,
+                      frozenset(self.kernel._instances) - {worker.name},
+                      frozenset(worker.commands))
         graph = data.get("graph")
         if isinstance(graph, dict):
-            inst.remote_graph = _shift_graph(graph, worker)
+            inst.remote_graph = stamp_graph(graph, who)
         hub = self.kernel.events
-        if hub.active:
-            for raw in data.get("events") or ():
-                event = _shift_event(raw, worker)
+        events = data.get("events")
+        if hub.active and isinstance(events, list):
+            for raw in events:
+                event = stamp_event(raw, who)
                 if event is not None:
                     hub.emit(event)
 
 
 _MISSING: Any = object()
-
-
-def _owner(name: str | None, worker: _Worker) -> str | None:
-    """Relayed nodes keep the instance's name; the worker's own providers say where they are."""
-    if name is None or name == worker.name:
-        return name
-    return f"{name}@{worker.node}"
-
-
-def _shift_graph(graph: dict[str, Any], worker: _Worker) -> GraphSnapshot:
-    offset = worker.offset
-    nodes = [GraphNode(**{**n, "id": n["id"] + offset, "instance": _owner(n["instance"], worker)})
-             for n in graph.get("nodes", ())]
-    edges = [GraphEdge(e["source"] + offset, e["target"] + offset) for e in graph.get("edges", ())]
-    return GraphSnapshot(nodes=nodes, edges=edges)
-
-
-def _shift_cause(cause: dict[str, Any] | None, worker: _Worker) -> Cause | None:
-    if cause is None:
-        return None
-    return Cause(**{**cause, "id": cause["id"] + worker.offset,
-                    "signal_id": cause["signal_id"] + worker.offset})
-
-
-def _shift_event(raw: dict[str, Any], worker: _Worker) -> Event | None:
-    cls = _EVENT_TYPES.get(raw.get("kind", ""))
-    if cls is None:
-        return None
-    fields = dict(raw)
-    offset = worker.offset
-    for key in ("node_id", "source_id", "target_id"):
-        if key in fields:
-            fields[key] += offset
-    if "cause" in fields:
-        fields["cause"] = _shift_cause(fields["cause"], worker)
-    if "stale" in fields:  # JSON lists; a record's fields are tuples
-        fields["stale"] = tuple(node_id + offset for node_id in fields["stale"])
-        fields["stale_labels"] = tuple(fields.get("stale_labels") or ())
-    if "instance" in fields:
-        fields["instance"] = _owner(fields["instance"], worker)
-    try:
-        return cls(**fields)
-    except TypeError as exc:
-        _log.warning("ignored a relayed %s event: %s", raw.get("kind"), exc)
-        return None

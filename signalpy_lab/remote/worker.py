@@ -23,7 +23,9 @@ host had sent when it was made (``config_rev``); the worker runs it once it has 
 revision, waiting ``config_wait`` seconds at most, and otherwise refuses it with
 ``StaleConfigError`` (``ConfigSync``; the protocol is in ``wire.py``). Its kernel's events
 are relayed on ``spl.v1.events.<node>`` every ``RELAY_SECONDS``, with the instance's graph
-snapshot, so the host's lab draws the instance like any other.
+snapshot, so the host's lab draws the instance like any other. The host believes none
+of their owners, tenants, ids or foreign labels: it stamps them with this worker's own
+(``relay.py``).
 """
 
 from __future__ import annotations
@@ -45,10 +47,15 @@ from ..providers import ConfigProvider, CredentialProvider, LoggingProvider, Sto
 from . import wire
 from .transport import NatsTransport
 
-__all__ = ["RELAY_SECONDS", "ConfigSync", "load_class", "main"]
+__all__ = ["HOST_CHANGE", "PROVIDERS", "RELAY_SECONDS", "ConfigSync", "load_class", "main"]
 
 #: How often the worker sends its buffered events (and graph) to the host.
 RELAY_SECONDS = 0.05
+#: The providers every worker boots: the host shows their nodes as ``<name>@w-<instance>``
+#: (``relay.WORKER_PROVIDERS``), and any other owner a relay names as the instance itself.
+PROVIDERS = (ConfigProvider, LoggingProvider, CredentialProvider, StorageProvider)
+#: The command a config change from the host runs under when the host named none.
+HOST_CHANGE = "config change (host)"
 
 
 def load_class(ref: dict[str, Any]) -> type:
@@ -101,7 +108,7 @@ class ConfigSync:
         sets: dict[str, Any] = change.get("set") or {}
         unsets = [k for k in self._host if k not in sets] if full else \
             list(change.get("unset") or ())
-        with caused_by(change.get("command") or "config change (host)"), batch():
+        with caused_by(change.get("command") or HOST_CHANGE), batch():
             for key in unsets:  # first: a key that became a section is unset, then set below
                 self.config.unset(key)
                 self._host.pop(key, None)
@@ -152,7 +159,7 @@ async def _serve(boot: dict[str, Any]) -> int:
     cls = load_class(boot["factory"])
     node, name = boot["node"], boot["name"]
     kernel = Kernel(node)
-    kernel.discover([ConfigProvider, LoggingProvider, CredentialProvider, StorageProvider])
+    kernel.discover(list(PROVIDERS))
     if boot.get("storage_root"):
         kernel.instantiate("storage", properties={"root": boot["storage_root"]})
     if boot.get("host_owned") is not None:  # the host's write policy, enforced here too
