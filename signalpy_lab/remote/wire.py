@@ -65,9 +65,9 @@ events subject (the one subject it may publish to)::
 
     {"v": 1, "resync": 41}                      worker -> host: "I have revision 41"
 
-and the host answers on the config subject with the whole view at its current revision,
-which replaces what it had sent before (the worker's own writes to keys the host never sent
-stay)::
+and the host answers (at most every 0.2 s per worker) on the config subject with the whole
+view at its current revision, which replaces what it had sent before (the worker's own writes
+to keys the host never sent stay)::
 
     {"v": 1, "rev": 43, "full": true, "set": {<every leaf of the view>}, "unset": [],
      "command": "config resync (host)"}
