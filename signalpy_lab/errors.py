@@ -43,6 +43,7 @@ __all__ = [
     "SandboxError",
     "ServiceNotFoundError",
     "SignalpyLabError",
+    "StaleConfigError",
     "StorageKeyError",
     "TenantIsolationError",
     "TransportError",
@@ -192,6 +193,11 @@ class WireFormatError(SignalpyLabError, ValueError):
 
 class WorkerError(SignalpyLabError, RuntimeError):
     """A process-isolated instance's worker failed to start, died, or cannot be restarted."""
+
+
+class StaleConfigError(WorkerError):
+    """A worker could not bring its config view to the revision a call was made at, so it did
+    not run the handler rather than answer with config older than the caller's writes."""
 
 
 class SandboxError(SignalpyLabError, RuntimeError):

@@ -5,13 +5,17 @@
 1. **exact** - a handler registered under ``name`` (``tenant-db-acme.query``);
 2. **target** - ``name`` is a routed name (``tenant-db.query``) and ``params['target']``
    picks the instance through the target-route map;
-
-with one refinement: when a routed name collides with an exact name (an untargeted instance
-named after its factory, like a default instance ``tenant-db``) and the call's ``target`` has
-a route, the route wins, since a caller who names a served target means that tenant. Exact
-names of tenant instances (``tenant-db-acme.query``) never collide with routed names.
-
 3. **transport** - each registered ``Transport`` in turn (another process, another kernel).
+
+**A call that names a target is answered by that target's instance, and nothing else.** A
+routed name can also be an exact name: an untargeted instance named after its factory (boot's
+default instance ``tenant-db``, kept because something depends on it, or made on a kernel
+that serves no tenant itself) registers ``tenant-db.query``. Such an instance keeps its exact
+name for callers that name no target; a call carrying ``target`` for a routed name never
+falls to it (nor to an instance serving another target): it goes by the route here, then to
+the transports (a worker, another kernel), and if nobody serves the target anywhere it is an
+``UnknownTargetError`` naming the known targets, local and remote. Exact names of tenant
+instances (``tenant-db-acme.query``) are not routed names: they are answered as named.
 
 Guards. The host may put a guard in front of an instance (``Kernel.guard``): before any call
 that resolves to one of that instance's handlers, by its exact name or any routed name, the
@@ -91,7 +95,9 @@ class Transport(Protocol):
     it cannot deliver, so the bus tries the next transport; any other exception is the
     handler's own failure and reaches the caller. A transport whose ``invoke`` takes a
     ``timeout=`` keyword says so with ``takes_timeout = True`` (then it enforces the call's
-    timeout itself); otherwise the bus cancels it after the timeout.
+    timeout itself); otherwise the bus cancels it after the timeout. A transport may also
+    offer ``targets(routed_name)``, the targets it reaches for a routed name: an
+    ``UnknownTargetError`` then names them beside the local ones.
     """
 
     name: str
@@ -288,19 +294,33 @@ class Bus:
     def resolve(self, name: str, params: Mapping[str, Any] | None) -> tuple[Handler, str] | None:
         """The local handler for a call and the route kind, or ``None`` to try transports.
 
-        Raises ``UnknownTargetError`` only when no transport could serve it either, so this
-        returns ``None`` for a routed name with an unknown target.
+        A call that names a target of a routed name is answered by that target's instance
+        only: its route, or an exact handler serving that very target, never an untargeted
+        one (a default instance named after its factory); see the module docstring. Returns
+        ``None`` for a routed name with an unknown target (``invoke`` raises
+        ``UnknownTargetError`` once no transport serves it either).
         """
+        target = params.get("target") if params else None
+        if target is None:
+            handler = self._handlers.get(name)
+            return (handler, "exact") if handler is not None else None
         targets = self._routes.get(name)
-        if targets is not None and params is not None:
-            target = params.get("target")
+        if targets is not None:
             handler_name = targets.get(target) if isinstance(target, str) else None
             if handler_name is not None:
                 return self._handlers[handler_name], "target"
         handler = self._handlers.get(name)
-        if handler is not None:
+        if handler is None:
+            return None
+        if handler.target == target or not self.is_routed(name):
             return handler, "exact"
-        return None
+        return None  # an untargeted (or another tenant's) instance never answers a target
+
+    def is_routed(self, name: str) -> bool:
+        """Whether ``name`` is a routed name here: it has target routes, or it is
+        ``<factory or contract>.<runnable>`` of a factory this kernel discovered."""
+        return name in self._routes or (self._kernel is not None
+                                        and self._kernel.is_routed_name(name))
 
     def invoke(self, handler: str, params: Mapping[str, Any] | BaseModel | None = None,
                *, timeout: float | None = None) -> Coroutine[Any, Any, Any]:
@@ -387,8 +407,7 @@ class Bus:
                         remote_miss = exc
                     except UnknownHandlerError:
                         continue
-                if remote_miss is not None and name not in self._routes:
-                    raise remote_miss
+                raise self._not_found(name, mapping, remote=True, remote_miss=remote_miss)
             raise self._not_found(name, mapping)
         handler, route = found
         if allowed is not None:
@@ -471,13 +490,29 @@ class Bus:
             error=error, result=result, command=current_command(),
         ))
 
-    def _not_found(self, name: str, params: Mapping[str, Any] | None) -> Exception:
-        targets = self._routes.get(name)
-        if targets is None and self._kernel is not None and self._kernel.is_routed_name(name):
-            targets = {}  # a factory or contract runnable that no tenant instance serves yet
+    def _remote_targets(self, name: str) -> set[str]:
+        """The targets the transports reach for routed ``name`` (those that can say)."""
+        found: set[str] = set()
+        for transport in self._transports:
+            targets = getattr(transport, "targets", None)
+            if targets is not None:
+                found.update(targets(name))
+        return found
+
+    def _not_found(self, name: str, params: Mapping[str, Any] | None, *, remote: bool = False,
+                   remote_miss: UnknownTargetError | None = None) -> Exception:
+        """The error for a call nobody serves. With ``remote``, the known targets include
+        those the transports reach (a tenant instance's calls never use them, nor see them)."""
+        local = self._routes.get(name)
+        far = self._remote_targets(name) if remote else set()
+        targets: set[str] | None = None
+        if local is not None or far or self.is_routed(name):
+            targets = {*(local or ()), *far}  # empty: a runnable that no tenant serves yet
+        elif remote_miss is not None:  # routed on the far side only: in its own words
+            return remote_miss
         if targets is not None:
             target = (params or {}).get("target")
-            known = ", ".join(map(repr, sorted(targets))) or "none"
+            known = _listed(targets)
             if target is None:
                 return UnknownTargetError(
                     f"{name!r} is routed by target, but the call has no 'target' parameter. "
@@ -529,6 +564,13 @@ class Bus:
         return delivered
 
 
+def _listed(names: Iterable[str], limit: int = 12) -> str:
+    """``'a0', 'a1'``, sorted, capped (``... (3 more)``), or ``none``: known targets."""
+    ordered = sorted(names)
+    shown = ", ".join(map(repr, ordered[:limit])) or "none"
+    return shown + (f", ... ({len(ordered) - limit} more)" if len(ordered) > limit else "")
+
+
 class InProcessTransport:
     """A transport to another kernel in this process (the reference ``Transport``)."""
 
@@ -548,6 +590,9 @@ class InProcessTransport:
 
     def handler_names(self) -> Iterable[str]:
         return self.remote.bus.names()
+
+    def targets(self, routed_name: str) -> Iterable[str]:
+        return self.remote.bus.targets(routed_name)
 
 
 class ScopedBus(Sealed):

@@ -138,6 +138,7 @@ class Kernel:
         self._policies: dict[str, Policy] = {}
         self._route_watchers: list[Callable[[], None]] = []
         self._isolation_hosts: dict[str, IsolationHost] = {}
+        self._routed_names: frozenset[str] | None = None  # of the factories; see is_routed_name
         if policies is not None:
             if not isinstance(policies, Mapping):
                 raise PolicyError(f"Kernel(policies=...) maps component names to policies, "
@@ -188,6 +189,7 @@ class Kernel:
                 )
         for meta in found:
             self._factories[meta.factory_name] = meta
+        self._routed_names = None
         return [m.factory_name for m in found]
 
     def instantiate(self, factory: str | type, name: str | None = None,
@@ -860,13 +862,17 @@ class Kernel:
     # -- introspection -----------------------------------------------------------------
 
     def is_routed_name(self, name: str) -> bool:
-        """Whether ``name`` is ``<factory or contract>.<runnable>`` of a discovered factory."""
-        prefix, _, runnable_name = name.rpartition(".")
-        return any(
-            (meta.factory_name == prefix or prefix in meta.provides)
-            and any(r.name == runnable_name for r in meta.runnables)
-            for meta in self._factories.values()
-        )
+        """Whether ``name`` is ``<factory or contract>.<runnable>`` of a discovered factory.
+
+        The bus asks on every call that names a target where no local route serves it, so
+        the names are kept in a set, rebuilt after ``discover``.
+        """
+        names = self._routed_names
+        if names is None:
+            names = self._routed_names = frozenset(
+                f"{prefix}.{r.name}" for meta in self._factories.values()
+                for prefix in (meta.factory_name, *meta.provides) for r in meta.runnables)
+        return name in names
 
     def component(self, name: str) -> Any:
         """The live component object of instance ``name`` (for direct calls and tests)."""

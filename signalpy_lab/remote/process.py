@@ -25,6 +25,12 @@ Per instance it:
 * keeps that view in sync: an effect reads the view (``IConfig.all()`` through the
   instance's own handle), so a change inside it sends the changed keys, and a change outside
   it sends nothing;
+* gives a call made after a write that write (read-your-writes): each message to the worker
+  brings it to the next *config revision* of its view, each call to it carries the revision
+  the host had sent when the call was made, and the worker applies up to that revision
+  before it runs the handler (waiting ``CONFIG_WAIT_SECONDS`` at most for a message still in
+  flight, else ``StaleConfigError``, never a stale answer); a worker that missed a message
+  asks for the whole view again (``wire.py``, "Config revisions");
 * advertises the worker's handlers and target routes on the kernel's transport, relays the
   worker's events and graph into the kernel's, and watches the process: when it dies, calls
   fail at once naming the exit code, and the instance is ``failed`` until
@@ -56,6 +62,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -73,7 +80,7 @@ if TYPE_CHECKING:
     from ..kernel import Kernel
     from ..kernel.lifecycle import ComponentInstance
 
-__all__ = ["ENV_URL", "ProcessHost", "create_host"]
+__all__ = ["CONFIG_WAIT_SECONDS", "ENV_URL", "ProcessHost", "create_host"]
 
 _log = logging.getLogger("signalpy_lab.remote.process")
 
@@ -83,6 +90,14 @@ ENV_URL = "SIGNALPY_LAB_NATS_URL"
 START_SECONDS = 30.0
 #: How long a worker may take to stop after being asked, before it is killed.
 STOP_SECONDS = 5.0
+#: How long a worker waits for the config revision a call was made at, before it refuses
+#: the call (``StaleConfigError``): a message in flight arrives in well under a millisecond
+#: on one host, so this is only reached when one was lost.
+CONFIG_WAIT_SECONDS = 2.0
+#: A worker's requests for its whole view are answered at most this often.
+RESYNC_SECONDS = 0.2
+#: The command a worker applies its whole view under, after it missed a message.
+RESYNC_COMMAND = "config resync (host)"
 #: Commands remembered per worker (a relay follows its config change by tens of ms).
 COMMANDS = 256
 #: Each worker's relayed ids are shifted by its own multiple of ``ID_SPACE`` (``relay.py``).
@@ -127,19 +142,6 @@ def _class_ref(cls: type) -> dict[str, Any]:
     return {"pickle": base64.b64encode(cloudpickle.dumps(cls)).decode()}
 
 
-def _leaves(tree: Any, prefix: str = "") -> dict[str, Any]:
-    """``{"tenants.acme.db_url": ...}`` for every leaf of a nested mapping."""
-    out: dict[str, Any] = {}
-    stack: list[tuple[str, Any]] = [(prefix, tree)]
-    while stack:
-        path, value = stack.pop()
-        if isinstance(value, dict) and value:
-            stack.extend((f"{path}.{k}" if path else k, v) for k, v in value.items())
-        elif path:
-            out[path] = value
-    return out
-
-
 @dataclass
 class _Worker:
     """The host's record of one running worker."""
@@ -157,12 +159,20 @@ class _Worker:
     scope: Scope | None = None
     subscription: Any = None
     stopping: bool = False
-    sent: dict[str, Any] = field(default_factory=dict)
+    # (config revision, the view's leaves at it): one attribute, so a resync on the loop
+    # never reads a revision with another revision's leaves while a writer thread syncs
+    synced: tuple[int, dict[str, Any]] = (0, {})
+    resynced_at: float = float("-inf")  # when the host last sent the whole view
     #: The commands sent with config changes lately, as sent and as shown masked then: the
     #: only commands a relay from this worker is believed to carry (relay.Relayer).
     commands: collections.deque[str] = field(
         default_factory=lambda: collections.deque(maxlen=COMMANDS))
     drain: threading.Thread | None = None
+
+    @property
+    def sent(self) -> dict[str, Any]:
+        """The view's leaves as last sent to the worker."""
+        return self.synced[1]
 
 
 class ProcessHost:
@@ -236,19 +246,24 @@ class ProcessHost:
             user, password = self.transport._user, self.transport._password or ""
         view = self._view(inst)
         initial = view.all()
+        # A new worker starts at the current revision, so no call made before it (to its
+        # predecessor, on the same subjects) can ask it for more than it was given.
+        revision = self.transport.revisions.get(node, 0)
         storage = self.kernel.registry.get("IStorage")
         boot = {
             "servers": list(self.transport.servers), "user": user, "password": password,
             "node": node,
             "inbox_prefix": f"_INBOX_{node}", "name": inst.name,
             "properties": inst.properties, "factory": _class_ref(inst.meta.cls),
-            "config": initial, "timeout": self.transport.timeout,
+            "config": initial, "config_rev": revision, "config_wait": CONFIG_WAIT_SECONDS,
+            "timeout": self.transport.timeout,
             "host_owned": self._host_owned(),
             "storage_root": str(storage.root) if storage is not None else None,
         }
         worker = await asyncio.to_thread(self._spawn, inst.name, node, boot)
         worker.user, worker.password, worker.target = user, password, inst.target
-        worker.sent = _leaves(initial)
+        worker.synced = (revision, wire.leaves(initial))
+        self.transport.revisions[node] = revision
         self._workers[inst.name] = worker
         try:
             await self._wait_ready(worker)
@@ -433,32 +448,65 @@ class ProcessHost:
     # -- config view and relayed events --------------------------------------------------
 
     def _sync_config(self, worker: _Worker, view: Any) -> None:
-        """The effect's body: read the view (tracked), send what changed since last time."""
-        current = _leaves(view.all())
-        previous = worker.sent
+        """The effect's body: read the view (tracked), send what changed since last time.
+
+        It runs in the writer's thread before its ``config.set`` returns (at the end of the
+        outermost ``batch()``), so the revision is the worker's before the writer's next call
+        reads it; the message itself is published on the kernel's loop, in revision order.
+        """
+        current = wire.leaves(view.all())
+        revision, previous = worker.synced
         changed = {k: v for k, v in current.items() if previous.get(k, _MISSING) != v}
         removed = [k for k in previous if k not in current]
-        worker.sent = current
         if not changed and not removed:
             return
+        revision += 1
+        worker.synced = (revision, current)
+        self.transport.revisions[worker.node] = revision
         from ..kernel.events import current_command
 
         command = current_command()
         if command:
             worker.commands.extend((command, redact(command)))
-        message = wire.encode({"set": changed, "unset": removed, "command": command})
+        self._send_config(worker, {"rev": revision, "set": changed, "unset": removed,
+                                   "command": command})
+
+    def _send_config(self, worker: _Worker, change: dict[str, Any]) -> None:
+        """Publish a config message to ``worker`` on the kernel's loop (FIFO: in order)."""
+        message = wire.encode(change)
         loop = self.kernel.home_loop()
         if loop is None or self.transport._nc is None:
-            return
+            return  # nothing reaches the worker now; calls say so (StaleConfigError)
         subject = wire.config_subject(worker.node)
         loop.call_soon_threadsafe(lambda: self.transport._spawn(
             self.transport._nc.publish(subject, message)))
+
+    def _resync(self, worker: _Worker, have: Any) -> None:
+        """The worker missed a config message: send its whole view at the current revision.
+
+        At most once per ``RESYNC_SECONDS`` per worker: a worker asks once per wait itself, so
+        more is a worker asking for nothing but the host's time.
+        """
+        now = time.monotonic()
+        if now - worker.resynced_at < RESYNC_SECONDS:
+            return
+        worker.resynced_at = now
+        revision, leaves = worker.synced
+        _log.warning("the worker of %r missed a config message (it has revision %s, the host "
+                     "sent %s); sending its whole view again", worker.name, have, revision)
+        worker.commands.append(RESYNC_COMMAND)  # the relay believes the commands it sent
+        self._send_config(worker, {"rev": revision, "full": True, "set": leaves,
+                                   "unset": [], "command": RESYNC_COMMAND})
 
     async def _on_relay(self, worker: _Worker, msg: Any) -> None:
         try:
             data = wire.decode(msg.data)
         except Exception as exc:
             _log.warning("ignored a relay from %s: %s", worker.node, exc)
+            return
+        if "resync" in data:
+            if self._workers.get(worker.name) is worker:
+                self._resync(worker, data["resync"])
             return
         inst = self.kernel._instances.get(worker.name)
         if inst is None or not isinstance(data, dict):

@@ -19,6 +19,9 @@ Rules that hold across kernels:
   matches (a worker that died, a kernel that left), so the call fails with
   ``TransportError`` immediately, not after the timeout;
 * **remote errors come back as the same types**, naming the remote handler (``wire.py``);
+* **a host's calls to its workers carry the config revision they were made at**
+  (``revisions``, kept by ``ProcessHost``), and a worker's transport waits for it before it
+  serves one (``before_serve``, set by the worker): read-your-writes (``wire.py``);
 * **no collision is resolved silently**: a handler name or (route, target) advertised by two
   nodes is a ``RouteConflictError`` naming both, and one a remote node advertises while this
   kernel serves it too is reported in ``conflicts()`` and logged (the local one serves, as
@@ -191,6 +194,11 @@ class NatsTransport:
         #: ``NatsServer``: ``running``, ``down``, ``restarting``); while the connection is
         #: down, ``status()`` shows ``restarting`` and errors quote the detail.
         self.server_state: Callable[[], tuple[str, str] | None] | None = None
+        # Read-your-writes with workers (ProcessHost keeps both; wire.py, "Config revisions"):
+        # serving node -> the config revision a call to it carries, and on a worker's own
+        # transport what runs before each call it serves (waits for that revision).
+        self.revisions: dict[str, int] = {}
+        self.before_serve: Callable[[Mapping[str, Any], str], Any] | None = None
 
     def __repr__(self) -> str:
         return f"<NatsTransport {self.node!r} {self.state} to {self.url}: " \
@@ -643,6 +651,10 @@ class NatsTransport:
         exact, routed = self._merge()
         return [*exact, *routed]
 
+    def targets(self, routed_name: str) -> list[str]:
+        """The targets other nodes serve for ``routed_name`` (named in the bus's errors)."""
+        return sorted(self._merge()[1].get(routed_name, ()))
+
     def resolve(self, name: str, params: Mapping[str, Any] | None) -> tuple[str, str]:
         """``(serving node, handler)`` for a call, or a ``RoutingError`` (try the next one).
 
@@ -659,7 +671,10 @@ class NatsTransport:
     def _resolve(self, name: str, params: Mapping[str, Any] | None) -> tuple[str, str]:
         exact, routed = self._merge()
         servers = exact.get(name)
-        if servers is not None:
+        target = (params or {}).get("target")
+        # A call naming a target of a routed name goes by route, never to an exact handler
+        # of that name (another kernel's default instance): the target's instance answers.
+        if servers is not None and (target is None or name not in routed):
             nodes = sorted({n for n, _ in servers})
             if len(nodes) > 1:
                 raise RouteConflictError(
@@ -670,7 +685,6 @@ class NatsTransport:
         targets = routed.get(name)
         if targets is None:
             raise UnknownHandlerError(f"No node advertises {name!r}.")
-        target = (params or {}).get("target")
         entries = targets.get(target) if isinstance(target, str) else None
         if not entries:
             known = ", ".join(map(repr, sorted(targets))) or "none"
@@ -704,9 +718,13 @@ class NatsTransport:
             raise TransportError(f"{handler!r} cannot be called: {self._not_connected()}")
         limit = self.timeout if timeout is None else timeout
         call_id = next(self._ids)
-        payload = wire.encode({"handler": handler, "requested": requested or handler,
-                               "params": wire.jsonable_params(params), "caller": self.node,
-                               "id": call_id, "timeout": limit})
+        message = {"handler": handler, "requested": requested or handler,
+                   "params": wire.jsonable_params(params), "caller": self.node, "id": call_id,
+                   "timeout": limit}
+        revision = self.revisions.get(node)
+        if revision is not None:
+            message["config_rev"] = revision
+        payload = wire.encode(message)
         subject = wire.call_subject(node, handler)
         caller = asyncio.current_task()
         calls = self._inflight.get(node)
@@ -857,6 +875,10 @@ class NatsTransport:
                 handler = wire.handler_of(msg.subject)
                 if isinstance(request, Exception):
                     raise request
+                if self.before_serve is not None:
+                    waiting = self.before_serve(request, handler)
+                    if waiting is not None:
+                        await waiting
                 result = await self.kernel.bus.invoke_local(handler,
                                                             request.get("params") or {})
                 data = wire.encode({"ok": True, "result": result})

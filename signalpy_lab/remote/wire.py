@@ -11,15 +11,17 @@ names are letters, digits, ``-`` and ``_``, so each is one NATS token)::
     spl.v1.routes.query                        request: every node answers with its table,
                                                so a kernel that joins late learns the routes
     spl.v1.config.<node>                       host -> worker: changes to its config view
-    spl.v1.events.<node>                       worker -> host: its kernel's events, batched
+    spl.v1.events.<node>                       worker -> host: its kernel's events, batched,
+                                               and its requests for its whole config view
     spl.v1.control.<node>                      host -> worker: requests (graph snapshot, stop)
 
 Every message is a JSON object with ``"v": 1``. A call::
 
     {"v": 1, "handler": "tenant-db-acme.query", "requested": "tenant-db.query",
      "params": {"table": "users", "target": "acme"}, "caller": "kernel-a", "id": 17,
-     "timeout": 10.0}
+     "timeout": 10.0, "config_rev": 42}
 
+(``config_rev`` only on a host's calls to its own workers: see "Config revisions" below.)
 ``id`` numbers the caller's calls. A caller whose call stays unanswered asks the serving
 node ``{"v": 1, "caller": "kernel-a", "ids": [17, 18]}`` on its ``inflight`` subject and gets
 ``{"v": 1, "serving": [18]}``: the ones it is still running (a reply sent before that answer
@@ -40,6 +42,44 @@ and arrive as plain dicts. Params are validated where the handler lives. A route
 
 ``handlers`` maps each exact handler name to the node whose subject serves it (a kernel
 advertises its process-isolated tenants' handlers too, served by their worker's node).
+
+Config revisions (read-your-writes with a worker). A worker's config view has a *revision*,
+counted by its host per worker: the bootstrap brings the worker to ``config_rev`` (a restarted
+worker starts at the current one), and each message on ``spl.v1.config.<node>`` brings it to
+the next::
+
+    {"v": 1, "rev": 42, "set": {"tenants.hooli.db_url": "postgres://new/hooli"},
+     "unset": ["tenants.hooli.pool"], "command": "%config set ..."}
+
+``set`` and ``unset`` are leaves of the view (dotted keys); the worker applies ``unset``
+first, then ``set``, in one batch (a leaf that became a section is unset, then its new leaves
+set). One message per change of the view, whatever the writes: a ``batch()`` of writes, an
+``unset``, a write of a whole subtree each become the leaves that changed. A write outside
+the view sends nothing, so it takes no revision (the revision is the view's, not the host's
+config's: a global one would make every worker wait for messages about others' sections).
+
+A host's call to its worker carries ``config_rev``, the revision the host had sent when the
+call was made (sending happens in the writer's ``config.set``, before it returns). The
+worker runs the call once it has applied that revision, waiting at most ``config_wait``
+seconds (bootstrap) for a message still in flight; otherwise the reply is a
+``StaleConfigError`` naming both revisions, never an answer from older config. Calls from
+other kernels carry none: they did not write this host's config.
+
+A message whose ``rev`` is not the worker's next one means one was lost (a message before it
+is relative to it), so the worker does not apply it and asks for its whole view, on its
+events subject (the one subject it may publish to)::
+
+    {"v": 1, "resync": 41}                      worker -> host: "I have revision 41"
+
+and the host answers (at most every 0.2 s per worker) on the config subject with the whole
+view at its current revision, which replaces what it had sent before (the worker's own writes
+to keys the host never sent stay)::
+
+    {"v": 1, "rev": 43, "full": true, "set": {<every leaf of the view>}, "unset": [],
+     "command": "config resync (host)"}
+
+A worker that times out waiting for a call's revision asks the same way, so the next call
+succeeds. Messages at or below the worker's revision are ignored.
 """
 
 from __future__ import annotations
@@ -67,6 +107,7 @@ __all__ = [
     "encode",
     "encode_error",
     "events_subject",
+    "leaves",
     "probe_subject",
     "raise_remote_error",
     "serve_subject",
@@ -123,6 +164,20 @@ def handler_of(subject: str) -> str:
         raise WireFormatError(f"Not a call subject: {subject!r} (expected "
                               f"'{PREFIX}.call.<node>.<instance>.<runnable>').")
     return f"{parts[4]}.{parts[5]}"
+
+
+def leaves(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"tenants.acme.db_url": ...}`` for every leaf of a nested mapping: the keys of a
+    config message (an empty mapping is a leaf)."""
+    out: dict[str, Any] = {}
+    stack: list[tuple[str, Any]] = [(prefix, tree)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict) and value:
+            stack.extend((f"{path}.{k}" if path else k, v) for k, v in value.items())
+        elif path:
+            out[path] = value
+    return out
 
 
 def encode(message: Mapping[str, Any]) -> bytes:

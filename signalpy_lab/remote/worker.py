@@ -12,14 +12,20 @@ Bootstrap::
      "name": "tenant-db-hooli", "properties": {"target": "hooli"},
      "factory": {"module": "pkg.mod", "qualname": "TenantDatabase"} | {"pickle": "<base64>"},
      "config": {<the instance's config view: shared keys, its tenant section, its apps.<name>>},
-     "storage_root": "/path" | null, "offset": 1000000000}
+     "config_rev": 0, "config_wait": 2.0, "timeout": 10.0, "host_owned": ["tenants.*.quota"],
+     "storage_root": "/path" | null}
 
-What the worker receives is exactly the instance's own view; later changes to it arrive on
-``spl.v1.config.<node>`` as ``{"set": {key: value}, "unset": [key], "command": ...}``, applied
-in one batch so each changed key re-runs its readers once. Its kernel's events are relayed on
-``spl.v1.events.<node>`` every ``RELAY_SECONDS``, with the instance's graph snapshot, so the
-host's lab draws the instance like any other. The host believes none of their owners,
-tenants, ids or foreign labels: it stamps them with this worker's own (``relay.py``).
+What the worker receives is exactly the instance's own view, at config revision
+``config_rev``; later changes to it arrive on ``spl.v1.config.<node>`` as ``{"rev": n, "set":
+{key: value}, "unset": [key], "command": ...}``, each bringing it to the next revision, applied
+in one batch so each changed key re-runs its readers once. A call carries the revision the
+host had sent when it was made (``config_rev``); the worker runs it once it has applied that
+revision, waiting ``config_wait`` seconds at most, and otherwise refuses it with
+``StaleConfigError`` (``ConfigSync``; the protocol is in ``wire.py``). Its kernel's events
+are relayed on ``spl.v1.events.<node>`` every ``RELAY_SECONDS``, with the instance's graph
+snapshot, so the host's lab draws the instance like any other. The host believes none
+of their owners, tenants, ids or foreign labels: it stamps them with this worker's own
+(``relay.py``).
 """
 
 from __future__ import annotations
@@ -31,15 +37,17 @@ import json
 import os
 import sys
 import threading
+import time
 from typing import Any
 
+from ..errors import StaleConfigError
 from ..kernel import Kernel, batch, caused_by
 from ..kernel.events import Event
 from ..providers import ConfigProvider, CredentialProvider, LoggingProvider, StorageProvider
 from . import wire
 from .transport import NatsTransport
 
-__all__ = ["HOST_CHANGE", "PROVIDERS", "RELAY_SECONDS", "load_class", "main"]
+__all__ = ["HOST_CHANGE", "PROVIDERS", "RELAY_SECONDS", "ConfigSync", "load_class", "main"]
 
 #: How often the worker sends its buffered events (and graph) to the host.
 RELAY_SECONDS = 0.05
@@ -66,6 +74,87 @@ def _event_dict(event: Event) -> dict[str, Any]:
     return event.to_dict()
 
 
+class ConfigSync:
+    """The worker's copy of its host's config view, at a revision (``wire.py``).
+
+    ``receive`` applies the host's messages in revision order: a message that is not the next
+    revision means one was lost, so it is not applied (its changes are relative to the lost
+    one) and the worker asks for the whole view (``{"resync": have}`` on its events subject);
+    a whole view (``"full": true``) replaces what the host had sent before. ``gate`` runs
+    before each call the worker serves and waits, bounded, for the call's revision.
+    """
+
+    def __init__(self, config: Any, name: str, revision: int, view: dict[str, Any],
+                 wait: float, ask: Any) -> None:
+        self.config = config
+        self.name = name
+        self.revision = revision
+        self.wait = wait
+        self._host = wire.leaves(view)  # what the host sent (not what the worker wrote itself)
+        self._ask = ask  # ask(have): request the whole view
+        self._asked_at = -1e9
+        self._changed = asyncio.Event()
+
+    def receive(self, change: dict[str, Any]) -> None:
+        revision = change.get("rev")
+        full = bool(change.get("full"))
+        if not isinstance(revision, int):
+            revision = self.revision + 1  # an old host's message: in order, as before
+        if revision < self.revision or (revision == self.revision and not full):
+            return  # already applied, or brought by a whole view
+        if revision > self.revision + 1 and not full:
+            self.ask()  # one or more lost on the way: these changes are relative to them
+            return
+        sets: dict[str, Any] = change.get("set") or {}
+        unsets = [k for k in self._host if k not in sets] if full else \
+            list(change.get("unset") or ())
+        with caused_by(change.get("command") or HOST_CHANGE), batch():
+            for key in unsets:  # first: a key that became a section is unset, then set below
+                self.config.unset(key)
+                self._host.pop(key, None)
+            for key, value in sets.items():
+                if not full or self.config.peek(key, _MISSING) != value:
+                    self.config.set(key, value)
+                self._host[key] = value
+        self.revision = revision
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def ask(self) -> None:
+        """Ask the host for the whole view (at most once per wait, while one may be coming)."""
+        now = time.monotonic()
+        if now - self._asked_at >= self.wait:
+            self._asked_at = now
+            self._ask(self.revision)
+
+    def gate(self, request: dict[str, Any], handler: str) -> Any:
+        """``None`` when the call's revision is applied; else an awaitable that waits for it."""
+        needed = request.get("config_rev")
+        if not isinstance(needed, int) or needed <= self.revision:
+            return None
+        return self._until(needed, handler)
+
+    async def _until(self, needed: int, handler: str) -> None:
+        deadline = time.monotonic() + self.wait
+        while self.revision < needed:
+            left = deadline - time.monotonic()
+            try:
+                await asyncio.wait_for(self._changed.wait(), left if left > 0 else 0)
+            except TimeoutError:
+                if self.revision >= needed:
+                    return
+                self.ask()
+                raise StaleConfigError(
+                    f"{handler} was not run: the call was made at config revision {needed} of "
+                    f"{self.name!r}'s view and its worker has only revision {self.revision} "
+                    f"after {self.wait:g}s (a config message was lost or is late); the worker "
+                    f"asked the host for its whole view again, so a retry sees the host's writes."
+                ) from None
+
+
+_MISSING: Any = object()
+
+
 async def _serve(boot: dict[str, Any]) -> int:
     cls = load_class(boot["factory"])
     node, name = boot["node"], boot["name"]
@@ -79,6 +168,7 @@ async def _serve(boot: dict[str, Any]) -> int:
     config = kernel.registry.require("IConfig")
     if boot.get("config"):
         config.merge(boot["config"])  # runtime layer: a later unset removes a key for good
+    pending_tasks: set[asyncio.Task[Any]] = set()
     kernel.discover([cls])
     transport = await NatsTransport(
         kernel, boot["servers"], user=boot.get("user"), password=boot.get("password"), node=node,
@@ -88,13 +178,18 @@ async def _serve(boot: dict[str, Any]) -> int:
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
 
+    def ask_resync(have: int) -> None:
+        task = asyncio.ensure_future(nc.publish(wire.events_subject(node),
+                                                wire.encode({"resync": have})))
+        pending_tasks.add(task)
+        task.add_done_callback(pending_tasks.discard)
+
+    sync = ConfigSync(config, name, int(boot.get("config_rev") or 0), boot.get("config") or {},
+                      float(boot.get("config_wait", 2.0)), ask_resync)
+    transport.before_serve = sync.gate
+
     async def on_config(msg: Any) -> None:
-        change = wire.decode(msg.data)
-        with caused_by(change.get("command") or HOST_CHANGE), batch():
-            for key, value in (change.get("set") or {}).items():
-                config.set(key, value)
-            for key in change.get("unset") or ():
-                config.unset(key)
+        sync.receive(wire.decode(msg.data))
 
     async def on_control(msg: Any) -> None:
         request = wire.decode(msg.data)

@@ -218,6 +218,86 @@ async def test_transport_fall_through_to_a_second_kernel(kernel) -> None:
     await remote.shutdown()
 
 
+class TestOnlyTheTargetsInstanceAnswers:
+    """A call naming a target of a routed name is answered by that target's instance only.
+
+        caller ── tenant-db.query {target: T} ──▶ route[T] here ─▶ transports ─▶ UnknownTargetError
+                                                   ✗ the default instance `tenant-db` (untargeted)
+    """
+
+    @staticmethod
+    def tenant_db():
+        @component("tenant-db")
+        class TenantDb:
+            @runnable("query", params=Query)
+            def query(self, params):
+                return {"tenant": self.rt.target, "instance": self.rt.name}
+
+        @component("admin", depends=["tenant-db"])
+        class Admin:  # depends on the factory by name: keeps its default instance
+            pass
+
+        return TenantDb, Admin
+
+    async def test_a_default_instance_answers_untargeted_calls_only(self) -> None:
+        """No tenant anywhere: the default answers `tenant-db.query`, a target is refused."""
+        kernel = Kernel()
+        kernel.discover([self.tenant_db()[0]])
+        await kernel.boot()
+        assert {"tenant": None, "instance": "tenant-db"} == await kernel.invoke(
+            "tenant-db.query")
+        with pytest.raises(UnknownTargetError, match=r"^No instance serves 'tenant-db.query' "
+                                                     r"for target 'a0'. Known targets: none.$"):
+            await kernel.invoke("tenant-db.query", {"target": "a0"})
+        await kernel.shutdown()
+
+    async def test_a_kept_default_never_answers_an_unknown_target(self) -> None:
+        """The default stays (admin needs it) beside acme: `nobody` is refused naming acme."""
+        kernel = Kernel()
+        kernel.discover(self.tenant_db())
+        await kernel.boot()
+        kernel.instantiate("tenant-db", "tenant-db-acme", {"target": "acme"})
+        assert "tenant-db" in {i.name for i in kernel.instances()}  # kept: admin depends on it
+        assert "tenant-db-acme" == (await kernel.invoke(
+            "tenant-db.query", {"target": "acme"}))["instance"]
+        with pytest.raises(UnknownTargetError, match="for target 'nobody'. Known targets: "
+                                                     "'acme'.$"):
+            await kernel.invoke("tenant-db.query", {"target": "nobody"})
+        await kernel.shutdown()
+
+    async def test_another_kernels_tenant_answers_not_the_local_default(self) -> None:
+        """B has the factory and no tenants; a0 and a1 live on A: A's instances answer, and a
+        target nobody serves is refused naming A's targets."""
+        a, b = Kernel("a"), Kernel("b")
+        a.discover([self.tenant_db()[0]])
+        for tenant in ("a0", "a1"):
+            a.instantiate("tenant-db", f"tenant-db-{tenant}", {"target": tenant})
+        b.discover([self.tenant_db()[0]])
+        await a.boot()
+        await b.boot()
+        b.bus.add_transport(InProcessTransport(a))
+        assert [{"tenant": t, "instance": f"tenant-db-{t}"} for t in ("a0", "a1")] == [
+            await b.invoke("tenant-db.query", {"target": t}) for t in ("a0", "a1")]
+        with pytest.raises(UnknownTargetError, match="for target 'zz'. Known targets: 'a0', "
+                                                     "'a1'.$"):
+            await b.invoke("tenant-db.query", {"target": "zz"})
+        assert "tenant-db" == (await b.invoke("tenant-db.query"))["instance"]
+        await b.shutdown()
+        await a.shutdown()
+
+    async def test_known_targets_are_capped_in_the_message(self) -> None:
+        """Fifteen tenants: the error names twelve and counts the rest, on one line."""
+        kernel = Kernel()
+        kernel.discover([self.tenant_db()[0]])
+        for n in range(15):
+            kernel.instantiate("tenant-db", f"tenant-db-t{n:02}", {"target": f"t{n:02}"})
+        await kernel.boot()
+        with pytest.raises(UnknownTargetError, match=r"Known targets: 't00', .*, 't11', \.\.\. "
+                                                     r"\(3 more\).$"):
+            await kernel.invoke("tenant-db.query", {"target": "zz"})
+        await kernel.shutdown()
+
+
 async def test_register_target_route_exists_as_in_the_seed(kernel) -> None:
     """The seed's bus.register_target_route maps a routed name to an instance handler."""
     kernel.bus.register_target_route("db.query", "acme", "tenant-db-acme.query")
