@@ -258,10 +258,12 @@ def start_peer(server: NatsServer, targets: list[str]) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.remote_peer", server.url, server.admin_user,
-         server.admin_password, "bench-peer", *targets],
+        [sys.executable, "-m", "benchmarks.remote_peer", server.url, "bench-peer", *targets],
         cwd=REPO_ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
+    assert proc.stdin is not None
+    proc.stdin.write(server.admin_seed + "\n")  # the NKey seed travels over stdin only
+    proc.stdin.flush()
     line = proc.stdout.readline()
     try:
         ready = json.loads(line).get("ready")
@@ -304,7 +306,7 @@ async def run(sizes: Sizes) -> list[Table]:
     local, same, peer, isolated = ["t0", "t1"], ["s0", "s1"], ["r0", "r1"], ["p0"]
     progress("starting nats-server ...")
     server = await asyncio.to_thread(NatsServer().start)
-    login = {"user": server.admin_user, "password": server.admin_password}
+    login = {"nkeys_seed_str": server.admin_seed}
     # The worker imports benchmarks.ours_tenants by module path: make the repo importable.
     os.environ["PYTHONPATH"] = os.pathsep.join(
         [str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
@@ -316,7 +318,8 @@ async def run(sizes: Sizes) -> list[Table]:
         caller = build_kernel("bench-caller", local, [*local, *isolated])
         await caller.boot()
         cleanup.append(caller.shutdown)
-        transport = await NatsTransport(caller, server.url, **login).start()
+        transport = await NatsTransport(caller, server.url,
+                                        nkeys_seed=server.admin_seed).start()
         cleanup.append(transport.stop)
         caller.set_isolation_host("process", ProcessHost(caller, transport, server=server))
         await caller.hot_add(FACTORY, f"{FACTORY}-{isolated[0]}", {"target": isolated[0]},
@@ -326,12 +329,12 @@ async def run(sizes: Sizes) -> list[Table]:
         neighbour = build_kernel("bench-neighbour", same)
         await neighbour.boot()
         cleanup.append(neighbour.shutdown)
-        neighbour_transport = await NatsTransport(neighbour, server.url, **login).start()
+        neighbour_transport = await NatsTransport(neighbour, server.url,
+                                                  nkeys_seed=server.admin_seed).start()
         cleanup.append(neighbour_transport.stop)
         await until_routed(transport, [*same, *peer, *isolated])
 
-        echo = await echo_responder(server.url, server.admin_user, server.admin_password,
-                                    LOCAL_ECHO)
+        echo = await echo_responder(server.url, server.admin_seed, LOCAL_ECHO)
         cleanup.append(echo.close)  # type: ignore[attr-defined]
         raw_client = await nats.connect(server.url, name="bench-raw-caller", **login)
         cleanup.append(raw_client.close)

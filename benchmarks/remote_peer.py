@@ -49,9 +49,10 @@ def build_kernel(name: str, targets: list[str], config_targets: list[str] | None
     return kernel
 
 
-async def echo_responder(url: str, user: str, password: str, subject: str) -> object:
-    """A nats-py connection that answers every request on ``subject`` with its payload."""
-    nc = await nats.connect(url, user=user, password=password, name=f"echo:{subject}")
+async def echo_responder(url: str, seed: str, subject: str) -> object:
+    """A nats-py connection (NKey ``seed``) that answers every request on ``subject`` with
+    its payload."""
+    nc = await nats.connect(url, nkeys_seed_str=seed, name=f"echo:{subject}")
 
     async def echo(msg: object) -> None:
         await msg.respond(msg.data)  # type: ignore[attr-defined]
@@ -61,11 +62,11 @@ async def echo_responder(url: str, user: str, password: str, subject: str) -> ob
     return nc
 
 
-async def _main(url: str, user: str, password: str, node: str, targets: list[str]) -> None:
+async def _main(url: str, seed: str, node: str, targets: list[str]) -> None:
     kernel = build_kernel(node, targets)
     await kernel.boot()
-    transport = await NatsTransport(kernel, url, user=user, password=password).start()
-    echo = await echo_responder(url, user, password, ECHO_SUBJECT)
+    transport = await NatsTransport(kernel, url, nkeys_seed=seed).start()
+    echo = await echo_responder(url, seed, ECHO_SUBJECT)
     print(json.dumps({"ready": True, "pid": os.getpid()}), flush=True)
     await asyncio.to_thread(sys.stdin.read)  # until the benchmark closes our stdin
     await echo.close()  # type: ignore[attr-defined]
@@ -74,8 +75,9 @@ async def _main(url: str, user: str, password: str, node: str, targets: list[str
 
 
 def main() -> None:
-    url, user, password, node, *targets = sys.argv[1:]
-    asyncio.run(_main(url, user, password, node, targets))
+    url, node, *targets = sys.argv[1:]
+    seed = sys.stdin.readline().strip()  # the admin's NKey seed: over stdin, never argv
+    asyncio.run(_main(url, seed, node, targets))
 
 
 if __name__ == "__main__":

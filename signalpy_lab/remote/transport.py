@@ -1,6 +1,6 @@
 """``NatsTransport``: the bus's remote transport, over a real NATS server.
 
-    transport = await NatsTransport(kernel, "nats://127.0.0.1:4222", user=..., password=...).start()
+    transport = await NatsTransport(kernel, "nats://127.0.0.1:4222", nkeys_seed=...).start()
     await kernel.bus.invoke("tenant-db.query", {"target": "globex"})   # served by another kernel
 
 One transport per kernel. It *serves* the kernel's handlers on ``spl.v1.call.<node>.>`` and
@@ -147,7 +147,8 @@ class NatsTransport:
     takes_timeout = True
 
     def __init__(self, kernel: Kernel, url: str | Sequence[str], *, user: str | None = None,
-                 password: str | None = None, node: str | None = None, timeout: float = 10.0,
+                 password: str | None = None, nkeys_seed: str | None = None,
+                 node: str | None = None, timeout: float = 10.0,
                  serve: bool = True, announce: bool = True, inbox_prefix: str | None = None,
                  connect_timeout: float = CONNECT_SECONDS) -> None:
         self.kernel = kernel
@@ -158,7 +159,9 @@ class NatsTransport:
         wire.serve_subject(self.node)  # a node name is one subject token: checked now
         self.name = f"nats:{self.node}"
         self.timeout = timeout
-        self._user, self._password = user, password
+        # An NKey seed (``NatsServer``'s users) or a user and password (a server of yours):
+        # kept in memory only, never logged (``repr`` shows neither).
+        self._user, self._password, self._nkeys_seed = user, password, nkeys_seed
         self._serve, self._announce = serve, announce
         self._inbox_prefix = inbox_prefix
         self._nc: Any = None
@@ -333,13 +336,16 @@ class NatsTransport:
                 await self._on_error(exc)
 
         options: dict[str, Any] = {
-            "servers": list(self.servers), "name": self.node, "user": self._user,
-            "password": self._password, "error_cb": on_error,
+            "servers": list(self.servers), "name": self.node, "error_cb": on_error,
             "disconnected_cb": self._on_disconnected, "reconnected_cb": self._on_reconnected,
             "closed_cb": self._on_closed, "max_reconnect_attempts": -1,
             "reconnect_time_wait": 0.2, "connect_timeout": min(2.0, self.connect_timeout),
             "ping_interval": PING_SECONDS, "max_outstanding_pings": 2,
         }
+        if self._nkeys_seed is not None:
+            options["nkeys_seed_str"] = self._nkeys_seed
+        else:
+            options.update(user=self._user, password=self._password)
         if self._inbox_prefix is not None:
             options["inbox_prefix"] = self._inbox_prefix
         client = nats.NATS()
@@ -368,8 +374,8 @@ class NatsTransport:
         raise TransportError(
             f"Cannot connect node {self.node!r} to NATS within {self.connect_timeout:g}s; "
             f"tried {', '.join(self.servers)}: {why}. Check that a server listens there and "
-            f"the user and password, or give other URLs (a list or a comma-separated "
-            f"string).") from None
+            f"the credentials (NKey seed, or user and password), or give other URLs (a list "
+            f"or a comma-separated string).") from None
 
     def stop(self) -> Any:
         """Withdraw this node's routes, stop serving and disconnect."""

@@ -13,7 +13,8 @@ names are letters, digits, ``-`` and ``_``, so each is one NATS token)::
     spl.v1.config.<node>                       host -> worker: changes to its config view
     spl.v1.events.<node>                       worker -> host: its kernel's events, batched,
                                                and its requests for its whole config view
-    spl.v1.control.<node>                      host -> worker: requests (graph snapshot, stop)
+    spl.v1.control.<node>                      host -> worker: requests (graph snapshot, stop,
+                                               a %%as cell to run inside it)
 
 Every message is a JSON object with ``"v": 1``. A call::
 
@@ -80,6 +81,22 @@ to keys the host never sent stay)::
 
 A worker that times out waiting for a call's revision asks the same way, so the next call
 succeeds. Messages at or below the worker's revision are ignored.
+
+Control requests (host -> worker, on ``spl.v1.control.<node>``): ``{"op": "stop"}``;
+``{"op": "graph"}`` (request: ``{"graph": {...}}``); and ``%%as`` inside a worker::
+
+    {"v": 1, "op": "exec", "cell": "open('/proc/1/environ').read()", "first_line": 2,
+     "header": "%%as tenant-db-hooli", "timeout": 10.0}
+
+answered with ``{"v": 1, "ok": true, "value": <JSON>, "json": true, "repr": "...",
+"stdout": "...", "stderr": "..."}`` or ``{"v": 1, "ok": false, "stdout": ..., "error":
+{"type": "PermissionError", "message": "...", "line": "PermissionError: ...", "refusal":
+true, "traceback": ["Traceback ...", ...]}}`` (``worker.run_cell``). **Only the host may
+send it**: on the private server each worker's NATS user may publish on its own events
+subject and nothing else (no control subject, its own included), and the admin, the host, is
+the only other user; the server refuses anyone else's publish (tested). A worker that shares
+the kernel's login (an external server this host cannot configure) runs no cells: its
+bootstrap says ``"exec": false``.
 """
 
 from __future__ import annotations
@@ -110,6 +127,7 @@ __all__ = [
     "leaves",
     "probe_subject",
     "raise_remote_error",
+    "remote_error",
     "serve_subject",
 ]
 
@@ -226,6 +244,20 @@ _KNOWN: dict[str, type[BaseException]] = {
     **{name: obj for name, obj in vars(_errors).items()
        if isinstance(obj, type) and issubclass(obj, SignalpyLabError)},
 }
+
+
+def remote_error(error: Mapping[str, Any]) -> BaseException:
+    """The error ``{"type", "message"}`` as the same type (ours or a builtin), message as
+    sent; any other type is a ``RemoteError`` naming it."""
+    type_name = str(error.get("type", "Exception"))
+    message = str(error.get("message", ""))
+    cls = _KNOWN.get(type_name)
+    if cls is not None:
+        try:
+            return cls(message)
+        except Exception:  # a builtin with another signature (UnicodeDecodeError, ...)
+            pass
+    return RemoteError(f"{type_name}: {message}")
 
 
 def raise_remote_error(error: Mapping[str, Any]) -> None:

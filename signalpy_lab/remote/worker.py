@@ -1,19 +1,41 @@
 """The worker: one process-isolated instance, in a kernel of its own, served over NATS.
 
-Started by ``ProcessHost`` as ``python -m signalpy_lab.remote.worker``; it reads one JSON line
-on stdin (the bootstrap), prints one JSON line on stdout when it serves (``{"ready": true,
-"pid": ...}``) or why it could not, and then lives until the host says stop, its stdin
-closes (the host process is gone) or it is killed (it also gets SIGKILL when the host dies).
+Forked by ``ProcessHost``'s fork server (``zygote.py``), or started as ``python -m
+signalpy_lab.remote.worker`` where there is none; either way ``run()``: it reads one JSON line
+on stdin (the bootstrap), **confines itself** (``sandbox.confine``: while it has one thread,
+before the tenant's class is loaded), prints one JSON line on stdout when it serves
+(``{"ready": true, "pid": ..., "sandbox": {...}}``) or why it could not, and then lives until
+the host says stop, its stdin closes (the host process is gone) or it is killed (it also gets
+SIGKILL when its parent dies).
 
-Bootstrap::
+Bootstrap (every secret in it travels over this pipe only: never a file, argv or the
+environment)::
 
-    {"servers": ["nats://127.0.0.1:4222", ...], "user": "w-tenant-db-hooli", "password": "...",
+    {"servers": ["nats://127.0.0.1:4222", ...], "seed": "SU...",   # its NKey seed; or
+     "user": ..., "password": ...,        # the kernel's login, on a server the host can't configure
      "node": "w-tenant-db-hooli", "inbox_prefix": "_INBOX_w-tenant-db-hooli",
      "name": "tenant-db-hooli", "properties": {"target": "hooli"},
-     "factory": {"module": "pkg.mod", "qualname": "TenantDatabase"} | {"pickle": "<base64>"},
+     "factory": {"module": "pkg.mod", "qualname": "TenantDatabase",
+                 "origin": {"name": "pkg", "file": "/src/pkg/__init__.py"}}
+                | {"pickle": "<base64>"},
      "config": {<the instance's config view: shared keys, its tenant section, its apps.<name>>},
      "config_rev": 0, "config_wait": 2.0, "timeout": 10.0, "host_owned": ["tenants.*.quota"],
-     "storage_root": "/path" | null}
+     "storage_root": "/path" | null, "exec": true,
+     "sandbox": {"storage": "/path/tenant-db-hooli" | null, "temp_dir": "/tmp/.../tmp",
+                 "ports": [4222], "read": ["/src/pkg"]}}
+
+``sandbox`` is what ``Confinement.for_worker`` gets: the tenant's own storage prefix and a
+private temp dir (both created by the host; the worker's cwd and ``HOME`` become the temp
+dir), the NATS servers' ports, and the folders of a class shipped by module path that lie
+outside Python's own (``read``: its top-level package's folder, which ``origin`` then loads
+by location, so the folder that holds it need not be listable). A kernel with Landlock that
+refuses the ruleset stops the worker (``SandboxError``); a kernel without Landlock runs it
+and the ready message says ``none (why)``.
+
+``exec`` (true only when the host configured this worker's own NATS user, so nobody else may
+publish on its control subject) lets the host run a ``%%as`` cell inside the worker: a
+request on ``spl.v1.control.<node>`` (``wire.py``), answered with the cell's output, value or
+error (``kernel/as_code.py`` says how a refusal differs from a bug).
 
 What the worker receives is exactly the instance's own view, at config revision
 ``config_rev``; later changes to it arrive on ``spl.v1.config.<node>`` as ``{"rev": n, "set":
@@ -32,22 +54,39 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import importlib
+import importlib.util
+import io
 import json
 import os
 import sys
 import threading
 import time
+import traceback
 from typing import Any
+
+import pydantic_core
 
 from ..errors import StaleConfigError
 from ..kernel import Kernel, batch, caused_by
+from ..kernel.as_code import (
+    cell_frames,
+    compile_cell,
+    execute_cell,
+    is_refusal,
+    namespace_for,
+    new_filename,
+    remember_source,
+)
 from ..kernel.events import Event
 from ..providers import ConfigProvider, CredentialProvider, LoggingProvider, StorageProvider
 from . import wire
+from .sandbox import Confinement, SandboxReport, confine
 from .transport import NatsTransport
 
-__all__ = ["HOST_CHANGE", "PROVIDERS", "RELAY_SECONDS", "ConfigSync", "load_class", "main"]
+__all__ = ["HOST_CHANGE", "PROVIDERS", "RELAY_SECONDS", "ConfigSync", "load_class", "main",
+           "run", "run_cell"]
 
 #: How often the worker sends its buffered events (and graph) to the host.
 RELAY_SECONDS = 0.05
@@ -59,8 +98,16 @@ HOST_CHANGE = "config change (host)"
 
 
 def load_class(ref: dict[str, Any]) -> type:
-    """The component class a bootstrap names: imported by module path, or unpickled by value."""
-    if "pickle" in ref:
+    """The component class a bootstrap names: imported by module path, or unpickled by value.
+
+    ``origin`` names the file of the module's top-level package (or module): it is loaded
+    from there, so a confined worker needs only that package's folder, not the right to list
+    the folder that holds it (``sys.path`` lookups list their folder).
+    """
+    origin = ref.get("origin")
+    if isinstance(origin, dict) and origin.get("name") not in sys.modules:
+        _load_top(str(origin["name"]), str(origin["file"]))
+    if "pickle" in ref:  # its own module's objects may come by reference: origin first
         import cloudpickle
 
         return cloudpickle.loads(base64.b64decode(ref["pickle"]))  # type: ignore[no-any-return]
@@ -68,6 +115,22 @@ def load_class(ref: dict[str, Any]) -> type:
     for part in ref["qualname"].split("."):
         target = getattr(target, part)
     return target  # type: ignore[no-any-return]
+
+
+def _load_top(name: str, file: str) -> None:
+    """Import top-level package or module ``name`` from ``file`` (its ``__init__.py``)."""
+    package = os.path.basename(file) == "__init__.py"
+    spec = importlib.util.spec_from_file_location(
+        name, file, submodule_search_locations=[os.path.dirname(file)] if package else None)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {name!r} from {file!r}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
 
 
 def _event_dict(event: Event) -> dict[str, Any]:
@@ -155,7 +218,7 @@ class ConfigSync:
 _MISSING: Any = object()
 
 
-async def _serve(boot: dict[str, Any]) -> int:
+async def _serve(boot: dict[str, Any], report: SandboxReport | None) -> int:
     cls = load_class(boot["factory"])
     node, name = boot["node"], boot["name"]
     kernel = Kernel(node)
@@ -171,9 +234,10 @@ async def _serve(boot: dict[str, Any]) -> int:
     pending_tasks: set[asyncio.Task[Any]] = set()
     kernel.discover([cls])
     transport = await NatsTransport(
-        kernel, boot["servers"], user=boot.get("user"), password=boot.get("password"), node=node,
-        announce=False, inbox_prefix=boot.get("inbox_prefix"),
-        timeout=float(boot.get("timeout", 10.0))).start()
+        kernel, boot["servers"], user=boot.get("user"), password=boot.get("password"),
+        nkeys_seed=boot.pop("seed", None), node=node, announce=False,
+        inbox_prefix=boot.get("inbox_prefix"), timeout=float(boot.get("timeout", 10.0))).start()
+    boot.pop("password", None)  # the transport keeps what it needs to reconnect
     nc = transport._nc
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -197,6 +261,25 @@ async def _serve(boot: dict[str, Any]) -> int:
             stopping.set()
         elif request.get("op") == "graph" and msg.reply:
             await msg.respond(wire.encode({"graph": kernel.graph(instance=name).to_dict()}))
+        elif request.get("op") == "exec" and msg.reply:
+            # A task: the cell may await calls whose answers this callback's queue delivers.
+            task = asyncio.ensure_future(answer_cell(msg, request))
+            pending_tasks.add(task)
+            task.add_done_callback(pending_tasks.discard)
+
+    async def answer_cell(msg: Any, request: dict[str, Any]) -> None:
+        if not boot.get("exec"):
+            result: dict[str, Any] = {"ok": False, "error": {
+                "type": "WorkerError", "refusal": True, "message":
+                f"{name!r} runs no cells: its worker shares the kernel's NATS login (a server "
+                f"this host does not configure), so others could send them too"}}
+        else:
+            result = await run_cell(kernel, name, str(request.get("cell", "")),
+                                    first_line=int(request.get("first_line") or 1),
+                                    header=str(request.get("header") or ""),
+                                    timeout=float(request.get("timeout") or 10.0))
+        with contextlib.suppress(Exception):
+            await msg.respond(wire.encode(result))
 
     await nc.subscribe(wire.config_subject(node), cb=on_config)
     await nc.subscribe(wire.control_subject(node), cb=on_control)
@@ -233,7 +316,8 @@ async def _serve(boot: dict[str, Any]) -> int:
         return 1
     relay_task = asyncio.ensure_future(relay())
     threading.Thread(target=watch_stdin, daemon=True, name="spl-worker-stdin").start()
-    print(json.dumps({"ready": True, "pid": os.getpid()}), flush=True)
+    print(json.dumps({"ready": True, "pid": os.getpid(),
+                      "sandbox": report.to_dict() if report is not None else None}), flush=True)
     await stopping.wait()
     relay_task.cancel()
     await kernel.shutdown()
@@ -241,17 +325,94 @@ async def _serve(boot: dict[str, Any]) -> int:
     return 0
 
 
-def main() -> int:
+#: A cell's output and its value's repr are cut at this many characters.
+CELL_TEXT = 64_000
+
+
+async def run_cell(kernel: Kernel, name: str, cell: str, *, first_line: int = 1,
+                   header: str = "", timeout: float = 10.0) -> dict[str, Any]:
+    """Run ``cell`` as instance ``name``'s code in this worker: what the host gets back.
+
+    ``{"ok": true, "value": <JSON or null>, "json": bool, "repr": str, "stdout": str,
+    "stderr": str}``, or ``{"ok": false, "stdout": ..., "stderr": ..., "error": {"type",
+    "message", "line", "refusal": bool, "traceback": [lines]}}``: a refusal's ``line`` is
+    what the cell shows; a bug's ``traceback`` keeps only the cell's frames, with the
+    notebook's line numbers (``first_line``) and the cell's source quoted (``header``
+    is its line 1, the ``%%as`` line).
+    """
+    component = kernel.component(name)
+    filename = new_filename(name)
+    remember_source(filename, f"{header}\n{cell}" if header else cell)
+    out, err = io.StringIO(), io.StringIO()
+    result: dict[str, Any]
+    try:
+        body, tail = compile_cell(cell, filename, first_line=first_line)
+        namespace = namespace_for(name, component)
+        with caused_by(f"%%as {name}"), contextlib.redirect_stdout(out), \
+                contextlib.redirect_stderr(err):
+            value = await asyncio.wait_for(execute_cell(body, tail, namespace), timeout)
+        try:
+            jsonable: Any = pydantic_core.to_jsonable_python(value)
+            is_json = jsonable == value or value is None
+        except Exception:
+            jsonable, is_json = None, False
+        result = {"ok": True, "value": jsonable if is_json else None, "json": is_json,
+                  "repr": repr(value)[:CELL_TEXT]}
+    except TimeoutError:
+        result = {"ok": False, "error": {
+            "type": "InvokeTimeoutError", "refusal": True,
+            "message": f"the cell did not finish within {timeout:g}s in {name!r}'s worker; "
+                       f"it was cancelled there"}}
+    except SyntaxError as exc:
+        result = {"ok": False, "error": {
+            "type": "SyntaxError", "refusal": True,
+            "message": f"{exc.msg} (line {exc.lineno} of the cell)"}}
+    except Exception as exc:
+        tb = cell_frames(exc.__traceback__, filename) or exc.__traceback__
+        result = {"ok": False, "error": {
+            "type": type(exc).__name__, "message": str(exc), "refusal": is_refusal(exc),
+            "traceback": traceback.format_exception(type(exc), exc, tb)}}
+    if not result["ok"]:
+        error = result["error"]
+        error["line"] = f"{error['type']}: {error['message']}".splitlines()[0]
+        error.setdefault("traceback", [error["line"]])
+    result["stdout"], result["stderr"] = out.getvalue()[:CELL_TEXT], err.getvalue()[:CELL_TEXT]
+    return result
+
+
+def _confine(boot: dict[str, Any]) -> SandboxReport | None:
+    """Confine this process as the bootstrap's ``sandbox`` says (module docstring)."""
+    spec = boot.get("sandbox")
+    if not isinstance(spec, dict):
+        return None
+    temp = spec["temp_dir"]
+    os.chdir(temp)  # relative paths land in its own temp dir, never the host's folder
+    report = confine(Confinement.for_worker(
+        storage=spec.get("storage"), temp_dir=temp, connect_ports=spec.get("ports") or (),
+        extra_read=spec.get("read") or ()))
+    os.environ["HOME"] = temp
+    return report
+
+
+def run() -> int:
+    """Read the bootstrap from stdin, confine this process, serve until told to stop."""
     line = sys.stdin.readline()
     if not line:
         print(json.dumps({"ready": False, "error": "no bootstrap on stdin"}), flush=True)
         return 2
     try:
         boot = json.loads(line)
-        return asyncio.run(_serve(boot))
+        del line  # the NKey seed is in it
+        report = _confine(boot)  # one thread, no tenant code loaded yet
+        return asyncio.run(_serve(boot, report))
     except Exception as exc:
         print(json.dumps({"ready": False, "error": f"{type(exc).__name__}: {exc}"}), flush=True)
         return 1
+
+
+def main() -> int:
+    """``python -m signalpy_lab.remote.worker``: a worker started as a fresh interpreter."""
+    return run()
 
 
 if __name__ == "__main__":

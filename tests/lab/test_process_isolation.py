@@ -64,7 +64,9 @@ def test_a_process_tenant_is_shown_like_any_other(lab) -> None:
     """`--process` hosts hooli in a worker; instances, bus, graph and %why all show it."""
     lab.run("%instantiate tenant-db tenant-db-hooli target=hooli --process")
     pid = lab.user_ns["kernel"].instance("tenant-db-hooli").pid
-    assert f"tenant-db-hooli: active (activated, in worker pid {pid})" in lab.output
+    sandbox = lab.user_ns["kernel"].isolation_host("process").sandbox_state("tenant-db-hooli")
+    assert f"tenant-db-hooli: active (activated, in worker pid {pid}; sandbox: {sandbox})" \
+        in lab.output
     assert pid != os.getpid()
     assert alive(pid)
 
@@ -75,6 +77,9 @@ def test_a_process_tenant_is_shown_like_any_other(lab) -> None:
             ) == ("inline", "")
     assert ("connected", "") == (row_of(table, "tenant-db-hooli")["transport"],
                                  row_of(table, "tenant-db-acme")["transport"])
+    assert (sandbox, "") == (row_of(table, "tenant-db-hooli")["sandbox"],
+                             row_of(table, "tenant-db-acme")["sandbox"])
+    assert sandbox.startswith(("landlock v", "none ("))
     assert table.footer.startswith("nats:lab connected to nats://127.0.0.1:")
     assert "<th style='text-align:left'>isolation</th>" in table._repr_html_()
     assert f"<td style='text-align:left'>{pid}</td>" in table._repr_html_()

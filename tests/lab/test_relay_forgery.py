@@ -93,7 +93,7 @@ def forged(victim_ids: dict[str, int], offset: int) -> dict[str, Any]:
     }
 
 
-async def publish_as_the_worker(url: str, user: str | None, password: str,
+async def publish_as_the_worker(url: str, login: dict[str, Any],
                                 message: dict[str, Any]) -> list[str]:
     """Connect with the worker's own credentials and publish on its own events subject;
     returns the server's permission violations (none: this subject is the worker's)."""
@@ -102,7 +102,7 @@ async def publish_as_the_worker(url: str, user: str | None, password: str,
     async def on_error(exc: Exception) -> None:
         violations.append(str(exc))
 
-    client = await nats.connect(url, user=user, password=password,
+    client = await nats.connect(url, **login,
                                 inbox_prefix=f"_INBOX_{NODE}".encode(), error_cb=on_error,
                                 allow_reconnect=False)
     try:
@@ -120,10 +120,10 @@ def forge(lab: LabShell) -> dict[str, int]:
     kernel = lab.user_ns["kernel"]
     victim = {n.label: n.id for n in kernel.graph(tenant="globex").nodes}
     host = kernel.isolation_host("process")
-    user, password = host.credentials(WORKER)
+    login = host.credentials(WORKER)
     offset = kernel.instance(WORKER).remote_graph.nodes[0].id // ID_SPACE * ID_SPACE
     assert [] == asyncio.run(publish_as_the_worker(
-        host.transport.url, user, password, forged(victim, offset)))
+        host.transport.url, login, forged(victim, offset)))
     deadline = time.monotonic() + 5
     while not any(EVIL in n.value for n in kernel.graph().nodes):
         assert time.monotonic() < deadline, "the host never took the relay in"

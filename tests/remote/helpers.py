@@ -56,15 +56,14 @@ class Client:
 
 
 @asynccontextmanager
-async def connect(server: NatsServer, user: str, password: str, **options: Any
-                  ) -> AsyncIterator[Client]:
-    """Connect as ``user``; callbacks are coroutine functions, as nats-py requires."""
+async def connect(server: NatsServer, seed: str, **options: Any) -> AsyncIterator[Client]:
+    """Connect with NKey ``seed``; callbacks are coroutine functions, as nats-py requires."""
     import nats
 
     client = Client()
     options.setdefault("allow_reconnect", False)
     client.nc = await nats.connect(
-        server.url, user=user, password=password, error_cb=client.on_error,
+        server.url, nkeys_seed_str=seed, error_cb=client.on_error,
         closed_cb=client.on_closed, disconnected_cb=client.on_disconnected,
         reconnected_cb=client.on_reconnected, connect_timeout=5, **options)
     try:

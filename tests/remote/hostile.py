@@ -150,7 +150,7 @@ def nats_round_trip(nats: dict[str, Any], subject: str) -> None:
     import nats as nats_py
 
     async def main() -> None:
-        nc = await nats_py.connect(nats["url"], user=nats["user"], password=nats["password"],
+        nc = await nats_py.connect(nats["url"], nkeys_seed_str=nats["seed"],
                                    connect_timeout=5, allow_reconnect=False,
                                    max_reconnect_attempts=0)
         try:

@@ -206,13 +206,13 @@ async def test_a_worker_cannot_use_other_tenants_subjects(kernel) -> None:
     await kernel.hot_add("counter-db", "tenant-db-globex", {"target": "globex"},
                          isolation="process")
     host = kernel.isolation_host("process")
-    user, password = host.credentials("tenant-db-hooli")
+    login = host.credentials("tenant-db-hooli")
     violations: list[str] = []
 
     async def on_error(exc: Exception) -> None:
         violations.append(str(exc))
 
-    rogue = await nats.connect(host.transport.url, user=user, password=password,
+    rogue = await nats.connect(host.transport.url, **login,
                                inbox_prefix=b"_INBOX_w-tenant-db-hooli", error_cb=on_error,
                                allow_reconnect=False)
     stolen: list[bytes] = []
@@ -303,8 +303,8 @@ async def test_a_server_passed_in_is_yours_to_stop_and_no_directory_is_left(
     kernel.discover([*DEFAULT_PROVIDERS, CountingDb])
     kernel.instantiate("config", properties={"defaults": DEFAULTS})
     await kernel.boot()
-    transport = await NatsTransport(kernel, nats_server.url, user=nats_server.admin_user,
-                                    password=nats_server.admin_password).start()
+    transport = await NatsTransport(kernel, nats_server.url,
+                                    nkeys_seed=nats_server.admin_seed).start()
     host = ProcessHost(kernel, transport, server=nats_server)
     kernel.set_isolation_host("process", host)
     await kernel.hot_add("counter-db", "tenant-db-hooli", {"target": "hooli"},

@@ -42,8 +42,7 @@ class Admin:
 
 
 async def connect(kernel: Kernel, server: Any) -> NatsTransport:
-    return await NatsTransport(kernel, server.url, user=server.admin_user,
-                               password=server.admin_password).start()
+    return await NatsTransport(kernel, server.url, nkeys_seed=server.admin_seed).start()
 
 
 async def eventually(check: Any, seconds: float = 5.0) -> Any:

@@ -8,7 +8,7 @@ every reach of issue 19 against a world this module builds::
     tmp/tenants/globex/          another tenant's, with secret.txt
     tmp/tmp-acme/                its private temp dir
     tmp/server/host-file.txt     a file of the host's
-    nats-server (module fixture) its config (every password) in its own temp dir
+    nats-server (module fixture) its config (public keys only) in its own temp dir
     127.0.0.1:<forbidden>        a TCP listener of the host's; a UDP socket too
     host.sock, @abstract         the host's named and abstract unix sockets
     sibling                      another process ("globex's worker")
@@ -112,7 +112,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory, nats_server: NatsServer) -> I
              "named_socket": str(server / "host.sock"), "abstract_socket": abstract_name,
              "sibling": sibling.pid,
              "nats": {"url": nats_server.url, "port": nats_server.port, "pid": nats_server.pid,
-                      "user": nats_server.admin_user, "password": nats_server.admin_password}}
+                      "seed": nats_server.admin_seed}}
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(SECRET, "the admin password")  # a host secret a worker must never inherit
         children = {}

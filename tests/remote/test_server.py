@@ -1,4 +1,4 @@
-"""The private nats-server: loopback, passwords, and subject permissions enforced by the server."""
+"""The private nats-server: loopback, NKey users, and subject permissions enforced by the server."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from signalpy_lab.remote.server import (
     NatsServerError,
     NatsServerNotFoundError,
     find_nats_server,
+    new_user_seed,
 )
 
 from .helpers import connect, settle
@@ -41,9 +42,9 @@ GLOBEX = {
 @pytest.fixture
 def globex(nats_server: NatsServer):
     """A fresh restricted user per test (unique name), removed afterwards."""
-    user, password = f"w-globex-{secrets.token_hex(3)}", secrets.token_urlsafe(16)
-    nats_server.add_user(user, password, **GLOBEX)
-    yield user, password
+    user, seed = f"w-globex-{secrets.token_hex(3)}", new_user_seed()
+    nats_server.add_user(user, seed, **GLOBEX)
+    yield user, seed
     if user in nats_server.users:
         nats_server.remove_user(user)
 
@@ -51,11 +52,11 @@ def globex(nats_server: NatsServer):
 def admin(server: NatsServer, **options):
     """The kernel's connection: full permissions, its own reply inbox."""
     options.setdefault("inbox_prefix", b"_INBOX_kernel")
-    return connect(server, server.admin_user, server.admin_password, **options)
+    return connect(server, server.admin_seed, **options)
 
 
-def worker(server: NatsServer, user: str, password: str, **options):
-    return connect(server, user, password, inbox_prefix=b"_INBOX_w-globex", **options)
+def worker(server: NatsServer, user: str, seed: str, **options):
+    return connect(server, seed, inbox_prefix=b"_INBOX_w-globex", **options)
 
 
 def _alive(pid: int) -> bool:
@@ -111,7 +112,7 @@ def test_a_failed_start_shows_the_servers_log() -> None:
 
 
 def test_server_listens_on_loopback_with_a_private_config(nats_server: NatsServer) -> None:
-    """127.0.0.1 on a free port; the config (passwords) is readable by this user only."""
+    """127.0.0.1 on a free port; the config is readable by this user only."""
     assert nats_server.url == f"nats://127.0.0.1:{nats_server.port}"
     assert nats_server.pid is not None
     config = nats_server._config_path
@@ -130,12 +131,13 @@ async def test_admin_user_publishes_and_subscribes_everywhere(nats_server: NatsS
 
 
 @pytest.mark.parametrize("credentials", [
-    pytest.param({"user": "spl-admin", "password": "wrong"}, id="wrong-password"),
-    pytest.param({"user": "nobody", "password": "x"}, id="unknown-user"),
+    pytest.param({"user": "spl-admin", "password": "wrong"}, id="a-password"),
+    pytest.param({"nkeys_seed_str": new_user_seed()}, id="unknown-nkey"),
     pytest.param({}, id="no-credentials"),
 ])
 async def test_bad_credentials_are_refused(nats_server: NatsServer, credentials) -> None:
-    """Authorization is on: a wrong password, an unknown user or none at all cannot connect."""
+    """Authorization is on: a password (there are none), a key the server does not list, or
+    nothing at all cannot connect."""
 
     async def ignore(exc: Exception) -> None:
         pass
@@ -200,9 +202,10 @@ async def test_worker_cannot_publish_outside_its_allow_list(nats_server, globex)
 
 async def test_a_user_given_no_subjects_may_do_nothing(nats_server) -> None:
     """``publish=None, subscribe=None`` is deny-all (nats-server reads an empty allow as "all")."""
-    nats_server.add_user("w-nothing", "pw")
+    seed = new_user_seed()
+    nats_server.add_user("w-nothing", seed)
     try:
-        async with connect(nats_server, "w-nothing", "pw") as client:
+        async with connect(nats_server, seed) as client:
             await client.nc.subscribe("anything")
             await client.nc.publish("anything", b"x")
             await settle(client.nc)
@@ -252,7 +255,7 @@ async def test_remove_user_closes_its_connection_and_refuses_it(nats_server, glo
         again = nats.NATS()
         try:
             with pytest.raises(nats.errors.Error, match="(?i)authorization violation"):
-                await again.connect(nats_server.url, user=user, password=password,
+                await again.connect(nats_server.url, nkeys_seed_str=password,
                                     allow_reconnect=False, error_cb=client.on_error)
         finally:
             await again.close()
@@ -261,11 +264,13 @@ async def test_remove_user_closes_its_connection_and_refuses_it(nats_server, glo
 def test_add_user_validates_its_arguments(nats_server) -> None:
     """Mistakes are caught before the config is written, naming the user and the fix."""
     with pytest.raises(TypeError, match=r"write \['spl.v1.x'\]"):
-        nats_server.add_user("w-x", "pw", publish="spl.v1.x")
+        nats_server.add_user("w-x", new_user_seed(), publish="spl.v1.x")
     with pytest.raises(ValueError, match="is the admin user"):
-        nats_server.add_user(nats_server.admin_user, "pw")
+        nats_server.add_user(nats_server.admin_user, new_user_seed())
     with pytest.raises(ValueError, match="no wildcard"):
-        nats_server.add_user("w-x", "pw", inbox_prefix="_INBOX.>")
+        nats_server.add_user("w-x", new_user_seed(), inbox_prefix="_INBOX.>")
+    with pytest.raises(ValueError, match=r"expected an NKey user seed .* got pw\.\.\. \(2 "):
+        nats_server.add_user("w-x", "pw")
     with pytest.raises(KeyError, match="No NATS user 'w-ghost'"):
         nats_server.remove_user("w-ghost")
     assert "w-x" not in nats_server.users
@@ -274,11 +279,12 @@ def test_add_user_validates_its_arguments(nats_server) -> None:
 async def test_restart_keeps_port_and_users_and_clients_reconnect() -> None:
     """After a restart on the same port, both sides reconnect by themselves and calls work."""
     with NatsServer() as server:
-        server.add_user("w-globex", "pw", **GLOBEX)
+        seed = new_user_seed()
+        server.add_user("w-globex", seed, **GLOBEX)
         url, pid = server.url, server.pid
         fast = {"allow_reconnect": True, "reconnect_time_wait": 0.05,
                 "max_reconnect_attempts": -1}
-        async with worker(server, "w-globex", "pw", **fast) as good, \
+        async with worker(server, "w-globex", seed, **fast) as good, \
                 admin(server, **fast) as kernel:
 
             async def handle(msg) -> None:
@@ -325,7 +331,7 @@ def test_server_survives_the_thread_that_started_it() -> None:
     thread.join(30)
     [server] = holder
     try:
-        assert server._login_ok(server.admin_user, server.admin_password)
+        assert server._login_ok(server.admin_seed)
         assert server.pid is not None
     finally:
         server.stop()

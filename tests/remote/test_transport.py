@@ -73,8 +73,8 @@ def tenant_kernel(name: str, *tenants: str) -> Kernel:
 async def connect(kernel: Kernel, server: Any, **kwargs: Any) -> NatsTransport:
     if kernel.state.value == "created":
         await kernel.boot()
-    return await NatsTransport(kernel, server.url, user=server.admin_user,
-                               password=server.admin_password, **kwargs).start()
+    return await NatsTransport(kernel, server.url, nkeys_seed=server.admin_seed,
+                               **kwargs).start()
 
 
 async def eventually(check: Any, seconds: float = 5.0) -> Any:
@@ -225,10 +225,11 @@ async def test_a_kernel_in_another_process_routes_to_this_one(nats_server, east,
         from signalpy_lab.kernel import Kernel
         from signalpy_lab.remote.transport import NatsTransport
 
-        async def main(url, user, password):
+        async def main(url):
+            seed = sys.stdin.readline().strip()  # a secret: never in argv
             kernel = Kernel("far-away")
             await kernel.boot()
-            transport = await NatsTransport(kernel, url, user=user, password=password).start()
+            transport = await NatsTransport(kernel, url, nkeys_seed=seed).start()
             answers = [await kernel.invoke("tenant-db.query", {"target": t, "table": "t"})
                        for t in ("acme", "globex")]
             print(json.dumps({"answers": answers, "pid": __import__("os").getpid()}))
@@ -237,9 +238,8 @@ async def test_a_kernel_in_another_process_routes_to_this_one(nats_server, east,
         asyncio.run(main(*sys.argv[1:]))
     """))
     done = await asyncio.to_thread(
-        subprocess.run, [sys.executable, str(script), nats_server.url, nats_server.admin_user,
-                         nats_server.admin_password],
-        capture_output=True, text=True, timeout=60)
+        subprocess.run, [sys.executable, str(script), nats_server.url],
+        input=nats_server.admin_seed + "\n", capture_output=True, text=True, timeout=60)
     assert 0 == done.returncode, done.stderr
     import json
 
