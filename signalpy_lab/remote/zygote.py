@@ -354,7 +354,9 @@ class ForkServer:
                 code = proc.wait(5)
         why = (f"its fork server (pid {proc.pid if proc else '?'}) exited with code {code}, "
                "and its workers with it")
-        self._sock = None
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            sock.close()
         with self._lock:
             children, self._children = list(self._children.values()), {}
             pending, self._pending = list(self._pending.values()), {}
