@@ -171,7 +171,8 @@ def check_debugging(notebook: nbformat.NotebookNode) -> None:
 @pytest.mark.slow
 def test_isolation(tmp_path, kernel_name) -> None:
     """Every attempt is blocked, credentials rotate through config (masked), grants work;
-    a tenant moved out of process is shown, recomputes there, dies clearly and restarts."""
+    a tenant moved out of process is shown, recomputes there, dies clearly and restarts;
+    hostile code typed into %%as inside its worker is refused by the OS, one line each."""
     for notebook in run_twice("03_isolation.ipynb", tmp_path, kernel_name):
         check_isolation(notebook)
 
@@ -202,6 +203,16 @@ def check_isolation(notebook: nbformat.NotebookNode) -> None:
     assert re.search(r"tenant-db-hooli +tenant-db +hooli +failed +process +0 .*WorkerError", out)
     assert "acme: postgres://db1.prod/acme" in out
     assert "hooli again: postgres://db2.prod/hooli from a new worker: True" in out
+    # Inside the worker: %%as runs there, and the OS refuses each reach (one line each)
+    assert re.search(r"tenant-db-hooli +tenant-db +hooli +active +process +\d+ +connected +"
+                     r"landlock v\d", out)
+    for reach in ("list acme's storage folder", "read acme's orders",
+                  "read the notebook's environment", "connect to the notebook's port"):
+        assert re.search(rf"{reach} +refused: PermissionError: \[Errno 13\] Permission "
+                         rf"denied", out), reach
+    assert re.search(r"signal the notebook \(kill 0\) +refused: PermissionError: \[Errno 1\] "
+                     r"Operation not permitted", out)
+    assert re.search(r"write a file in its own temp dir +allowed", out)
     check_every_picture_is_its_cells(notebook)
     table = next(o["data"]["text/html"] for o in code_cell(notebook, "from signalpy_lab.lab.text")
                  .outputs if "text/html" in o.get("data", {}))

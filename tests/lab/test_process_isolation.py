@@ -218,3 +218,33 @@ def test_a_relayed_echo_of_this_epochs_write_stays_in_the_epoch() -> None:
     write(3_000_000_009, "tenants.hooli.other", "config@w-tenant-db-hooli", "elsewhere")
     assert (model.epoch.number, model.status_of(7)) == (2, "untouched")  # a new write: new epoch
     model.close()
+
+
+def test_as_a_process_tenant_runs_the_cell_inside_its_worker(lab) -> None:
+    """`%%as tenant-db-hooli` runs in hooli's worker with its rt and self: its own section
+    reads, the notebook's names do not exist there, prints come back, the OS refuses the
+    host's /proc in one line, and a bug is a traceback numbered as the cell."""
+    lab.run("%instantiate tenant-db tenant-db-hooli target=hooli --process")
+    kernel = lab.user_ns["kernel"]
+    pid = kernel.instance("tenant-db-hooli").pid
+    assert {"db_url": "postgres://db1/hooli", "pid": pid, "me": "TenantDatabase"} == lab.run(
+        "%%as tenant-db-hooli\nimport os\nprint('inside', os.getpid())\n"
+        "{'db_url': rt.config.get(f'tenants.{rt.target}.db_url'), 'pid': os.getpid(),"
+        " 'me': type(self).__name__}")
+    assert lab.output.startswith(f"inside {pid}\n")
+
+    error, shown = lab.failure("%%as tenant-db-hooli\nkernel")
+    assert (NameError, "name 'kernel' is not defined") == (type(error), str(error))
+    assert "line 2, in <module>" in shown
+    assert "    kernel" in shown
+
+    error, shown = lab.failure("%%as tenant-db-hooli\nrt.config.get('tenants.acme.db_url')")
+    assert shown.startswith("TenantIsolationError: Instance 'tenant-db-hooli' (target "
+                            "'hooli') may not read")
+    assert 1 == len(shown.splitlines())
+    if "landlock" in (kernel.instances()[-1].sandbox or ""):
+        error, shown = lab.failure(f"%%as tenant-db-hooli\n"
+                                   f"open('/proc/{os.getpid()}/environ').read()")
+        assert isinstance(error, PermissionError)
+        assert f"PermissionError: [Errno 13] Permission denied: '/proc/{os.getpid()}/environ'" \
+            == shown
