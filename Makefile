@@ -81,6 +81,8 @@ bench: $(TEST)  ## side-by-side benchmarks against the peers (installs the bench
 	$(PY) -m benchmarks.remote
 	$(PY) -m benchmarks.lab
 	$(PY) -m benchmarks.quota
+	$(PY) -m benchmarks.sandbox
+	$(PY) -m benchmarks.workers
 
 clean:  ## remove the venv and the tools' caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,6 +1,10 @@
 """What a process-isolated tenant costs: time to ready and memory, at 1, 10, 50 and 200 workers.
 
-    .venv/bin/python -m benchmarks.workers [--quick] [--sizes 1,10,50,200]
+    .venv/bin/python -m benchmarks.workers [--quick] [--sizes 1,10,50,200] [--fresh]
+
+``--fresh`` measures the path taken where there is no fork server (not Linux): each worker a
+fresh interpreter, sandboxed the same way; it is what every worker cost before the fork
+server, so the two runs are the before and after of item 4.
 
 Why: issue 19, item 4. Its goals: a worker ready in at most 50 ms, at most 10 MB of private
 memory per worker, and 200 process-isolated tenants on this 2-core, 24 GiB machine ready in at
@@ -187,10 +191,17 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--sizes", default=None)
+    parser.add_argument("--fresh", action="store_true")
     known, rest = parser.parse_known_args(argv)
     sizes = tuple(int(s) for s in known.sizes.split(",")) if known.sizes else None
+    path = "the fork server"
+    if known.fresh:
+        from signalpy_lab.remote import process
+
+        process._start_fork_server = lambda directory: None  # the path without one
+        path = "fresh interpreters (no fork server)"
     report_main(rest, module="benchmarks.workers", doc=__doc__,
-                title="Process-isolated tenants: time to ready and memory per worker",
+                title=f"Process-isolated tenants: time to ready and memory per worker ({path})",
                 quick_help="a smoke run: 1 and 10 workers (~10 s)", header=_header,
                 run=lambda quick: run(sizes or (QUICK_SIZES if quick else SIZES),
                                       QUICK_ONE_ROUNDS if quick else ONE_ROUNDS))
