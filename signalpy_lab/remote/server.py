@@ -215,12 +215,15 @@ class NatsServer:
     """
 
     def __init__(self, *, host: str = "127.0.0.1", port: int | None = None,
-                 binary: str | None = None) -> None:
+                 binary: str | None = None, jetstream: bool = True) -> None:
         if port is not None and not (0 < port < 65536):
             raise ValueError(f"port must be in 1..65535 or None for a free one, got {port!r}")
         self.host = host
         self._port = port
         self._binary = binary
+        #: JetStream on (the shared config's key-value bucket lives there), its store in
+        #: the server's own temporary directory.
+        self.jetstream = jetstream
         self.admin_user = "spl-admin"
         self.admin_password = secrets.token_urlsafe(24)
         self._users: dict[str, _User] = {}
@@ -490,7 +493,12 @@ class NatsServer:
                 permissions["allow_responses"] = True
             users.append({"user": name, "password": spec.password, "permissions": permissions})
         # JSON is valid nats-server config syntax, and json.dumps quotes passwords safely.
-        return {"authorization": {"users": users}}
+        config: dict[str, Any] = {"authorization": {"users": users}}
+        if self.jetstream:
+            assert self._dir is not None
+            config["jetstream"] = {"store_dir": str(self._dir / "jetstream"),
+                                   "max_memory_store": 64 << 20, "max_file_store": 256 << 20}
+        return config
 
     def _write_config(self) -> None:
         path = self._config_path
