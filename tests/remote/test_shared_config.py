@@ -113,7 +113,7 @@ async def test_a_write_from_the_kernels_loop_is_awaited_before_its_next_call(pai
 
 async def test_unset_and_subtree_writes_keep_their_meaning(pair) -> None:
     """A subtree write replaces what was below it on every kernel; unset lets defaults show."""
-    (a, _ta, _sa), (b, _tb, shared_b) = pair
+    (a, _ta, _sa), (b, _tb, _sb) = pair
     config_a, config_b = (k.registry.require("IConfig") for k in (a, b))
     await asyncio.to_thread(config_b.set, "tenants.acme.pool.min", 1)
     await asyncio.to_thread(config_b.set, "tenants.acme.pool.max", 9)
@@ -144,8 +144,8 @@ async def test_compare_and_set_and_history(pair) -> None:
     assert ("postgres://cas/globex", "b", first) == (history[-1].value, history[-1].by,
                                                      history[-1].revision)
     assert history[0].by == "a"
-    with pytest.raises(ConfigConflictError):
-        await asyncio.to_thread(config_b.set, "tenants.new.db_url", "x", expect_revision=0)
+    await asyncio.to_thread(config_b.set, "tenants.new.db_url", "x", expect_revision=0)
+    with pytest.raises(ConfigConflictError):  # 0: the key must not exist yet
         await asyncio.to_thread(config_b.set, "tenants.new.db_url", "y", expect_revision=0)
 
 
