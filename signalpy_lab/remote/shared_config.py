@@ -66,7 +66,7 @@ from ..kernel.graph import context as engine
 from ..kernel.reactive import batch
 from ..kernel.redaction import redact
 
-__all__ = ["BUCKET", "HistoryEntry", "SharedConfig"]
+__all__ = ["BUCKET", "HistoryEntry", "SharedConfig", "share"]
 
 _log = logging.getLogger("signalpy_lab.remote.shared_config")
 
@@ -140,6 +140,11 @@ class SharedConfig:
         if nc is None or not nc.is_connected:
             raise ConfigBackendError("SharedConfig needs a started, connected NatsTransport: "
                                      "await NatsTransport(kernel, urls, ...).start() first")
+        if self.kernel.registry.get("IConfig") is None:
+            raise ConfigBackendError(
+                f"SharedConfig shares the config provider's runtime layer, and kernel "
+                f"{self.kernel.name!r} has no active IConfig: discover the providers "
+                f"(kernel.discover(signalpy_lab.providers.DEFAULT_PROVIDERS)) before boot()")
         self._loop = asyncio.get_running_loop()
         js = nc.jetstream()
         try:
@@ -365,36 +370,49 @@ class SharedConfig:
 
     # -- compare-and-set, history, read-your-writes --------------------------------------
 
+    def _on_own_loop(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            return False
+
+    def _wait(self, coroutine: Any, what: str, instead: str) -> Any:
+        """Run ``coroutine`` on the kernel's loop and wait for it, from any other thread."""
+        if self._on_own_loop():
+            coroutine.close()
+            raise ConfigBackendError(
+                f"{what} waits for the server's answer, so it cannot block the kernel's own "
+                f"loop: there, use `await config.shared.{instead}`")
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(WAIT_SECONDS)
+
     def compare_and_set(self, path: tuple[str, ...], value: Any, expect: int) -> int:
         """Write ``value`` at ``path`` if its last revision is ``expect`` (0: it must not
-        exist); the new revision. From outside the kernel's loop only (it waits)."""
+        exist); the new revision. From outside the kernel's loop (it waits for the answer);
+        on the loop, ``await set_if_revision(key, value, expect)``."""
         self.check(path)
-        key = ".".join(path)
-        try:
-            asyncio.get_running_loop()
-            on_loop = True
-        except RuntimeError:
-            on_loop = False
-        if on_loop:
-            raise ConfigBackendError(
-                "a compare-and-set waits for the server's answer: call it from a notebook "
-                "cell or a thread, not from code running on an event loop")
-
-        async def cas() -> int:
-            try:
-                return await self._put(key, value, current_command(), expect)
-            except Exception as exc:
-                if "wrong last sequence" in str(exc) or "key exists" in str(exc).lower():
-                    found = await self._revision_of(key)
-                    raise ConfigConflictError(
-                        f"{key!r} was not written: expected its revision {expect}, found "
-                        f"{found} (another writer came first); read it again and retry"
-                    ) from None
-                raise
-
-        revision = asyncio.run_coroutine_threadsafe(cas(), self._loop).result(WAIT_SECONDS)
-        self._config._keys.apply_remote(path, value)  # here at once, as any write
+        revision = self._wait(self._cas(".".join(path), value, expect, current_command()),
+                              "a compare-and-set", "set_if_revision(key, value, revision)")
+        self._config._keys.apply_remote(path, value)  # here at once, under the caller's cause
         return int(revision)
+
+    async def set_if_revision(self, key: str, value: Any, expect: int) -> int:
+        """``config.set(key, value, expect_revision=expect)`` for code on the kernel's loop."""
+        path = tuple(key.split("."))
+        self.check(path)
+        revision = await self._cas(key, value, expect, current_command())
+        self._config._keys.apply_remote(path, value)
+        return revision
+
+    async def _cas(self, key: str, value: Any, expect: int, command: str | None) -> int:
+        try:
+            return int(await self._put(key, value, command, expect))
+        except Exception as exc:
+            if "wrong last sequence" in str(exc) or "key exists" in str(exc).lower():
+                found = await self._revision_of(key)
+                raise ConfigConflictError(
+                    f"{key!r} was not written: expected its revision {expect}, found "
+                    f"{found} (another writer came first); read it again and retry") from None
+            raise
 
     async def _revision_of(self, key: str) -> int:
         try:
@@ -404,18 +422,19 @@ class SharedConfig:
             return 0
 
     def history(self, path: tuple[str, ...]) -> list[HistoryEntry]:
-        """The kept revisions of a key, oldest first (from outside the kernel's loop)."""
-        key = ".".join(path)
+        """The kept revisions of a key, oldest first. From outside the kernel's loop; on the
+        loop, ``await history_of(key)``."""
+        return self._wait(self.history_of(".".join(path)),  # type: ignore[no-any-return]
+                          "config.history(key)", "history_of(key)")
 
-        async def read() -> list[Any]:
-            try:
-                return list(await self._kv.history(key))
-            except Exception as exc:
-                if "not found" in str(exc).lower():
-                    return []
+    async def history_of(self, key: str) -> list[HistoryEntry]:
+        """``config.history(key)`` for code on the kernel's loop."""
+        try:
+            entries = list(await self._kv.history(key))
+        except Exception as exc:
+            if "not found" not in str(exc).lower():
                 raise
-
-        entries = asyncio.run_coroutine_threadsafe(read(), self._loop).result(WAIT_SECONDS)
+            entries = []
         out = []
         for entry in entries:
             deleted = entry.operation in ("DEL", "PURGE")
@@ -454,3 +473,15 @@ class SharedConfig:
     def __repr__(self) -> str:
         return (f"<SharedConfig {self.bucket!r} on {self.transport.url}: {self.state}, "
                 f"revision {self.applied}>")
+
+
+async def share(kernel: Any, bucket: str = BUCKET) -> SharedConfig:
+    """Share ``kernel``'s config through ``bucket`` on the servers its process isolation uses
+    (a private nats-server with JetStream, started if needed, or ``$SIGNALPY_LAB_NATS_URL``):
+    what ``%config share`` does. Returns the running ``SharedConfig`` (the same one again if
+    it is shared already)."""
+    config = kernel.registry.require("IConfig")
+    if config.shared is not None:
+        return config.shared  # type: ignore[no-any-return]
+    host = await kernel._isolation_host("process")
+    return await SharedConfig(host.transport, bucket=bucket).start()

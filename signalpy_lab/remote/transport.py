@@ -382,6 +382,9 @@ class NatsTransport:
 
     async def _stop(self) -> None:
         self.kernel.bus.remove_transport(self)
+        if self.shared_config is not None:  # the config keeps its values, and is ours again
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.shared_config.stop(), STOP_SECONDS)
         if self._unwatch is not None:
             self._unwatch()
             self._unwatch = None

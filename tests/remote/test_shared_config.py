@@ -149,6 +149,46 @@ async def test_compare_and_set_and_history(pair) -> None:
         await asyncio.to_thread(config_b.set, "tenants.new.db_url", "y", expect_revision=0)
 
 
+async def test_on_the_kernels_loop_the_waiting_calls_say_to_await_instead(pair) -> None:
+    """history and compare-and-set wait for the server: on the kernel's own loop they refuse
+    (blocking it would deadlock), naming the awaitable that does the same."""
+    (a, _ta, shared_a), _b = pair
+    config_a = a.registry.require("IConfig")
+    with pytest.raises(ConfigBackendError, match=r"await config.shared.history_of\(key\)"):
+        config_a.history("tenants.globex.db_url")
+    with pytest.raises(ConfigBackendError, match=r"await config.shared.set_if_revision"):
+        config_a.set("tenants.globex.db_url", "postgres://x/globex", expect_revision=1)
+    assert URLS["globex"] == config_a.get("tenants.globex.db_url")  # nothing written
+    last = (await shared_a.history_of("tenants.globex.db_url"))[-1].revision
+    revision = await shared_a.set_if_revision("tenants.globex.db_url", "postgres://y/globex",
+                                              last)
+    assert revision > last
+    assert "postgres://y/globex" == config_a.get("tenants.globex.db_url")
+    with pytest.raises(ConfigConflictError, match=f"expected its revision {last}"):
+        await shared_a.set_if_revision("tenants.globex.db_url", "postgres://z/globex", last)
+
+
+async def test_a_kernel_without_config_cannot_share(nats_server) -> None:
+    kernel = Kernel("bare")
+    await kernel.boot()
+    async with NatsTransport(kernel, nats_server.url, user=nats_server.admin_user,
+                             password=nats_server.admin_password) as transport:
+        with pytest.raises(ConfigBackendError, match="has no active IConfig: discover the "
+                                                     "providers"):
+            await SharedConfig(transport).start()
+    await kernel.shutdown()
+
+
+async def test_stopping_the_transport_makes_the_config_its_own_again(pair) -> None:
+    """A kernel whose transport stops keeps its values and writes locally, not into a void."""
+    _a, (b, transport_b, shared_b) = pair
+    config_b = b.registry.require("IConfig")
+    await transport_b.stop()
+    assert (None, "stopped") == (config_b.shared, shared_b.state)
+    config_b.set("tenants.globex.db_url", "postgres://offline/globex")
+    assert "postgres://offline/globex" == config_b.get("tenants.globex.db_url")
+
+
 async def test_a_key_that_cannot_be_shared_is_refused_before_anything_changes(pair) -> None:
     (_a, _ta, _sa), (b, _tb, _sb) = pair
     config_b = b.registry.require("IConfig")
