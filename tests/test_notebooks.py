@@ -39,13 +39,24 @@ def run_twice(name: str, tmp_path: Path, kernel_name: str) -> Iterator[nbformat.
 
 
 def text_of(notebook: nbformat.NotebookNode) -> str:
-    """All stream and plain-text outputs, in order."""
-    parts = []
+    """All stream and plain-text outputs, in order.
+
+    Consecutive pieces of one stream are joined as a reader sees them: a busy kernel may
+    flush one ``print`` in two messages, and the seam must not show up as a line break.
+    """
+    parts: list[str] = []
     for cell in notebook.cells:
+        last_stream = None
         for output in cell.get("outputs", []):
             if output.get("output_type") == "stream":
-                parts.append(output["text"])
-            elif "data" in output:
+                if last_stream == output["name"]:
+                    parts[-1] += output["text"]
+                else:
+                    parts.append(output["text"])
+                last_stream = output["name"]
+                continue
+            last_stream = None
+            if "data" in output:
                 parts.append(output["data"].get("text/plain", ""))
     return "\n".join(parts)
 
