@@ -83,6 +83,7 @@ bench: $(TEST)  ## side-by-side benchmarks against the peers (installs the bench
 	$(PY) -m benchmarks.quota
 	$(PY) -m benchmarks.sandbox
 	$(PY) -m benchmarks.workers
+	$(PY) -m benchmarks.shared_config
 
 clean:  ## remove the venv and the tools' caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

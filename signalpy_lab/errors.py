@@ -14,6 +14,8 @@ __all__ = [
     "AccessDeniedError",
     "AmbiguousServiceError",
     "ComponentDefinitionError",
+    "ConfigBackendError",
+    "ConfigConflictError",
     "ConfigKeyError",
     "ConfigValidationError",
     "DbUrlError",
@@ -181,6 +183,15 @@ class InvokeTimeoutError(SignalpyLabError, TimeoutError):
 
 class TransportError(SignalpyLabError, ConnectionError):
     """A remote call could not be delivered: not connected, or nobody answers its subject."""
+
+
+class ConfigBackendError(SignalpyLabError, ConnectionError):
+    """The shared config's bucket cannot take a write now (its server is unreachable), or
+    a kernel could not catch up with it in time; reads keep the last known values."""
+
+
+class ConfigConflictError(SignalpyLabError, ValueError):
+    """A compare-and-set config write found another revision of the key than expected."""
 
 
 class RemoteError(SignalpyLabError, RuntimeError):

@@ -39,13 +39,24 @@ def run_twice(name: str, tmp_path: Path, kernel_name: str) -> Iterator[nbformat.
 
 
 def text_of(notebook: nbformat.NotebookNode) -> str:
-    """All stream and plain-text outputs, in order."""
-    parts = []
+    """All stream and plain-text outputs, in order.
+
+    Consecutive pieces of one stream are joined as a reader sees them: a busy kernel may
+    flush one ``print`` in two messages, and the seam must not show up as a line break.
+    """
+    parts: list[str] = []
     for cell in notebook.cells:
+        last_stream = None
         for output in cell.get("outputs", []):
             if output.get("output_type") == "stream":
-                parts.append(output["text"])
-            elif "data" in output:
+                if last_stream == output["name"]:
+                    parts[-1] += output["text"]
+                else:
+                    parts.append(output["text"])
+                last_stream = output["name"]
+                continue
+            last_stream = None
+            if "data" in output:
                 parts.append(output["data"].get("text/plain", ""))
     return "\n".join(parts)
 
@@ -265,3 +276,33 @@ def test_the_tour_under_ipython_8(tmp_path, ipython8_kernel) -> None:
     assert "8" == notebook.cells[-1].outputs[0]["data"]["text/plain"]
     notebook.cells.pop()
     check_tour(notebook)
+
+
+@pytest.mark.slow
+def test_shared_config(tmp_path, kernel_name) -> None:
+    """Two kernels in two processes, one bucket on a real nats-server: B's write recomputes
+    only globex on A, B's call reads its own write, and a stale compare-and-set is refused."""
+    for notebook in run_twice("05_shared_config.ipynb", tmp_path, kernel_name):
+        check_shared_config(notebook)
+
+
+def check_shared_config(notebook: nbformat.NotebookNode) -> None:
+    out = text_of(notebook)
+    check_every_picture_is_its_cells(notebook)
+    assert "config shared through bucket 'spl-config' on nats://127.0.0.1:" in out
+    [written] = pictures(code_cell(notebook, "revision = b.set("))
+    assert re.search(r": set on kernel-b, rev \d+: config.set\('tenants.globex.db_url'",
+                     written["title"]), written["title"]
+    assert written["touched"] == {"tenants.globex.db_url": "set",
+                                  "tenant-db-globex.db_url": "stale"}, written["touched"]
+    [called] = pictures(code_cell(notebook, "answer = b.call("))
+    assert called["touched"] == {"tenant-db-globex.db_url": "recomputed"}, called["touched"]
+    assert ("globex postgres://moved/globex | runs here: {'tenant-db-acme.db_url': 1, "
+            "'tenant-db-globex.db_url': 2}") in out
+    assert re.search(r"tenant-db-globex.db_url: recomputed .*\n  because tenants.globex.db_url "
+                     r"changed from 'postgres://db2/globex' to 'postgres://moved/globex' by "
+                     r"`set on kernel-b, rev \d+: config.set", out), out
+    assert "tenant-db-acme.db_url: did NOT recompute" in out
+    assert re.search(r"\d+ +'postgres://moved/globex' +kernel-b +config.set", out), out
+    assert re.search(r"as expected, refused: 'tenants.globex.db_url' was not written: expected "
+                     r"its revision \d+, found \d+ \(another writer came first\)", out), out

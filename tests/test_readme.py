@@ -56,8 +56,9 @@ def test_python_blocks_run_as_shown(block: CodeBlock, tmp_path) -> None:
 
 
 def test_the_readme_has_its_examples() -> None:
-    """The two Python examples are found: the 30-line story and beyond one process."""
-    assert ["The story in 30 lines", "Beyond one process"] == [b.section for b in PYTHON]
+    """The Python examples are found: the 30-line story, beyond one process, shared config."""
+    assert ["The story in 30 lines", "Beyond one process", "One config across kernels"] == [
+        b.section for b in PYTHON]
 
 
 def test_every_other_block_is_a_kind_not_run_on_purpose() -> None:
@@ -90,3 +91,15 @@ def test_the_story_pastes_into_the_asyncio_repl(tmp_path) -> None:
     # A traceback, or a SyntaxError/IndentationError (shown without one), for any pasted line.
     assert [] == re.findall(r"^(?:Traceback|\w+Error\b).*", output, re.MULTILINE), output
     assert "'db_url': 'postgres://new/globex'" in done.stdout
+
+
+def test_the_shared_config_example_reads_its_own_write_across_kernels(tmp_path) -> None:
+    """b reads a's value from the bucket; a answers b's call with b's write; history says
+    who wrote each revision."""
+    (block,) = [b for b in PYTHON if b.section == "One config across kernels"]
+    done = run_script(block.source, tmp_path)
+    assert [
+        "b reads: postgres://db2/globex",
+        "a answers: postgres://new/globex",
+        "written by: ['kernel', 'b']",
+    ] == done.stdout.splitlines(), done.stderr

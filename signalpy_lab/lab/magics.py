@@ -44,7 +44,7 @@ from .why import explain
 
 __all__ = ["CONFIG_SUBCOMMANDS", "LabMagics", "parse_assignments", "parse_value"]
 
-CONFIG_SUBCOMMANDS = ("set", "get", "show", "unset")
+CONFIG_SUBCOMMANDS = ("set", "get", "show", "unset", "history", "share")
 
 
 def parse_value(raw: str) -> Any:
@@ -381,6 +381,36 @@ class LabMagics(Magics):
             return self._ipython_config(line)
         return _user_errors(self._config_line)(line.split(maxsplit=2))
 
+    def _config_share(self, bucket: str) -> None:
+        """``%config share [BUCKET]``: this lab's config goes to a JetStream key-value bucket
+        (the private server, or $SIGNALPY_LAB_NATS_URL's); ``%config share off`` stops."""
+        if not self.session.booted:
+            raise UsageError("%config share: the kernel is not booted; run %boot first")
+        if bucket == "off":
+            shared = self.session.config.shared
+            if shared is None:
+                print("the config is this kernel's own (not shared)")
+                return
+            self.session.run(shared.stop())
+            print("config no longer shared: it keeps its values, and is this kernel's own")
+            return
+        from ..remote.shared_config import BUCKET, share
+
+        shared = self.session.run(share(self.kernel, bucket or BUCKET))
+        print(f"config shared through bucket {shared.bucket!r} on {shared.transport.url} "
+              f"(revision {shared.seen}): every kernel sharing it sees every write")
+
+    def _config_history(self, key: str) -> text.Table:
+        """``%config history KEY``: the shared config's kept revisions of KEY."""
+        entries = self.session.config.history(key)
+        rows = [(e.revision, "(deleted)" if e.deleted else shown(key, e.value), e.by or "",
+                 e.command or "",
+                 time.strftime("%H:%M:%S", time.localtime(e.when)) if e.when else "")
+                for e in entries]
+        return text.Table(["revision", "value", "by", "command", "at"], rows,
+                          title=f"History of {key} (shared config)",
+                          footer=_masked_note([key]))
+
     def _check_subcommand_typo(self, line: str) -> None:
         """``%config sett ...``: IPython's %config would refuse it too, less helpfully."""
         words = line.split()
@@ -405,6 +435,8 @@ class LabMagics(Magics):
         session = self.session
         if command == "show":
             return self._config_show(rest[0] if rest else "")
+        if command == "share":
+            return self._config_share(rest[0] if rest else "")
         if not rest:
             raise UsageError(f"%config {command}: expected a key like tenants.acme.db_url")
         key = rest[0]
@@ -438,6 +470,8 @@ class LabMagics(Magics):
             return None
         if not session.booted:
             raise UsageError(f"%config {command}: the kernel is not booted; run %boot first")
+        if command == "history":
+            return self._config_history(key)
         if command == "get":
             explained = session.config.explain(key)
             if explained.source is None:
@@ -474,7 +508,10 @@ class LabMagics(Magics):
                 for k in config.keys(prefix)]
         if prefix and not rows:
             self._refuse_near_key("%config show", prefix)
-        return text.Table(["key", "value", "source"], rows, title=f"Config{under}",
+        shared = config.shared
+        sharing = "" if shared is None else \
+            f" (shared: bucket {shared.bucket!r}, {shared.state}, revision {shared.applied})"
+        return text.Table(["key", "value", "source"], rows, title=f"Config{sharing}{under}",
                           footer=_masked_note(r[0] for r in rows))
 
     @_user_errors

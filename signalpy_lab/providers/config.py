@@ -45,7 +45,12 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from ..errors import ConfigValidationError, HostOwnedKeyError, TenantIsolationError
+from ..errors import (
+    ConfigKeyError,
+    ConfigValidationError,
+    HostOwnedKeyError,
+    TenantIsolationError,
+)
 from ..kernel import component, lifecycle, provides
 from ..kernel.events import short_repr
 from ..kernel.reactive import batch, current_scope
@@ -120,9 +125,40 @@ class ConfigProvider:
         value = self._keys.read(parse_key(key))
         return default if value is MISSING else value
 
-    def set(self, key: str, value: Any) -> None:
-        """Set ``key`` in the runtime layer; its readers, and only they, go stale."""
-        self._keys.write(parse_key(key), value)
+    def set(self, key: str, value: Any, *, expect_revision: int | None = None) -> int | None:
+        """Set ``key`` in the runtime layer; its readers, and only they, go stale.
+
+        With a shared config (``signalpy_lab.remote.shared_config``), ``expect_revision=n``
+        writes only if the key's last revision is ``n`` (0: it must not exist yet), else
+        ``ConfigConflictError``; it returns the new revision.
+        """
+        path = parse_key(key)
+        if expect_revision is None:
+            self._keys.write(path, value)
+            return None
+        replica = self._keys.replica
+        if replica is None:
+            raise ConfigKeyError(
+                f"config.set({key!r}, ..., expect_revision={expect_revision!r}): a "
+                f"compare-and-set needs a shared config (revisions are the bucket's); this "
+                f"kernel's config is its own. Share it: await SharedConfig(transport).start()")
+        return replica.compare_and_set(path, value, int(expect_revision))  # type: ignore[no-any-return]
+
+    def history(self, key: str) -> list[Any]:
+        """The kept revisions of ``key`` in the shared config, oldest first (``HistoryEntry``:
+        revision, value or deleted, who wrote it, with which command, when)."""
+        path = parse_key(key)
+        replica = self._keys.replica
+        if replica is None:
+            raise ConfigKeyError(
+                f"config.history({key!r}): only a shared config keeps revisions; this "
+                f"kernel's config is its own. Share it: await SharedConfig(transport).start()")
+        return replica.history(path)  # type: ignore[no-any-return]
+
+    @property
+    def shared(self) -> Any:
+        """The ``SharedConfig`` this config is shared through, or None (its own)."""
+        return self._keys.replica
 
     def unset(self, key: str) -> bool:
         """Remove runtime values at or below ``key``; returns whether anything was removed."""

@@ -20,6 +20,12 @@ A write that changes no signal (nobody reads that key yet, or its readers' value
 is reported as one ``UnreadWrite`` event on the owner's hub while someone listens, so the lab
 can say "no readers yet, nothing recomputes" instead of showing nothing.
 
+Replication: a keyspace may have a ``replica`` (the shared config on a JetStream key-value
+bucket, ``signalpy_lab.remote.shared_config``): every runtime write and delete made here is
+first offered to it (``check``: it may refuse, say its server is unreachable) and then handed
+to it (``wrote`` / ``deleted``); writes that come *from* the replica are applied with
+``apply_remote`` / ``delete_remote``, which do not go back to it.
+
 Secrets: a keyspace made with ``secret_prefix="apps"`` gives the signals under that top-level
 key the ``SecretSignal`` class (views never render their values) and reports the strings
 stored there to the redactor, which masks them inside any other rendered text; a write,
@@ -91,6 +97,9 @@ class _Node:
 
 class Keyspace:
     """Layered nested settings with lazily created per-key signals (see module docstring)."""
+
+    #: The shared config this keyspace's runtime writes go to, if any (see the module doc).
+    replica: Any = None
 
     def __init__(self, defaults: Mapping[str, Any] | None = None, *,
                  owner: Scope | None = None,
@@ -217,6 +226,35 @@ class Keyspace:
     def write(self, path: Path, value: Any) -> None:
         """Set ``path`` in the runtime layer (replacing its subtree) and notify watchers."""
         value = _thaw(value) if isinstance(value, Mapping) else _copy(value)
+        replica = self.replica
+        if replica is not None:
+            replica.check(path)  # refuses before anything changes here
+        self._write(path, value)
+        if replica is not None:
+            replica.wrote(path, value)
+
+    def apply_remote(self, path: Path, value: Any) -> None:
+        """``write`` of a value that came from the replica (not sent back to it)."""
+        self._write(path, _thaw(value) if isinstance(value, Mapping) else _copy(value))
+
+    def delete_remote(self, path: Path) -> bool:
+        """``delete`` of a key the replica deleted (not sent back to it)."""
+        return self._delete(path)
+
+    def runtime_items(self) -> list[tuple[Path, Any]]:
+        """The runtime layer as ``(path, value)``: what ``write`` calls stored, outermost."""
+        out: list[tuple[Path, Any]] = []
+        stack: list[tuple[Path, _Node]] = [((), self._root)]
+        while stack:
+            path, node = stack.pop()
+            if node.override is not MISSING:
+                out.append((path, _copy(node.override)))
+                continue  # a value here replaced everything below
+            if node.overrides_below:
+                stack.extend(((*path, k), c) for k, c in node.children.items())
+        return out
+
+    def _write(self, path: Path, value: Any) -> None:
         hub = self._listening()
         old = self._old_if_unwatched(path) if hub is not None else MISSING
         with batch():
@@ -252,6 +290,15 @@ class Keyspace:
 
     def delete(self, path: Path) -> bool:
         """Remove runtime values at or below ``path``; returns whether anything was removed."""
+        replica = self.replica
+        if replica is not None:
+            replica.check(path)
+        removed = self._delete(path)
+        if removed and replica is not None:
+            replica.deleted(path)
+        return removed
+
+    def _delete(self, path: Path) -> bool:
         hub = self._listening()
         old = self._old_if_unwatched(path) if hub is not None else MISSING
         with batch():

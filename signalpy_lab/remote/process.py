@@ -488,6 +488,7 @@ class ProcessHost:
             "inbox_prefix": f"_INBOX_{node}", "name": inst.name,
             "properties": inst.properties, "factory": factory,
             "config": initial, "config_rev": revision, "config_wait": CONFIG_WAIT_SECONDS,
+            "kv_rev": self._kv_applied(),
             "timeout": self.transport.timeout,
             "host_owned": self._host_owned(),
             "storage_root": str(root) if root is not None else None,
@@ -751,7 +752,26 @@ class ProcessHost:
         if command:
             worker.commands.extend((command, redact(command)))
         self._send_config(worker, {"rev": revision, "set": changed, "unset": removed,
-                                   "command": command})
+                                   "command": command, "kv": self._kv_applied()})
+
+    def _kv_applied(self) -> int:
+        """The shared-config revision this host has applied (0 without a shared config)."""
+        shared = self.transport.shared_config
+        return int(shared.applied) if shared is not None else 0
+
+    async def _kv_wait(self, worker: _Worker, wanted: Any) -> None:
+        """A call reached ``worker`` made after shared-config revision ``wanted``: apply the
+        bucket here up to it (a change of the view is then sent by the relay effect, in
+        order), then tell the worker which revision its view is at."""
+        shared = self.transport.shared_config
+        if shared is None or not isinstance(wanted, int):
+            return
+        try:
+            await shared.reach(wanted, f"{worker.name!r}'s view")
+        except Exception as exc:
+            _log.warning("%s", exc)
+            return
+        self._send_config(worker, {"kv": shared.applied})
 
     def _send_config(self, worker: _Worker, change: dict[str, Any]) -> None:
         """Publish a config message to ``worker`` on the kernel's loop (FIFO: in order)."""
@@ -789,6 +809,10 @@ class ProcessHost:
         if "resync" in data:
             if self._workers.get(worker.name) is worker:
                 self._resync(worker, data["resync"])
+            return
+        if "kv_wait" in data:
+            if self._workers.get(worker.name) is worker:
+                await self._kv_wait(worker, data["kv_wait"])
             return
         inst = self.kernel._instances.get(worker.name)
         if inst is None or not isinstance(data, dict):

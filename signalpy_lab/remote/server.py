@@ -283,12 +283,15 @@ class NatsServer:
     """
 
     def __init__(self, *, host: str = "127.0.0.1", port: int | None = None,
-                 binary: str | None = None) -> None:
+                 binary: str | None = None, jetstream: bool = True) -> None:
         if port is not None and not (0 < port < 65536):
             raise ValueError(f"port must be in 1..65535 or None for a free one, got {port!r}")
         self.host = host
         self._port = port
         self._binary = binary
+        #: JetStream on (the shared config's key-value bucket lives there), its store in
+        #: the server's own temporary directory.
+        self.jetstream = jetstream
         #: The admin's name here (NKey users have no name on the server: only a key).
         self.admin_user = "spl-admin"
         #: The admin's NKey seed, in memory only; ``admin_login`` is what a client passes.
@@ -573,7 +576,12 @@ class NatsServer:
                 permissions["allow_responses"] = True
             users.append({"nkey": spec.public, "permissions": permissions})
         # JSON is valid nats-server config syntax.
-        return {"authorization": {"users": users}}
+        config: dict[str, Any] = {"authorization": {"users": users}}
+        if self.jetstream:
+            assert self._dir is not None
+            config["jetstream"] = {"store_dir": str(self._dir / "jetstream"),
+                                   "max_memory_store": 64 << 20, "max_file_store": 256 << 20}
+        return config
 
     def _write_config(self) -> None:
         path = self._config_path

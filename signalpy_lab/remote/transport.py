@@ -202,6 +202,10 @@ class NatsTransport:
         # transport what runs before each call it serves (waits for that revision).
         self.revisions: dict[str, int] = {}
         self.before_serve: Callable[[Mapping[str, Any], str], Any] | None = None
+        #: The shared config (``shared_config.SharedConfig``), when this kernel's config is
+        #: shared: calls carry ``kv_rev`` and served calls wait for it (read-your-writes
+        #: across kernels).
+        self.shared_config: Any = None
 
     def __repr__(self) -> str:
         return f"<NatsTransport {self.node!r} {self.state} to {self.url}: " \
@@ -384,6 +388,9 @@ class NatsTransport:
 
     async def _stop(self) -> None:
         self.kernel.bus.remove_transport(self)
+        if self.shared_config is not None:  # the config keeps its values, and is ours again
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.shared_config.stop(), STOP_SECONDS)
         if self._unwatch is not None:
             self._unwatch()
             self._unwatch = None
@@ -564,6 +571,8 @@ class NatsTransport:
         self._set_state("connected")
         _log.warning("node %r reconnected to NATS at %s", self.node, self.url)
         await self._publish_table()
+        if self.shared_config is not None:  # watch the bucket again, from what it missed
+            await self.shared_config.resume()
 
     async def _on_closed(self) -> None:
         if self.state != "stopped":
@@ -730,6 +739,9 @@ class NatsTransport:
         revision = self.revisions.get(node)
         if revision is not None:
             message["config_rev"] = revision
+        shared = self.shared_config
+        if shared is not None:
+            message["kv_rev"] = await shared.barrier()
         payload = wire.encode(message)
         subject = wire.call_subject(node, handler)
         caller = asyncio.current_task()
@@ -881,6 +893,9 @@ class NatsTransport:
                 handler = wire.handler_of(msg.subject)
                 if isinstance(request, Exception):
                     raise request
+                shared = self.shared_config
+                if shared is not None and isinstance(request.get("kv_rev"), int):
+                    await shared.reach(request["kv_rev"], handler)
                 if self.before_serve is not None:
                     waiting = self.before_serve(request, handler)
                     if waiting is not None:

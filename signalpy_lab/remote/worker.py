@@ -157,8 +157,19 @@ class ConfigSync:
         self._ask = ask  # ask(have): request the whole view
         self._asked_at = -1e9
         self._changed = asyncio.Event()
+        #: The host's shared-config revision this view is at (``wire.py``, "Shared config"),
+        #: and how to ask the host for a later one.
+        self.kv = 0
+        self.ask_kv: Any = None
 
     def receive(self, change: dict[str, Any]) -> None:
+        kv = change.get("kv")
+        if isinstance(kv, int) and "rev" not in change:  # the host applied the bucket up to kv
+            if kv > self.kv:
+                self.kv = kv
+                self._changed.set()
+                self._changed = asyncio.Event()
+            return
         revision = change.get("rev")
         full = bool(change.get("full"))
         if not isinstance(revision, int):
@@ -180,6 +191,8 @@ class ConfigSync:
                     self.config.set(key, value)
                 self._host[key] = value
         self.revision = revision
+        if isinstance(kv, int):
+            self.kv = max(self.kv, kv)
         self._changed.set()
         self._changed = asyncio.Event()
 
@@ -193,9 +206,33 @@ class ConfigSync:
     def gate(self, request: dict[str, Any], handler: str) -> Any:
         """``None`` when the call's revision is applied; else an awaitable that waits for it."""
         needed = request.get("config_rev")
+        shared = request.get("kv_rev")
+        if isinstance(shared, int) and shared > self.kv:
+            return self._until_kv(shared, handler, needed)
         if not isinstance(needed, int) or needed <= self.revision:
             return None
         return self._until(needed, handler)
+
+    async def _until_kv(self, shared: int, handler: str, needed: Any) -> None:
+        """The call was made after shared-config revision ``shared``: the host brings this
+        view there (it may owe it a change), then the view's own revision is waited for."""
+        if self.ask_kv is not None:
+            self.ask_kv(shared)
+        deadline = time.monotonic() + self.wait
+        while self.kv < shared:
+            left = deadline - time.monotonic()
+            try:
+                await asyncio.wait_for(self._changed.wait(), left if left > 0 else 0)
+            except TimeoutError:
+                if self.kv >= shared:
+                    break
+                raise StaleConfigError(
+                    f"{handler} was not run: the call was made after shared config revision "
+                    f"{shared} and {self.name!r}'s worker has only {self.kv} after "
+                    f"{self.wait:g}s (its host is slow to apply the bucket, or a message was "
+                    f"lost)") from None
+        if isinstance(needed, int) and needed > self.revision:
+            await self._until(needed, handler)
 
     async def _until(self, needed: int, handler: str) -> None:
         deadline = time.monotonic() + self.wait
@@ -250,6 +287,15 @@ async def _serve(boot: dict[str, Any], report: SandboxReport | None) -> int:
 
     sync = ConfigSync(config, name, int(boot.get("config_rev") or 0), boot.get("config") or {},
                       float(boot.get("config_wait", 2.0)), ask_resync)
+    sync.kv = int(boot.get("kv_rev") or 0)
+
+    def ask_kv(wanted: int) -> None:
+        task = asyncio.ensure_future(nc.publish(wire.events_subject(node),
+                                                wire.encode({"kv_wait": wanted})))
+        pending_tasks.add(task)
+        task.add_done_callback(pending_tasks.discard)
+
+    sync.ask_kv = ask_kv
     transport.before_serve = sync.gate
 
     async def on_config(msg: Any) -> None:

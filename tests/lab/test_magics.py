@@ -239,7 +239,8 @@ def test_completion_offers_names_and_targets(lab) -> None:
     assert candidates(session, "%invoke tenant-db.q") == ["tenant-db.query"]
     assert candidates(session, "%invoke tenant-db.query target=g") == ["target=globex"]
     assert candidates(session, "%instantiate tenant") == ["tenant-db"]
-    assert candidates(session, "%config s") == ["set", "show"]
+    assert candidates(session, "%config s") == ["set", "share", "show"]
+    assert candidates(session, "%config h") == ["history"]
     assert candidates(session, "%config set tenants.ac") == ["tenants.acme",
                                                              "tenants.acme.db_url"]
     assert candidates(session, "%remove tenant-db-g") == ["tenant-db-globex"]
