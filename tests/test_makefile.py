@@ -21,8 +21,12 @@ pytestmark = pytest.mark.skipif(MAKE is None, reason="make is not installed")
 
 
 def make(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run make here; the caller's own make switches (``SKIP_BROWSER=1 pytest ...``) are not
+    passed on, so each test sees make as a new user's shell would."""
+    inherited = {k: v for k, v in os.environ.items()
+                 if k not in {"SKIP_BROWSER", "MAKEFLAGS", "MFLAGS", "MAKELEVEL"}}
     return subprocess.run([MAKE, "--no-print-directory", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60, env={**os.environ, **(env or {})})
+                          text=True, timeout=60, env={**inherited, **(env or {})})
 
 
 def not_root(tmp_path: Path) -> str:
