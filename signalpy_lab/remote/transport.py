@@ -81,6 +81,12 @@ _log = logging.getLogger("signalpy_lab.remote")
 DISCOVERY_SECONDS = 0.3
 #: How long ``start()`` tries the servers of its list before it gives up (the default).
 CONNECT_SECONDS = 5.0
+#: How long a refused login is retried before ``start()`` gives up. nats-server refuses valid
+#: logins (or drops the half-open connection) while it reloads its users: measured here, 16 of
+#: 150 connects of an existing user failed while other users were being added, so a worker
+#: starting beside others would fail now and then. A wrong credential still fails in about
+#: this long, not after the whole ``connect_timeout``.
+LOGIN_GRACE_SECONDS = 1.0
 #: The client pings its server this often; two unanswered pings mean the connection is dead,
 #: so a server that hangs without closing its sockets is noticed in about three intervals
 #: (a killed one closes them: that is noticed at once).
@@ -324,7 +330,9 @@ class NatsTransport:
         nats-py's own first connect retries forever when reconnecting is unlimited, and a
         failure's cleanup can raise a second error that hides the first: so the attempt runs
         as a task with a deadline, the reasons are collected from ``error_cb``, and a
-        refused login ends it at once (retrying cannot fix credentials).
+        refused login ends it after ``LOGIN_GRACE_SECONDS`` of further tries (a server
+        reloading its users refuses valid logins for a moment; retrying cannot fix wrong
+        credentials).
         """
         reasons: list[str] = []
         refused = asyncio.Event()
@@ -354,7 +362,11 @@ class NatsTransport:
             options["inbox_prefix"] = self._inbox_prefix
         client = nats.NATS()
         attempt = asyncio.ensure_future(client.connect(**options))
-        stop = asyncio.ensure_future(refused.wait())
+        async def refused_for_good() -> None:
+            await refused.wait()
+            await asyncio.sleep(LOGIN_GRACE_SECONDS)  # nats-py keeps trying meanwhile
+
+        stop = asyncio.ensure_future(refused_for_good())
         try:
             await asyncio.wait({attempt, stop}, timeout=self.connect_timeout,
                                return_when=asyncio.FIRST_COMPLETED)

@@ -247,3 +247,62 @@ async def test_a_kernel_in_another_process_routes_to_this_one(nats_server, east,
     assert [{"tenant": "acme", "table": "t"}, {"tenant": "globex", "table": "t"}] == \
         out["answers"]
     assert os.getpid() != out["pid"]
+
+
+async def test_a_login_made_while_the_server_reloads_its_users_still_connects(
+        nats_server) -> None:
+    """nats-server refuses a valid login now and then while it reloads its users (workers
+    starting beside each other add users): ``start()`` tries again within its grace, so every
+    one of 30 connects, made while another thread keeps adding users, succeeds."""
+    import threading
+
+    from signalpy_lab.remote.server import new_user_seed
+
+    seed = new_user_seed()
+    nats_server.add_user("w-steady", seed, subscribe=["spl.v1.call.w-steady.>"])
+    stop, added = threading.Event(), []
+
+    def churn() -> None:
+        while not stop.is_set():
+            name = f"w-churn-{len(added)}"
+            nats_server.add_user(name, new_user_seed(), subscribe=[f"spl.v1.call.{name}.>"])
+            added.append(name)
+
+    thread = threading.Thread(target=churn)
+    thread.start()
+    failures = []
+    try:
+        for i in range(30):
+            kernel = Kernel(f"steady-{i}")
+            await kernel.boot()
+            try:
+                transport = await NatsTransport(kernel, nats_server.url, nkeys_seed=seed,
+                                                serve=False, announce=False).start()
+                await transport.stop()
+            except TransportError as exc:
+                failures.append(str(exc))
+            await kernel.shutdown()
+    finally:
+        stop.set()
+        thread.join()
+        for name in [*added, "w-steady"]:
+            nats_server.remove_user(name)
+    assert len(added) > 30  # the control: reloads really ran during the connects
+    assert [] == failures
+
+
+async def test_a_wrong_key_is_refused_after_the_grace_not_the_whole_timeout(
+        nats_server) -> None:
+    """A key the server does not know ends ``start()`` in about ``LOGIN_GRACE_SECONDS``,
+    naming the server's refusal, though the connect timeout is 5 s."""
+    from signalpy_lab.remote.server import new_user_seed
+    from signalpy_lab.remote.transport import LOGIN_GRACE_SECONDS
+
+    kernel = Kernel("stranger")
+    await kernel.boot()
+    started = time.monotonic()
+    with pytest.raises(TransportError, match="Authorization Violation"):
+        await NatsTransport(kernel, nats_server.url, nkeys_seed=new_user_seed(),
+                            serve=False, announce=False).start()
+    assert time.monotonic() - started < LOGIN_GRACE_SECONDS + 2.5
+    await kernel.shutdown()
