@@ -85,14 +85,11 @@ async def _one_size(n: int, one_rounds: int, root: Path) -> dict[str, Any]:
     tenants = [f"t{i:03d}" for i in range(n)]
     extra = [f"x{i:02d}" for i in range(one_rounds)]
     kernel = Kernel(f"bench-workers-{n}")
-    kernel.discover(list(DEFAULT_PROVIDERS))
+    kernel.discover([*DEFAULT_PROVIDERS, TenantDatabase])
     kernel.instantiate("config", properties={"defaults": {"tenants": {
         t: {"db_url": f"postgres://db/{t}"} for t in [*tenants, *extra]}}})
     kernel.instantiate("storage", properties={"root": str(root / f"n{n}")})
-    await kernel.boot()
-    # Discovered after boot, so boot made no default instance of it for the first hot_adds
-    # to retire at once (concurrent hot_adds race to retire the same one).
-    kernel.discover([TenantDatabase])
+    await kernel.boot()  # the factory's default instance, retired by the first hot_add
     result: dict[str, Any] = {"n": n}
     try:
         progress(f"{n} workers: starting")

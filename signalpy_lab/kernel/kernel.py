@@ -138,6 +138,8 @@ class Kernel:
         self._policies: dict[str, Policy] = {}
         self._route_watchers: list[Callable[[], None]] = []
         self._isolation_hosts: dict[str, IsolationHost] = {}
+        self._hosts_creating: dict[str, asyncio.Future[IsolationHost]] = {}
+        self._retiring: set[str] = set()  # default instances being retired by a hot_add
         self._routed_names: frozenset[str] | None = None  # of the factories; see is_routed_name
         if policies is not None:
             if not isinstance(policies, Mapping):
@@ -610,12 +612,18 @@ class Kernel:
         return default if default is not None and default.default else None
 
     async def _retire(self, placeholder: ComponentInstance, inst: ComponentInstance) -> None:
+        name = placeholder.name
+        if self._instances.get(name) is not placeholder or name in self._retiring:
+            return  # a concurrent hot_add of the same factory retires (or retired) it
+        self._retiring.add(name)
         try:
-            await self._remove(placeholder.name)
+            await self._remove(name)
         except DependencyError as exc:  # still relied on: it stays, and says why
             _log.warning("default instance %r of %r kept although %r serves a tenant: %s",
-                         placeholder.name, inst.factory, inst.name, exc)
+                         name, inst.factory, inst.name, exc)
             return
+        finally:
+            self._retiring.discard(name)
         _log.info("default instance %r retired: factory %r serves tenants now (%r)",
                   placeholder.name, inst.factory, inst.name)
 
@@ -814,13 +822,27 @@ class Kernel:
         return self._isolation_hosts.get(kind)
 
     async def _isolation_host(self, kind: str) -> IsolationHost:
+        """The host for ``kind``, created once: concurrent first activations (a gather of
+        ``hot_add``s) wait for the same creation instead of each starting a server."""
         host = self._isolation_hosts.get(kind)
-        if host is None:
-            import importlib
+        if host is not None:
+            return host
+        creating = self._hosts_creating.get(kind)
+        if creating is None:
+            creating = asyncio.ensure_future(self._create_isolation_host(kind))
+            self._hosts_creating[kind] = creating
+            creating.add_done_callback(lambda _: self._hosts_creating.pop(kind, None))
+        return await asyncio.shield(creating)  # one waiter cancelled never cancels it
 
-            module = importlib.import_module(ISOLATION_PLUGINS[kind])
-            host = self._isolation_hosts.setdefault(kind, await module.create_host(self))
-        return host
+    async def _create_isolation_host(self, kind: str) -> IsolationHost:
+        import importlib
+
+        module = importlib.import_module(ISOLATION_PLUGINS[kind])
+        host = await module.create_host(self)
+        chosen = self._isolation_hosts.setdefault(kind, host)
+        if chosen is not host:  # set_isolation_host() won meanwhile: ours is not needed
+            await host.close()
+        return chosen
 
     def instance_failed(self, name: str, error: BaseException) -> None:
         """A host reports that ``name`` died where it ran: it is failed, calls fail at once."""

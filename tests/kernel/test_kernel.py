@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from pydantic import BaseModel
 
@@ -430,3 +432,34 @@ class TestFactoryDependencies:
                                                   r"\('admin', 'quota-acme'\)"):
             await kernel.hot_remove("tenant-db-acme")
         await kernel.shutdown()
+
+
+@component("slow-worker", depends=["config"])
+class SlowWorker:
+    """Takes a moment to activate, as a worker process or a database connection does."""
+
+    @lifecycle.activate
+    async def start(self) -> None:
+        await asyncio.sleep(0.01)
+
+    @runnable("echo", params=Echo)
+    async def echo(self, params):
+        return {"instance": self.rt.name, "text": params.text}
+
+
+async def test_tenants_hot_added_at_once_retire_the_default_instance_once() -> None:
+    """Five ``hot_add``s gathered on a booted kernel whose factory has its default instance:
+    each succeeds, the default is retired once, and every tenant answers its own calls."""
+    kernel = Kernel()
+    kernel.discover([ConfigProvider, SlowWorker])
+    await kernel.boot()
+    assert "slow-worker" in {i.name for i in kernel.instances()}
+    tenants = [f"t{i}" for i in range(5)]
+    await asyncio.gather(*(kernel.hot_add("slow-worker", f"slow-worker-{t}", {"target": t})
+                           for t in tenants))
+    assert sorted(i.name for i in kernel.instances() if i.factory == "slow-worker") == \
+        [f"slow-worker-{t}" for t in tenants]
+    answers = [await kernel.invoke("slow-worker.echo", {"text": "x", "target": t})
+               for t in tenants]
+    assert [f"slow-worker-{t}" for t in tenants] == [a["instance"] for a in answers]
+    await kernel.shutdown()

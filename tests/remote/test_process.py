@@ -313,3 +313,43 @@ async def test_a_server_passed_in_is_yours_to_stop_and_no_directory_is_left(
     await kernel.shutdown()
     await transport.stop()
     assert (False, True) == (host._dir.exists(), nats_server.pid is not None)
+
+
+def _children_running(program: str) -> list[int]:
+    """Pids of this process's direct children whose command line names ``program``."""
+    me, found = os.getpid(), []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == me and program.encode() in cmdline:
+            found.append(int(entry))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+async def test_tenants_added_at_once_on_a_fresh_kernel_share_one_server(tmp_path) -> None:
+    """Six ``hot_add(..., isolation="process")`` gathered on a kernel that has no host yet
+    start one private nats-server (and one host), not one each; all six answer."""
+    before = set(_children_running("nats-server"))
+    kernel = Kernel("fresh")
+    kernel.discover([*DEFAULT_PROVIDERS, CountingDb])
+    tenants = [f"t{i}" for i in range(6)]
+    kernel.instantiate("config", properties={"defaults": {"tenants": {
+        t: {"db_url": f"postgres://db/{t}"} for t in tenants}}})
+    kernel.instantiate("storage", properties={"root": str(tmp_path)})
+    await kernel.boot()
+    try:
+        await asyncio.gather(*(kernel.hot_add("counter-db", f"tenant-db-{t}", {"target": t},
+                                              isolation="process") for t in tenants))
+        assert 1 == len(set(_children_running("nats-server")) - before)
+        answers = [await kernel.invoke("counter-db.query", {"target": t}) for t in tenants]
+        assert tenants == [a["tenant"] for a in answers]
+        assert os.getpid() not in {a["pid"] for a in answers}
+    finally:
+        await kernel.shutdown()
+    assert set(_children_running("nats-server")) <= before
