@@ -301,6 +301,14 @@ class NatsServer:
         self._proc: subprocess.Popen[bytes] | None = None
         self._dir: Path | None = None
         self._lock = threading.RLock()
+        # Group commit of user changes: each add bumps the version; a reload writes the
+        # config at the current version and, once the server says it reloaded, that version
+        # is applied. Adds made while a reload runs share the next one (200 workers starting
+        # at once: a few reloads, not 200 in a row).
+        self._users_version = 0
+        self._written_version = 0
+        self._applied_version = 0
+        self._reload_turn = threading.Lock()
         self._supervisor: threading.Thread | None = None
         self._stopping = False
         self._on_state: Callable[[str, str], None] | None = None
@@ -376,6 +384,7 @@ class NatsServer:
             except BaseException:
                 self._stop_process()
                 raise
+            self._applied_version = self._written_version  # it started with that config
             if self.state == "stopped":
                 self.state = "running"
             return self
@@ -421,10 +430,23 @@ class NatsServer:
             sub = (*sub, f"{prefix}.>")
         with self._lock:
             self._users[user] = _User(seed, public, pub, sub, bool(allow_responses))
-            if self.pid is not None:
-                self._reload()
-                self._wait_until(lambda: self._login_ok(seed), RELOAD_TIMEOUT,
-                                 f"user {user!r} to be accepted after the reload")
+            self._users_version += 1
+            mine = self._users_version
+            if self.pid is None:
+                return
+        self._apply_users(mine)
+        self._wait_until(lambda: self._login_ok(seed), RELOAD_TIMEOUT,
+                         f"user {user!r} to be accepted after the reload")
+
+    def _apply_users(self, version: int) -> None:
+        """Return once the running server has loaded users at ``version`` or later: wait for
+        the reload in progress, then reload unless it already included them."""
+        with self._reload_turn:
+            with self._lock:  # held to write and signal only: adds meanwhile join the next
+                if self._applied_version >= version or self.pid is None:
+                    return
+                pending = self._signal_reload()
+            self._wait_reloaded(*pending)
 
     def remove_user(self, user: str) -> None:
         """Remove a user; the server closes that user's open connections on the reload."""
@@ -590,6 +612,7 @@ class NatsServer:
         with os.fdopen(fd, "w") as f:
             json.dump(self._config(), f, indent=2)
         os.replace(tmp, path)  # a reload never reads a half-written file
+        self._written_version = self._users_version
 
     def _reload_count(self) -> tuple[int, int]:
         assert self._dir is not None
@@ -601,12 +624,19 @@ class NatsServer:
 
     def _reload(self) -> None:
         """Write the config, SIGHUP, and wait for the server's log to say it reloaded."""
+        self._wait_reloaded(*self._signal_reload())
+
+    def _signal_reload(self) -> tuple[int, int, int]:
+        """Write the config and SIGHUP (under ``_lock``); the version written and the log's
+        reload counts before, for ``_wait_reloaded``."""
         self._write_config()
         done, failed = self._reload_count()
         proc = self._proc
         assert proc is not None
         proc.send_signal(signal.SIGHUP)
+        return self._written_version, done, failed
 
+    def _wait_reloaded(self, version: int, done: int, failed: int) -> None:
         def reloaded() -> bool:
             now_done, now_failed = self._reload_count()
             if now_failed > failed:
@@ -614,6 +644,7 @@ class NatsServer:
             return now_done > done
 
         self._wait_until(reloaded, RELOAD_TIMEOUT, "the config reload")
+        self._applied_version = max(self._applied_version, version)
 
     def _wait_ready(self) -> None:
         assert self._dir is not None

@@ -372,3 +372,27 @@ def test_kernel_import_pulls_in_no_nats() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert "[]" == out
+
+
+def test_users_added_at_once_share_reloads_and_each_logs_in() -> None:
+    """Twenty threads add a user each at the same moment (workers starting together): each
+    returns once its own login works, and the server reloaded fewer times than twenty."""
+    with NatsServer() as server:
+        before, _ = server._reload_count()
+        seeds = {f"w-batch-{i}": new_user_seed() for i in range(20)}
+        start = threading.Barrier(len(seeds))
+        accepted: list[bool] = []
+
+        def add(name: str, seed: str) -> None:
+            start.wait()
+            server.add_user(name, seed, subscribe=[f"spl.v1.call.{name}.>"])
+            accepted.append(server._login_ok(seed))
+
+        threads = [threading.Thread(target=add, args=item) for item in seeds.items()]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        reloads = server._reload_count()[0] - before
+        assert [True] * 20 == accepted
+        assert 1 <= reloads < 20, reloads
