@@ -375,18 +375,18 @@ def test_kernel_import_pulls_in_no_nats() -> None:
 
 
 def test_users_added_at_once_share_reloads_and_each_logs_in() -> None:
-    """Twenty threads add a user each at the same moment (workers starting together): each
-    returns once its own login works, and the server reloaded fewer times than twenty."""
+    """Twenty threads add a user each at the same moment (workers starting together): every
+    one can log in afterwards, and the server reloaded fewer times than twenty. (A login made
+    *while* another reload runs may be refused by nats-server: ``add_user`` retries its own
+    check, and ``NatsTransport`` retries within ``LOGIN_GRACE_SECONDS``.)"""
     with NatsServer() as server:
         before, _ = server._reload_count()
         seeds = {f"w-batch-{i}": new_user_seed() for i in range(20)}
         start = threading.Barrier(len(seeds))
-        accepted: list[bool] = []
 
         def add(name: str, seed: str) -> None:
             start.wait()
             server.add_user(name, seed, subscribe=[f"spl.v1.call.{name}.>"])
-            accepted.append(server._login_ok(seed))
 
         threads = [threading.Thread(target=add, args=item) for item in seeds.items()]
         for thread in threads:
@@ -394,5 +394,5 @@ def test_users_added_at_once_share_reloads_and_each_logs_in() -> None:
         for thread in threads:
             thread.join()
         reloads = server._reload_count()[0] - before
-        assert [True] * 20 == accepted
+        assert [True] * 20 == [server._login_ok(seed) for seed in seeds.values()]
         assert 1 <= reloads < 20, reloads
