@@ -204,6 +204,17 @@ def _worker_servers(servers: tuple[str, ...]) -> tuple[list[str], list[int]]:
     return urls, sorted(set(ports))
 
 
+def _tell(worker: _Worker, line: bytes) -> None:
+    """Write ``line`` on the worker's stdin (a few bytes: a pipe takes them at once); a worker
+    already gone is reported by ``_wait_ready`` from its stdout, not here."""
+    stdin = worker.proc.stdin
+    try:
+        stdin.write(line)
+        stdin.flush()
+    except (OSError, ValueError):
+        pass
+
+
 def _class_ref(cls: type) -> tuple[dict[str, Any], list[str]]:
     """How the worker finds ``cls`` (by module path if that finds this very class, else by
     value), and what its sandbox must let it read for that: the folder of the module's
@@ -451,14 +462,17 @@ class ProcessHost:
         started = time.perf_counter()
         node = f"w-{inst.name}"
         wire.serve_subject(node)
+        adding: asyncio.Future[None] | None = None
         if self.server is not None:
             seed = new_user_seed()  # in memory here, over a pipe to the worker; never on disk
-            await asyncio.to_thread(
+            # The server reloads its users while the worker forks, confines itself and loads
+            # its class; the worker connects only once told (LOGIN_READY on its stdin).
+            adding = asyncio.ensure_future(asyncio.to_thread(
                 self.server.add_user, node, seed,
                 subscribe=[wire.serve_subject(node), wire.config_subject(node),
                            wire.control_subject(node)],
                 publish=[wire.events_subject(node)], allow_responses=True,
-                inbox_prefix=f"_INBOX_{node}")
+                inbox_prefix=f"_INBOX_{node}"))
             user: str | None = node
             login: dict[str, Any] = {"nkeys_seed_str": seed}
             credentials: dict[str, Any] = {"seed": seed}
@@ -493,17 +507,26 @@ class ProcessHost:
             "host_owned": self._host_owned(),
             "storage_root": str(root) if root is not None else None,
             "exec": self.server is not None,  # only then is its control subject the host's
+            "login_follows": adding is not None,
             "sandbox": {"storage": str(prefix) if prefix is not None else None,
                         "temp_dir": str(temp_dir), "ports": ports, "read": read},
         }
-        forks = await self._fork_server()
-        worker = await asyncio.to_thread(self._spawn, inst.name, node, boot, forks, temp_dir)
+        try:
+            forks = await self._fork_server()
+            worker = await asyncio.to_thread(self._spawn, inst.name, node, boot, forks, temp_dir)
+        except BaseException:
+            if adding is not None:
+                await asyncio.gather(adding, return_exceptions=True)
+            raise
         worker.started = started
         worker.user, worker.login, worker.target = user, login, inst.target
         worker.synced = (revision, wire.leaves(initial))
         self.transport.revisions[node] = revision
         self._workers[inst.name] = worker
         try:
+            if adding is not None:
+                await adding
+                _tell(worker, wire.LOGIN_READY)
             await self._wait_ready(worker)
             await self._serve(inst, worker, view)
         except BaseException:

@@ -84,6 +84,7 @@ nobody here audits. No package is added.
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 import sys
@@ -138,6 +139,7 @@ def landlock_abi() -> int:
 # --- what to confine to ------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=1)  # ~5 ms of path resolving: the fork server pays it once
 def python_read_paths() -> tuple[Path, ...]:
     """What this interpreter and its loader read: prefixes, stdlib, site-packages, ``/usr``...
 

@@ -115,6 +115,7 @@ from ..errors import RemoteError, SignalpyLabError, WireFormatError
 
 __all__ = [
     "ANNOUNCE",
+    "LOGIN_READY",
     "QUERY",
     "VERSION",
     "call_subject",
@@ -135,6 +136,10 @@ VERSION = 1
 PREFIX = f"spl.v{VERSION}"
 ANNOUNCE = f"{PREFIX}.routes.announce"
 QUERY = f"{PREFIX}.routes.query"
+#: The line a host writes on a worker's stdin, after the bootstrap line, once the worker's
+#: NATS user is in force (a bootstrap with ``"login_follows": true`` waits for it before
+#: connecting): the server reloads its users while the worker starts, not before.
+LOGIN_READY = b"login\n"
 _TOKEN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]*$")
 
 

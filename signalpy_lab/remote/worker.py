@@ -68,7 +68,7 @@ from typing import Any
 
 import pydantic_core
 
-from ..errors import StaleConfigError
+from ..errors import StaleConfigError, WorkerError
 from ..kernel import Kernel, batch, caused_by
 from ..kernel.as_code import (
     cell_frames,
@@ -270,6 +270,11 @@ async def _serve(boot: dict[str, Any], report: SandboxReport | None) -> int:
         config.merge(boot["config"])  # runtime layer: a later unset removes a key for good
     pending_tasks: set[asyncio.Task[Any]] = set()
     kernel.discover([cls])
+    if boot.get("login_follows"):  # the host adds our NATS user meanwhile; it says when
+        told = sys.stdin.readline()  # the same reader as the bootstrap's: it buffers
+        if told != wire.LOGIN_READY.decode():
+            raise WorkerError("the host did not confirm this worker's NATS login "
+                              f"(read {told[:20]!r} on stdin)")
     transport = await NatsTransport(
         kernel, boot["servers"], user=boot.get("user"), password=boot.get("password"),
         nkeys_seed=boot.pop("seed", None), node=node, announce=False,

@@ -425,6 +425,9 @@ def serve(fd: int) -> None:
         sock.send(json.dumps({"ready": False,
                               "error": f"importing {name}: {type(exc).__name__}: {exc}"}).encode())
         return
+    from .sandbox import python_read_paths
+
+    python_read_paths()  # resolved once here (cached): every worker's confinement reuses it
     calls = linux()
     if calls is not None:
         calls.set_not_dumpable()  # its memory is its workers' too: no sibling reads it
