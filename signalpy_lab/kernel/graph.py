@@ -51,6 +51,19 @@ Tried and dropped, no measurable gain: queueing effects where the mark walk find
 a lock-free path for nested reads, caching a keys view for relinking. Over the starting
 engine, A/B in one process: chain 2.0x, fan-out 2.2x, diamond 1.5x, diamond + effect 1.8x.
 Final side-by-side numbers: ``benchmarks/RESULTS.md``.
+
+Compiled (issue 21): the same file, compiled by Cython in its pure-Python mode at install
+time (``hatch_build.py``; ``signalpy_lab.kernel.ENGINE`` says which build runs). A plain
+compile of the untyped module was slower than Python (deepPropagation 58 -> 92 ms on 3.12,
+issue 21); what made it pay: node classes as ``cython.cclass`` with declared C fields
+(``_cython_shim`` turns the declarations into ``__slots__`` when this runs as Python, so the
+pure engine keeps its slotted nodes), ``_ctx`` a typed C alias of ``context``, the node
+states as C constants (``_CLEAN`` ...), the internal walks (``_mark_downstream``,
+``_refresh``, ``_run``, ``_run_effect``, ``_resubscribe``) as ``cython.cfunc`` with typed
+locals. Measured in one run against this module as Python (``benchmarks.js_suite --quick``,
+kairo cases, ms): deepPropagation 25.2 -> 12.4, broadPropagation 84.0 -> 30.4, diamond 86.8
+-> 53.4, triangle 13.9 -> 8.96, mux 52.4 -> 35.3: 1.5x to 2.8x; the suite's full table is in
+``benchmarks/RESULTS.md``. The bodies the benchmarks run are Python either way.
 """
 
 from __future__ import annotations
