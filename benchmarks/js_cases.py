@@ -535,14 +535,25 @@ def make_graph(fw: Framework, config: DynamicConfig) -> Graph:
 
 def prepare_slice(graph: Graph, fw: Framework, config: DynamicConfig, iterations: int) -> int:
     """Set the sources where the full run leaves them before its last ``iterations``
-    (untimed); returns the first iteration of that slice."""
+    (untimed, in one batch); returns the first iteration of that slice.
+
+    Called before every timed run, not once: a run that is one round of ``width`` writes
+    would otherwise write, the second time, the values the first left (no change, no
+    computed runs, count 0).
+    """
     first = config.iterations - iterations
     width = len(graph.sources)
-    for j, source in enumerate(graph.sources):
-        # The last i < first with i % width == j (sources never written keep their j).
+    values = []
+    for j in range(width):
+        # The last i < first with i % width == j; a source not yet written holds j.
         i = first - 1 - ((first - 1 - j) % width)
-        if i >= 0:
-            fw.with_batch(lambda s=source, v=i + j: s.write(v))
+        values.append(i + j if i >= 0 else j)
+
+    def write_all() -> None:
+        for source, value in zip(graph.sources, values, strict=True):
+            source.write(value)
+
+    fw.with_batch(write_all)
     return first
 
 

@@ -140,6 +140,9 @@ def dynamic_case(config: cases.DynamicConfig, scale: float, full: bool = False) 
         first = cases.prepare_slice(graph, fw, config, iterations)
         stop = config.iterations
 
+        def reset() -> None:  # untimed, before every timed run (see prepare_slice)
+            cases.prepare_slice(graph, fw, config, iterations)
+
         def run() -> None:
             graph.counter.count = 0
             total = cases.run_graph(graph, fw, first, stop)
@@ -149,6 +152,7 @@ def dynamic_case(config: cases.DynamicConfig, scale: float, full: bool = False) 
                             f"count {graph.counter.count} != {expected_count}")
 
         run()  # the warm-up, checked too
+        run.reset = reset  # type: ignore[attr-defined]
         return run
 
     title = config.title + ("" if full else f" ({iterations:,} it.)")
@@ -251,6 +255,9 @@ def measure(case: Case, frameworks: dict[str, Any], repeat: int,
                     del runs[name]
                     continue
             try:
+                reset = getattr(run, "reset", None)
+                if reset is not None:
+                    reset()
                 elapsed = _time_once(run)
             except Exception as exc:
                 cells[name] = _failure(exc)
