@@ -296,7 +296,11 @@ def probe_default_limit(case: Case, fw: Any, budget: float) -> str:
     sys.setrecursionlimit(DEFAULT_LIMIT)
     try:
         with Watchdog(budget):
-            case.prepare(fw)()
+            run = case.prepare(fw)  # the build and warm-up: one checked run already
+            reset = getattr(run, "reset", None)
+            if reset is not None:
+                reset()
+            run()
         return "ok"
     except RecursionError:
         return "RecursionError"
