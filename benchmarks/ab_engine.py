@@ -31,6 +31,9 @@ FILES = {
     "graph.py": "signalpy_lab/kernel/graph.py",
     "reactive.py": "signalpy_lab/kernel/reactive.py",
     "errors.py": "signalpy_lab/errors.py",
+    # Cython's pure-Python-mode names, for graph.py as Python (issue 21; older revisions
+    # have none, and their graph.py does not ask for it).
+    "_cython_shim.py": "signalpy_lab/kernel/_cython_shim.py",
 }
 SHAPES = ("chain", "fan", "diamond", "effect")
 
@@ -42,10 +45,17 @@ def load_engine(rev: str, where: Path) -> ModuleType:
     package.mkdir()
     for target, source in FILES.items():
         if rev == "wt":
+            if not (REPO_ROOT / source).exists():
+                continue
             text = (REPO_ROOT / source).read_text()
         else:
-            text = subprocess.check_output(
-                ["git", "-C", str(REPO_ROOT), "show", f"{rev}:{source}"], text=True)
+            shown = subprocess.run(["git", "-C", str(REPO_ROOT), "show", f"{rev}:{source}"],
+                                   capture_output=True, text=True)
+            if shown.returncode:
+                if target == "_cython_shim.py":
+                    continue
+                raise RuntimeError(f"git show {rev}:{source}: {shown.stderr.strip()}")
+            text = shown.stdout
         (package / target).write_text(text.replace("from ..errors import", "from .errors import"))
     (package / "__init__.py").write_text("")
     return importlib.import_module(f"{name}.reactive")

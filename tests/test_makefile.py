@@ -86,8 +86,9 @@ def test_no_python_found_says_what_to_install(tmp_path) -> None:
 def test_make_test_without_chromium_asks_for_it_before_installing(tmp_path) -> None:
     """Not root and no Chromium: the exact apt-get command and SKIP_BROWSER=1, then a failure."""
     venv = tmp_path / "venv"
-    done = make("test", f"VENV={venv}",
-                env={"PATH": not_root(tmp_path), "CHROMIUM": str(tmp_path / "chromium")})
+    # SKIP_BROWSER emptied: the suite itself may run under SKIP_BROWSER=1, which make reads.
+    done = make("test", f"VENV={venv}", env={"PATH": not_root(tmp_path), "SKIP_BROWSER": "",
+                                             "CHROMIUM": str(tmp_path / "chromium")})
     assert 0 != done.returncode
     assert "    sudo sh -c 'apt-get update && apt-get install -y chromium'" in done.stderr
     assert "make test SKIP_BROWSER=1" in done.stderr

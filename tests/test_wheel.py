@@ -10,8 +10,10 @@ JupyterLab or NATS is installed, and what needs the [remote] extra says so in on
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import sysconfig
 import textwrap
 from pathlib import Path
 
@@ -27,6 +29,7 @@ CHECKS = textwrap.dedent("""
     report = {}
     import signalpy_lab.kernel
     report["kernel_pulls_ipython"] = "IPython" in sys.modules
+    report["engine"] = signalpy_lab.kernel.ENGINE
     import pkgutil, signalpy_lab
     failed = []
     for module in pkgutil.walk_packages(signalpy_lab.__path__, "signalpy_lab."):
@@ -88,6 +91,10 @@ def test_a_plain_install_is_the_kernel_and_the_lab(tmp_path) -> None:
     out = run(python, "-c", CHECKS, cwd=work)
     report = json.loads(out.split("REPORT ", 1)[1])
     assert report["kernel_pulls_ipython"] is False
+    # pip wheel compiled graph.py (hatch_build.py) where a C compiler and Python's headers
+    # exist (issue 21), and installed the pure one elsewhere.
+    can_compile = shutil.which("cc") and Path(sysconfig.get_paths()["include"], "Python.h").exists()
+    assert report["engine"] == ("compiled" if can_compile else "pure")
     assert [] == report["unimportable"]
     assert [] == report["installed"]
     assert "acme" == report["invoke"]["tenant"]

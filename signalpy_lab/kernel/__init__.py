@@ -1,7 +1,12 @@
 """The reactive component microkernel: reactivity, components, registry, bus, runtime.
 
-Importing this package never imports IPython, ipywidgets or the providers.
+Importing this package never imports IPython, ipywidgets or the providers. ``ENGINE`` says
+which build of the reactive engine runs: ``"compiled"`` (``graph.py`` compiled with Cython at
+install time) or ``"pure"`` (``graph.py`` as Python); see ``_engine.py``.
 """
+
+# First: it decides which build is ``signalpy_lab.kernel.graph`` for every module after it.
+from ._engine import ENGINE  # isort: skip
 
 from ..errors import (
     CycleError,
@@ -62,6 +67,7 @@ from .registry import Consumer, Registry
 from .runtime import Runtime
 
 __all__ = [
+    "ENGINE",
     "Bus",
     "BusEvent",
     "Cause",

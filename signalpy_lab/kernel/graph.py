@@ -51,6 +51,19 @@ Tried and dropped, no measurable gain: queueing effects where the mark walk find
 a lock-free path for nested reads, caching a keys view for relinking. Over the starting
 engine, A/B in one process: chain 2.0x, fan-out 2.2x, diamond 1.5x, diamond + effect 1.8x.
 Final side-by-side numbers: ``benchmarks/RESULTS.md``.
+
+Compiled (issue 21): the same file, compiled by Cython in its pure-Python mode at install
+time (``hatch_build.py``; ``signalpy_lab.kernel.ENGINE`` says which build runs). A plain
+compile of the untyped module was slower than Python (deepPropagation 58 -> 92 ms on 3.12,
+issue 21); what made it pay: node classes as ``cython.cclass`` with declared C fields
+(``_cython_shim`` turns the declarations into ``__slots__`` when this runs as Python, so the
+pure engine keeps its slotted nodes), ``_ctx`` a typed C alias of ``context``, the node
+states as C constants (``_CLEAN`` ...), the internal walks (``_mark_downstream``,
+``_refresh``, ``_run``, ``_run_effect``, ``_resubscribe``) as ``cython.cfunc`` with typed
+locals. Measured in one run against this module as Python (``benchmarks.js_suite --quick``,
+kairo cases, ms): deepPropagation 25.2 -> 12.4, broadPropagation 84.0 -> 30.4, diamond 86.8
+-> 53.4, triangle 13.9 -> 8.96, mux 52.4 -> 35.3: 1.5x to 2.8x; the suite's full table is in
+``benchmarks/RESULTS.md``. The bodies the benchmarks run are Python either way.
 """
 
 from __future__ import annotations
@@ -63,8 +76,17 @@ from typing import Any
 
 from ..errors import CycleError, DisposedError, EffectLoopError
 
+try:  # compiled, this is Cython's own module; as Python, the stand-in (see _cython_shim)
+    import cython
+
+    if not cython.compiled:
+        raise ImportError("not compiled")
+except ImportError:
+    from . import _cython_shim as cython  # type: ignore[no-redef]
+
 __all__ = [
     "CLEAN",
+    "COMPILED",
     "DIRTY",
     "MAX_EFFECT_ROUNDS",
     "MAX_NESTED_EVALUATIONS",
@@ -87,6 +109,14 @@ CLEAN, MAYBE, DIRTY = 0, 1, 2
 #: path (waiting for a body in another thread, reporting a cycle in this one), and below
 #: CLEAN, so a write during the body marks it like a clean node and the mark survives.
 RUNNING = -1
+# The same four as C constants where compiled (a C int compared with a C int, no Python
+# object per test); as Python, plain globals. The engine uses these; other modules the above.
+_CLEAN = cython.declare(cython.int, 0)
+_MAYBE = cython.declare(cython.int, 1)
+_DIRTY = cython.declare(cython.int, 2)
+_RUNNING = cython.declare(cython.int, -1)
+#: Whether this module runs compiled (Cython, from this same source) or as Python.
+COMPILED: bool = cython.compiled
 
 #: Nested first evaluations allowed before the innermost read is deferred to the outermost one.
 MAX_NESTED_EVALUATIONS = 64
@@ -128,13 +158,21 @@ class GraphHooks:
         """An effect raised; the flush goes on with the others."""
 
 
+@cython.cclass
 class _Context:
     """Engine-wide mutable state, one object so both modules reach it cheaply."""
 
-    __slots__ = (
-        "depth", "batch_depth", "flushing", "pending", "hooks", "lock",
-        "links", "nodes", "error_handler", "observer", "owner",
-    )
+    depth = cython.declare(cython.long, visibility="public")
+    batch_depth = cython.declare(cython.long, visibility="public")
+    flushing = cython.declare(cython.bint, visibility="public")
+    pending = cython.declare(list, visibility="public")
+    hooks = cython.declare(object, visibility="public")
+    lock = cython.declare(object, visibility="public")
+    links = cython.declare(cython.long, visibility="public")
+    nodes = cython.declare(cython.long, visibility="public")
+    error_handler = cython.declare(object, visibility="public")
+    observer = cython.declare(object, visibility="public")
+    owner = cython.declare(object, visibility="public")
 
     def __init__(self) -> None:
         self.depth = 0  # nested computed evaluations in progress
@@ -154,6 +192,9 @@ class _Context:
 
 
 context = _Context()
+# The same object as a C variable of the compiled engine (its fields C fields); as Python,
+# one more global. ``context`` is the name other modules import.
+_ctx = cython.declare(_Context, context)
 # The one engine lock's methods as module globals, called directly on the hot paths:
 # ``_acquire(); try: ... finally: _release()`` costs about half of ``with context.lock:``
 # (~100 ns against ~180 ns here), which was a sixth of a fan-out update.
@@ -173,17 +214,17 @@ _get_ident = threading.get_ident
 
 def current_observer() -> DerivedNode | None:
     """The node whose body is running in this thread, if any (reads become its deps)."""
-    observer = context.observer
-    if observer is not None and context.owner == _get_ident():
+    observer = _ctx.observer
+    if observer is not None and _ctx.owner == _get_ident():
         return observer
     return None
 
 
 def pause_tracking() -> DerivedNode | None:
     """Stop recording this thread's reads; pass the result to ``resume_tracking`` after."""
-    observer = context.observer
-    if observer is not None and context.owner == _get_ident():
-        context.observer = None  # this thread holds the lock: its body is running
+    observer = _ctx.observer
+    if observer is not None and _ctx.owner == _get_ident():
+        _ctx.observer = None  # this thread holds the lock: its body is running
         return observer
     return None
 
@@ -191,17 +232,17 @@ def pause_tracking() -> DerivedNode | None:
 def resume_tracking(observer: DerivedNode | None) -> None:
     """Undo ``pause_tracking`` (a no-op if it paused nothing)."""
     if observer is not None:
-        context.observer = observer
+        _ctx.observer = observer
 
 
 def set_hooks(hooks: GraphHooks | None) -> None:
     """Install (or with ``None`` remove) the engine observer."""
-    context.hooks = hooks
+    _ctx.hooks = hooks
 
 
 def graph_stats() -> dict[str, int]:
     """Live derived nodes and dependency links in the whole process (for leak checks)."""
-    return {"derived_nodes": context.nodes, "links": context.links}
+    return {"derived_nodes": _ctx.nodes, "links": _ctx.links}
 
 
 class _Deferred(BaseException):
@@ -215,16 +256,24 @@ class _Deferred(BaseException):
         self.node = node
 
 
+@cython.cclass
 class ReactiveNode:
     """Anything that can be depended on: it has subscribers and a version."""
 
-    __slots__ = ("subs", "version", "state", "label", "owner", "tenant", "uid", "secret",
-                 "__weakref__")
+    subs = cython.declare(dict, visibility="public")
+    version = cython.declare(cython.longlong, visibility="public")
+    state = cython.declare(cython.int, visibility="public")
+    label = cython.declare(object, visibility="public")
+    owner = cython.declare(object, visibility="public")
+    tenant = cython.declare(object, visibility="public")
+    uid = cython.declare(object, visibility="public")
+    secret = cython.declare(cython.bint, visibility="public")
+    __weakref__ = cython.declare(object)
 
     def __init__(self, label: str | None = None) -> None:
         self.subs: dict[DerivedNode, None] = {}
         self.version = 0
-        self.state = CLEAN  # sources are always clean
+        self.state = _CLEAN  # sources are always clean
         self.label = label
         self.owner: Any = None  # the Scope that owns this node, if any
         self.tenant: str | None = None
@@ -238,27 +287,30 @@ class ReactiveNode:
         return self.label or f"{type(self).__name__.lower()}#{self.uid}"
 
 
+@cython.cclass
 class SourceNode(ReactiveNode):
     """A writable value (the engine half of ``Signal``)."""
 
-    __slots__ = ("value", "equals")
+    value = cython.declare(object, visibility="public")
+    equals = cython.declare(object, visibility="public")
 
     def __init__(self, value: Any, label: str | None = None,
                  equals: Callable[[Any, Any], bool] | None = None) -> None:
-        super().__init__(label)
+        ReactiveNode.__init__(self, label)
         self.value = value
         self.equals = equals
 
     def _read(self) -> Any:
         """The value; recorded as a dependency of the body running in this thread, if any."""
-        ctx = context
-        observer = ctx.observer
+        ctx: _Context = _ctx
+        observer: DerivedNode | None = ctx.observer
         if observer is not None and ctx.owner == _get_ident():
             observer.new_deps[self] = self.version  # type: ignore[index]
         return self.value
 
     def _write(self, value: Any) -> bool:
         """Store ``value``; mark and flush dependents. Returns whether it changed."""
+        ctx: _Context = _ctx
         _acquire()
         try:
             old = self.value
@@ -270,7 +322,7 @@ class SourceNode(ReactiveNode):
                     return False
             except Exception:  # e.g. numpy arrays: ambiguous truth value means "changed"
                 pass
-            hooks = context.hooks
+            hooks = ctx.hooks
             if hooks is not None:
                 cause = hooks.on_set(self, old, value)
                 hooks.on_marked(self, cause, _mark_downstream_observed(self, cause)
@@ -282,7 +334,6 @@ class SourceNode(ReactiveNode):
             # never a CLEAN dependent still holding a value computed from the old one.
             self.value = value
             self.version += 1
-            ctx = context
             if ctx.pending and ctx.batch_depth == 0 and ctx.depth == 0:
                 _flush()
             return True
@@ -290,18 +341,30 @@ class SourceNode(ReactiveNode):
             _release()
 
 
+@cython.cclass
 class DerivedNode(ReactiveNode):
     """A node with a body: a computed (cached value) or an effect (side effect)."""
 
-    __slots__ = (
-        "fn", "value", "error", "dep_map", "new_deps", "running", "checking", "caller",
-        "runs", "cause", "disposed", "is_effect", "queued", "equals", "cleanup",
-    )
+    fn = cython.declare(object, visibility="public")
+    value = cython.declare(object, visibility="public")
+    error = cython.declare(object, visibility="public")
+    dep_map = cython.declare(dict, visibility="public")
+    new_deps = cython.declare(dict, visibility="public")
+    running = cython.declare(cython.bint, visibility="public")
+    checking = cython.declare(cython.bint, visibility="public")
+    caller = cython.declare(object, visibility="public")
+    runs = cython.declare(cython.longlong, visibility="public")
+    cause = cython.declare(object, visibility="public")
+    disposed = cython.declare(cython.bint, visibility="public")
+    is_effect = cython.declare(cython.bint, visibility="public")
+    queued = cython.declare(cython.bint, visibility="public")
+    equals = cython.declare(object, visibility="public")
+    cleanup = cython.declare(object, visibility="public")
 
     def __init__(self, fn: Callable[[], Any], label: str | None = None, *,
                  is_effect: bool = False,
                  equals: Callable[[Any, Any], bool] | None = None) -> None:
-        super().__init__(label)
+        ReactiveNode.__init__(self, label)
         self.fn = fn
         self.value: Any = _MISSING
         self.error: BaseException | None = None
@@ -319,8 +382,8 @@ class DerivedNode(ReactiveNode):
         self.queued = False
         self.equals = equals
         self.cleanup: Callable[[], Any] | None = None
-        self.state = DIRTY  # never ran
-        context.nodes += 1
+        self.state = _DIRTY  # never ran
+        _ctx.nodes += 1
 
     @property
     def deps(self) -> list[ReactiveNode]:
@@ -335,6 +398,8 @@ class DerivedNode(ReactiveNode):
         The common case (clean) costs one test of ``state``: a running or disposed node is
         never CLEAN (RUNNING, DIRTY), so both reach the locked path.
         """
+        ctx: _Context = _ctx
+        observer: DerivedNode | None
         if self.state:
             if self.disposed:
                 raise DisposedError(
@@ -346,14 +411,13 @@ class DerivedNode(ReactiveNode):
                 # ``running`` is checked under the lock: every body runs with the lock held, so
                 # here it can only mean this thread is inside the body (a cycle). Checked before
                 # taking the lock, a body running in another thread looked like a cycle too.
-                ctx = context
                 if self.running:
                     observer = ctx.observer  # ours: we hold the lock
                     if observer is not None:  # record the edge so a later change re-checks it
                         observer.new_deps[self] = self.version  # type: ignore[index]
                     raise CycleError(_cycle_message(self))
                 if ctx.depth == 0:
-                    if self.state == DIRTY:  # the outermost read of a dirty node: run it here
+                    if self.state == _DIRTY:  # the outermost read of a dirty node: run it here
                         ctx.owner = _get_ident()  # before any observer: see current_observer
                         ctx.depth = 1
                         try:
@@ -372,7 +436,7 @@ class DerivedNode(ReactiveNode):
                         _flush()  # a body wrote a signal (discouraged, but not lost)
                 elif ctx.depth >= MAX_NESTED_EVALUATIONS:
                     raise _Deferred(self)
-                elif self.state == DIRTY:
+                elif self.state == _DIRTY:
                     ctx.depth += 1  # read in a body: runs nested (the other case is _refresh's)
                     try:
                         _run(self)
@@ -382,7 +446,6 @@ class DerivedNode(ReactiveNode):
                     _refresh(self)
             finally:
                 _release()
-        ctx = context
         observer = ctx.observer
         if observer is not None and ctx.owner == _get_ident():
             observer.new_deps[self] = self.version  # type: ignore[index]
@@ -394,19 +457,19 @@ class DerivedNode(ReactiveNode):
 
     def dispose(self) -> None:
         """Unsubscribe from every dependency; the node can no longer run."""
-        with context.lock:
+        with _ctx.lock:
             if self.disposed:
                 return
             self.disposed = True
-            context.nodes -= 1
-            hooks = context.hooks
+            _ctx.nodes -= 1
+            hooks = _ctx.hooks
             for dep in self.dep_map:
                 if dep.subs.pop(self, _MISSING) is not _MISSING:
-                    context.links -= 1
+                    _ctx.links -= 1
                     if hooks is not None:
                         hooks.on_edge(dep, self, False)
             self.dep_map = {}
-            self.state = DIRTY  # never CLEAN again, so a read takes the path that raises
+            self.state = _DIRTY  # never CLEAN again, so a read takes the path that raises
             self.value = _MISSING
             cleanup, self.cleanup = self.cleanup, None
         if cleanup is not None:
@@ -427,7 +490,7 @@ def _same(old: Any, new: Any, equals: Callable[[Any, Any], bool] | None) -> bool
 def _cycle_message(node: DerivedNode) -> str:
     # Walk the bodies running in this thread, innermost first, back to ``node``.
     chain: list[DerivedNode] = []
-    current = context.observer  # the caller holds the lock: this thread's
+    current = _ctx.observer  # the caller holds the lock: this thread's
     while current is not None and current is not node and len(chain) < 10_000:
         chain.append(current)
         current = current.caller
@@ -435,6 +498,7 @@ def _cycle_message(node: DerivedNode) -> str:
     return f"Cycle detected: {' -> '.join(names)}. A computed cannot depend on itself."
 
 
+@cython.cfunc
 def _mark_downstream(source: ReactiveNode) -> None:
     """Mark direct subscribers DIRTY and everything below them MAYBE; queue effects.
 
@@ -444,10 +508,13 @@ def _mark_downstream(source: ReactiveNode) -> None:
     """
     stack: list[DerivedNode] = []
     push = stack.append
+    sub: DerivedNode
+    node: DerivedNode
+    previous: cython.int
     for sub in source.subs:
         previous = sub.state
-        sub.state = DIRTY
-        if previous <= CLEAN:
+        sub.state = _DIRTY
+        if previous <= _CLEAN:
             if sub.subs or sub.is_effect:
                 push(sub)
         elif sub.is_effect and not sub.queued:
@@ -457,26 +524,30 @@ def _mark_downstream(source: ReactiveNode) -> None:
         if node.is_effect:
             if not node.queued:
                 node.queued = True
-                context.pending.append(node)
+                _ctx.pending.append(node)
             continue
         for sub in node.subs:
-            if sub.state <= CLEAN:
-                sub.state = MAYBE
+            if sub.state <= _CLEAN:
+                sub.state = _MAYBE
                 if sub.subs or sub.is_effect:
                     push(sub)
             elif sub.is_effect and not sub.queued:
                 push(sub)
 
 
+@cython.cfunc
 def _mark_downstream_observed(source: ReactiveNode, cause: Any) -> list[DerivedNode]:
     """``_mark_downstream`` while a hook listens: the same walk, each newly marked node
     remembering ``cause``; returns those nodes (for ``GraphHooks.on_marked``)."""
     stack: list[DerivedNode] = []
     marked: list[DerivedNode] = []
+    sub: DerivedNode
+    node: DerivedNode
+    previous: cython.int
     for sub in source.subs:
         previous = sub.state
-        sub.state = DIRTY
-        if previous <= CLEAN:
+        sub.state = _DIRTY
+        if previous <= _CLEAN:
             stack.append(sub)
             sub.cause = cause
             marked.append(sub)
@@ -487,11 +558,11 @@ def _mark_downstream_observed(source: ReactiveNode, cause: Any) -> list[DerivedN
         if node.is_effect:
             if not node.queued:
                 node.queued = True
-                context.pending.append(node)
+                _ctx.pending.append(node)
             continue
         for sub in node.subs:
-            if sub.state <= CLEAN:
-                sub.state = MAYBE
+            if sub.state <= _CLEAN:
+                sub.state = _MAYBE
                 stack.append(sub)
                 sub.cause = cause
                 marked.append(sub)
@@ -525,6 +596,7 @@ def _refresh_outermost(node: DerivedNode, deferred: _Deferred | None = None) -> 
         deferred = None
 
 
+@cython.cfunc
 def _refresh(node: DerivedNode) -> None:
     """Bring ``node`` up to date, iteratively: verify MAYBE nodes, run DIRTY ones.
 
@@ -537,18 +609,24 @@ def _refresh(node: DerivedNode) -> None:
     # owner of the observer their runs will set (see current_observer), and both count one
     # level of ``depth`` (nested evaluations), where _run used to count one per body: the
     # bodies run here one after the other, not nested (a chain of 1000: one level).
-    ctx = context
+    ctx: _Context = _ctx
+    state: cython.int
+    current: DerivedNode
+    parent: DerivedNode
+    dep: ReactiveNode
+    derived: DerivedNode
+    version: cython.longlong
     ctx.owner = _get_ident()
     ctx.depth += 1
     try:
         state = node.state
-        if state == DIRTY:
+        if state == _DIRTY:
             if node.is_effect:
                 _run_effect(node)
             else:
                 _run(node)
             return
-        if state != MAYBE:
+        if state != _MAYBE:
             return  # refreshed meanwhile (by the thread that held the lock before us)
         stack: list[tuple[DerivedNode, Any, int]] = []
         current = node
@@ -561,35 +639,36 @@ def _refresh(node: DerivedNode) -> None:
                     state = dep.state
                     if not state:
                         if dep.version != version:
-                            current.state = DIRTY
+                            current.state = _DIRTY
                             break
                         continue
-                    if dep.checking or dep.running:  # type: ignore[attr-defined]
-                        current.state = DIRTY  # a recorded cycle; running reports it properly
+                    derived = dep  # type: ignore[assignment]  # not clean: not a source
+                    if derived.checking or derived.running:
+                        current.state = _DIRTY  # a recorded cycle; running reports it properly
                         break
-                    if state == DIRTY:
-                        _run(dep)  # type: ignore[arg-type]
-                        if dep.version != version:
-                            current.state = DIRTY
+                    if state == _DIRTY:
+                        _run(derived)
+                        if derived.version != version:
+                            current.state = _DIRTY
                             break
                         continue
                     stack.append((current, items, version))
-                    dep.checking = True  # type: ignore[attr-defined]
-                    current = dep  # type: ignore[assignment]
+                    derived.checking = True
+                    current = derived
                     items = iter(current.dep_map.items())
                     descended = True
                     break
                 if descended:
                     continue
                 while True:  # ``current`` is decided: run or verify it, then its parent's turn
-                    if current.state == DIRTY:
+                    if current.state == _DIRTY:
                         if current.is_effect:  # only ever the root: effects have no subscribers
                             _run_effect(current)
                         else:
                             _run(current)
-                    elif current.state == MAYBE:
-                        current.state = CLEAN
-                        hooks = context.hooks
+                    elif current.state == _MAYBE:
+                        current.state = _CLEAN
+                        hooks = ctx.hooks
                         if hooks is not None:
                             hooks.on_verified(current)
                     current.checking = False
@@ -599,7 +678,7 @@ def _refresh(node: DerivedNode) -> None:
                     changed = current.version != version
                     current = parent
                     if changed:
-                        current.state = DIRTY
+                        current.state = _DIRTY
                         continue  # no need to look at the parent's other dependencies
                     break  # go on with the parent's remaining dependencies
         except BaseException:
@@ -611,6 +690,7 @@ def _refresh(node: DerivedNode) -> None:
         ctx.depth -= 1
 
 
+@cython.cfunc
 def _run(node: DerivedNode) -> None:
     """Run the body of computed ``node`` with dependency tracking; relink and version it.
 
@@ -618,15 +698,18 @@ def _run(node: DerivedNode) -> None:
     """
     if node.disposed:
         return  # stays DIRTY: a disposed node never runs again
-    ctx = context
+    ctx: _Context = _ctx
     hooks = ctx.hooks
     started = time.perf_counter() if hooks is not None else 0.0
     # ``ctx.owner`` was set by whoever started this evaluation (``_read``, ``_refresh``):
     # once per refresh, not once per body (a chain of 1000 bodies: one ``get_ident``).
+    new: dict
+    old_deps: dict
+    same: cython.bint
     previous_observer = node.caller = ctx.observer
     new = node.new_deps = {}
     node.running = True
-    node.state = RUNNING  # a write during the body re-marks it, and that mark survives
+    node.state = _RUNNING  # a write during the body re-marks it, and that mark survives
     ctx.observer = node  # ctx.depth: counted by the caller (_refresh, _read)
     error: BaseException | None = None
     value: Any = None
@@ -639,7 +722,7 @@ def _run(node: DerivedNode) -> None:
         except BaseException:
             # _Deferred (the outermost read retries this node), or e.g. KeyboardInterrupt: the
             # body did not finish, so the node stays DIRTY and keeps its previous links.
-            node.state = DIRTY
+            node.state = _DIRTY
             node.new_deps = None
             raise
         finally:
@@ -676,27 +759,30 @@ def _run(node: DerivedNode) -> None:
         # Cleared only once the result is stored: a lock-free read from another thread takes
         # "CLEAN" to mean "value is current".
         node.running = False
-        if node.state == RUNNING:
-            node.state = CLEAN
+        if node.state == _RUNNING:
+            node.state = _CLEAN
     if hooks is not None:
         hooks.on_run(node, time.perf_counter() - started, changed, error)
 
 
+@cython.cfunc
 def _run_effect(node: DerivedNode) -> None:
     """``_run`` for an effect: cleanup first, an evaluation root, errors reported."""
     if node.disposed:
         return
-    ctx = context
+    ctx: _Context = _ctx
     hooks = ctx.hooks
     started = time.perf_counter() if hooks is not None else 0.0
     cleanup = node.cleanup
     if cleanup is not None:
         node.cleanup = None
         cleanup()
+    new: dict
+    old_deps: dict
     previous_observer = node.caller = ctx.observer  # ctx.owner: set by _refresh
     new = node.new_deps = {}
     node.running = True
-    node.state = RUNNING
+    node.state = _RUNNING
     ctx.observer = node
     # An effect body is an evaluation root: reads in it may defer and retry on their own.
     saved_depth, ctx.depth = ctx.depth, 0
@@ -708,7 +794,7 @@ def _run_effect(node: DerivedNode) -> None:
             error = exc
             value = None
         except BaseException:
-            node.state = DIRTY
+            node.state = _DIRTY
             node.new_deps = None
             raise
         finally:
@@ -724,21 +810,22 @@ def _run_effect(node: DerivedNode) -> None:
             node.cleanup = value
     finally:
         node.running = False
-        if node.state == RUNNING:
-            node.state = CLEAN
+        if node.state == _RUNNING:
+            node.state = _CLEAN
     if error is not None:
         _report_effect_error(node, error)
     if hooks is not None:
         hooks.on_run(node, time.perf_counter() - started, True, error)
 
 
+@cython.cfunc
 def _resubscribe(node: DerivedNode, old: dict[ReactiveNode, int],
                  new: dict[ReactiveNode, int]) -> None:
     """The body read a different set of dependencies than last time: fix the edges."""
-    hooks = context.hooks
+    hooks = _ctx.hooks
     for dep in old:
         if dep not in new and dep.subs.pop(node, _MISSING) is not _MISSING:
-            context.links -= 1
+            _ctx.links -= 1
             if hooks is not None:
                 hooks.on_edge(dep, node, False)
     if node.disposed:  # disposed by its own body: subscribe to nothing
@@ -747,7 +834,7 @@ def _resubscribe(node: DerivedNode, old: dict[ReactiveNode, int],
     for dep in new:
         if node not in dep.subs:
             dep.subs[node] = None
-            context.links += 1
+            _ctx.links += 1
             if dep.secret and not node.secret:
                 _spread_secret(node)
             if hooks is not None:
@@ -773,10 +860,10 @@ def _spread_secret(node: DerivedNode) -> None:
 
 
 def _report_effect_error(node: DerivedNode, error: BaseException) -> None:
-    hooks = context.hooks
+    hooks = _ctx.hooks
     if hooks is not None:
         hooks.on_effect_error(node, error)
-    handler = context.error_handler
+    handler = _ctx.error_handler
     owner_handler = getattr(node.owner, "on_effect_error", None)
     if owner_handler is not None:
         owner_handler(node, error)
@@ -792,7 +879,7 @@ def _report_effect_error(node: DerivedNode, error: BaseException) -> None:
 
 def _flush() -> None:
     """Run queued effects until none is pending (bounded by ``MAX_EFFECT_ROUNDS``)."""
-    ctx = context
+    ctx: _Context = _ctx
     if ctx.flushing:
         return
     ctx.flushing = True
@@ -819,31 +906,31 @@ def _flush() -> None:
                     except _Deferred as deferred:
                         _refresh_outermost(effect, deferred)
     finally:
-        context.flushing = False
+        _ctx.flushing = False
 
 
 def run_effect_now(node: DerivedNode) -> None:
     """First run of a new effect (outside a batch), as an evaluation root."""
-    with context.lock:
-        if context.batch_depth or context.depth or context.flushing:
+    with _ctx.lock:
+        if _ctx.batch_depth or _ctx.depth or _ctx.flushing:
             if not node.queued:
                 node.queued = True
-                context.pending.append(node)
+                _ctx.pending.append(node)
             return
         _refresh_outermost(node)
-        if context.pending:
+        if _ctx.pending:
             _flush()
 
 
 def begin_batch() -> None:
-    context.lock.acquire()
-    context.batch_depth += 1
+    _ctx.lock.acquire()
+    _ctx.batch_depth += 1
 
 
 def end_batch() -> None:
     try:
-        context.batch_depth -= 1
-        if context.batch_depth == 0 and context.depth == 0 and context.pending:
+        _ctx.batch_depth -= 1
+        if _ctx.batch_depth == 0 and _ctx.depth == 0 and _ctx.pending:
             _flush()
     finally:
-        context.lock.release()
+        _ctx.lock.release()

@@ -32,6 +32,7 @@ from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, 
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..errors import SignalpyLabError, choices
+from ..kernel._engine import describe as engine_line
 from ..kernel.events import caused_by
 from ..kernel.metadata import meta_of
 from . import text
@@ -714,6 +715,7 @@ class LabMagics(Magics):
         if args.sidecar:
             print("(%lab --sidecar needs a notebook front end; here are the tables)")
         model = self.session.model
+        print(engine_line())
         print(text.graph_table(model.snapshot(tenant=args.tenant)))
         print()
         print(text.routes_table(model.routes()))

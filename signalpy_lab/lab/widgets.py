@@ -43,6 +43,7 @@ import ipywidgets
 import traitlets
 
 from ..errors import ExportFormatError, choices
+from ..kernel._engine import describe as engine_line
 from ..kernel.introspection import plain
 from .bus_rows import DEFAULT_LIMIT, SORT_COLUMNS, bus_view, merge_routes
 from .epochs import EpochRecord
@@ -779,7 +780,10 @@ class LabPanel(ipywidgets.VBox):
         self.bus = BusTable(model, interval=interval)
         self.events = EventLog(model, limit, tenant=tenant, interval=interval)
         self.tabs = ipywidgets.Tab(children=[self.bus, self.events], titles=("Bus", "Events"))
-        super().__init__(children=[self.graph, self.tabs], **kwargs)
+        # Which build of the reactive engine runs (issue 21): compiled or pure, and why.
+        self.header = ipywidgets.HTML(f'<small class="signalpy-engine">'
+                                      f"{html.escape(engine_line())}</small>")
+        super().__init__(children=[self.header, self.graph, self.tabs], **kwargs)
 
     def __repr__(self) -> str:
         return f"<LabPanel: {self.graph!r}, {self.bus!r}, {self.events!r}>"
@@ -790,7 +794,7 @@ class LabPanel(ipywidgets.VBox):
     def static_html(self) -> str:
         """The panel as it is now, as static HTML: the graph, the bus table, the events."""
         return (f'<div class="signalpy-lab signalpy-static" data-view="panel">'
-                f"{self.graph.static_html()}<h4>Bus</h4>{self.bus.static_html()}"
+                f"{self.header.value}{self.graph.static_html()}<h4>Bus</h4>{self.bus.static_html()}"
                 f"<h4>Events</h4>{self.events.static_html()}</div>")
 
     @property

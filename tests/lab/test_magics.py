@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from signalpy_lab.kernel import ENGINE
 from signalpy_lab.testing import LabShell
 
 TOUR = """
@@ -197,6 +198,7 @@ def test_text_views_in_a_terminal(lab) -> None:
     assert "tenant-db.query[acme] → tenant-db-acme.query" in routes
     lab.run("%lab")
     assert "Events (newest first)" in lab.output
+    assert f"engine: {ENGINE} (" in lab.output  # which build of graph.py runs (issue 21)
     assert str(lab.run("%instances")).count("active") == 7
 
 

@@ -13,7 +13,7 @@ import ipywidgets
 import pytest
 
 import signalpy_lab.lab.widgets as widgets
-from signalpy_lab.kernel import Kernel
+from signalpy_lab.kernel import ENGINE, Kernel
 from signalpy_lab.lab.model import LabModel
 from signalpy_lab.lab.render import GraphvizNotFoundError
 from signalpy_lab.lab.widgets import (
@@ -278,7 +278,9 @@ async def test_lab_panel_is_graph_over_bus_and_log_tabs(model, opened) -> None:
     panel = LabPanel(model)
     opened(panel)
 
-    graph, tabs = panel.children
+    header, graph, tabs = panel.children
+    assert f"engine: {ENGINE} (" in header.value  # which build of graph.py runs (issue 21)
+    assert header.value in panel.static_html()
     assert graph is panel.graph
     assert isinstance(tabs, ipywidgets.Tab)
     assert (panel.bus, panel.events) == tabs.children
