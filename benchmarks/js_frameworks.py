@@ -240,74 +240,59 @@ class Nervio(_Base):
         self._owned.clear()
 
 
-class Reaktiv(_Base):
+class _ClassStyle(_Base):
+    """A library of ``Signal(v)`` / ``Computed(fn)`` / ``Effect(fn)`` classes with
+    ``get``/``set``, ``dispose()`` and a ``batch()`` context manager."""
+
+    def __init__(self, module: ModuleType) -> None:
+        super().__init__()
+        self.m = module
+        batch = module.batch
+
+        def with_batch(fn: Callable[[], Any]) -> None:
+            with batch():
+                fn()
+
+        self.with_batch = with_batch
+
+    def signal(self, value: Any) -> Node:
+        s = self.m.Signal(value)
+        return Node(s.get, s.set)
+
+    def computed(self, fn: Callable[[], Any]) -> Node:
+        return Node(self.m.Computed(fn).get)
+
+    def effect(self, fn: Callable[[], Any]) -> None:
+        self._owned.append(self.m.Effect(fn))
+
+    def cleanup(self) -> None:
+        for effect in self._owned:
+            effect.dispose()
+        self._owned.clear()
+
+
+class Reaktiv(_ClassStyle):
     """reaktiv: Angular-style signals in plain Python."""
 
     name = "reaktiv"
     dist = "reaktiv"
 
     def __init__(self) -> None:
-        super().__init__()
         import reaktiv
 
-        self.m = reaktiv
-        batch = reaktiv.batch
-
-        def with_batch(fn: Callable[[], Any]) -> None:
-            with batch():
-                fn()
-
-        self.with_batch = with_batch
-
-    def signal(self, value: Any) -> Node:
-        s = self.m.Signal(value)
-        return Node(s.get, s.set)
-
-    def computed(self, fn: Callable[[], Any]) -> Node:
-        return Node(self.m.Computed(fn).get)
-
-    def effect(self, fn: Callable[[], Any]) -> None:
-        self._owned.append(self.m.Effect(fn))
-
-    def cleanup(self) -> None:
-        for effect in self._owned:
-            effect.dispose()
-        self._owned.clear()
+        super().__init__(reaktiv)
 
 
-class SignalpyKernel(_Base):
+class SignalpyKernel(_ClassStyle):
     """signalpy-kernel 0.4.0 (import name ``signalpy``): a component microkernel."""
 
     name = "signalpy-kernel"
     dist = "signalpy-kernel"
 
     def __init__(self) -> None:
-        super().__init__()
         from signalpy.kernel import reactive
 
-        self.m = reactive
-        batch = reactive.batch
-
-        def with_batch(fn: Callable[[], Any]) -> None:
-            with batch():
-                fn()
-
-        self.with_batch = with_batch
-
-    def signal(self, value: Any) -> Node:
-        s = self.m.Signal(value)
-        return Node(s.get, s.set)
-
-    def computed(self, fn: Callable[[], Any]) -> Node:
-        return Node(self.m.Computed(fn).get)
-
-    def effect(self, fn: Callable[[], Any]) -> None:
-        self._owned.append(self.m.Effect(fn))
-
-    def cleanup(self) -> None:
-        for effect in self._owned:
-            effect.dispose()
-        self._owned.clear()
+        super().__init__(reactive)
 
 
 def _ours_installed() -> Ours:
