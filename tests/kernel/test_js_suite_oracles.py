@@ -1,0 +1,37 @@
+"""The engine passes js-reactivity-benchmark's own checks, case by case.
+
+``benchmarks/js_suite.py`` times these cases; here each runs (small: a few of its
+repetitions) with its checks: the original's asserts on values and effect runs, cellx's end
+layer, and each seeded dynamic graph's published sum and count. Run on the compiled build
+and again on the pure one (``make test``), at the default recursion limit.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks import js_suite
+from benchmarks.js_frameworks import load_framework
+
+SCALE = 0.005  # repetitions only: every graph keeps its published size
+CASES = js_suite.all_cases(SCALE)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_every_check_of_the_case_passes(case: js_suite.Case) -> None:
+    ours = load_framework("ours")
+    big = "1000x" in case.name  # 12,000 and 25,000 nodes: one run is enough to check
+    cells = js_suite.measure(case, {"ours": ours}, repeat=1 if big else 2, budget=120.0)
+    assert isinstance(cells["ours"], float), cells["ours"]  # a failed check is its text
+
+
+def test_a_wrong_answer_is_caught_by_the_checks(monkeypatch) -> None:
+    """The control: a computed that adds one to every value fails the first kairo case."""
+    ours = load_framework("ours")
+    plain = ours.computed
+    monkeypatch.setattr(ours, "computed",
+                        lambda fn: plain(lambda: (lambda v: v + 1 if isinstance(v, int)
+                                                  else v)(fn())))
+    case = next(c for c in CASES if c.name == "deepPropagation")
+    cells = js_suite.measure(case, {"ours": ours}, repeat=1, budget=120.0)
+    assert isinstance(cells["ours"], str), cells["ours"]
