@@ -41,11 +41,25 @@ def _call(fn: Callable[[], Any]) -> None:
     fn()
 
 
+def _batched(batch: Callable[[], Any]) -> Callable[[Callable[[], Any]], None]:
+    """``with_batch`` for a library whose ``batch()`` is a context manager."""
+
+    def with_batch(fn: Callable[[], Any]) -> None:
+        with batch():
+            fn()
+
+    return with_batch
+
+
 class _Base:
     name = ""
     dist = ""
 
-    def __init__(self) -> None:
+    def __init__(self, module: ModuleType, *, batches: bool = True) -> None:
+        """``module`` is the library (``self.m``); ``batches``: it has a ``batch()``
+        context manager, else ``with_batch`` just calls."""
+        self.m = module
+        self.with_batch = _batched(module.batch) if batches else _call
         self._owned: list[Any] = []
 
     @property
@@ -65,30 +79,22 @@ class Ours(_Base):
     dist = "signalpy-lab"
 
     def __init__(self, reactive: ModuleType, name: str) -> None:
-        super().__init__()
+        super().__init__(reactive)
         self.name = name
-        self.r = reactive
         self.scope: Any = None
-        batch = reactive.batch
-
-        def with_batch(fn: Callable[[], Any]) -> None:
-            with batch():
-                fn()
-
-        self.with_batch = with_batch
 
     def signal(self, value: Any) -> Node:
-        s = self.r.Signal(value)
+        s = self.m.Signal(value)
         return Node(s.get, s.set)
 
     def computed(self, fn: Callable[[], Any]) -> Node:
-        return Node(self.r.Computed(fn).get)
+        return Node(self.m.Computed(fn).get)
 
     def effect(self, fn: Callable[[], Any]) -> None:
-        self.r.Effect(fn)
+        self.m.Effect(fn)
 
     def with_build(self, fn: Callable[[], Any]) -> Any:
-        self.scope = self.r.Scope("bench")
+        self.scope = self.m.Scope("bench")
         with self.scope.active():
             return fn()
 
@@ -105,17 +111,9 @@ class Signified(_Base):
     dist = "signified"
 
     def __init__(self) -> None:
-        super().__init__()
         import signified
 
-        self.m = signified
-        batch = signified.batch
-
-        def with_batch(fn: Callable[[], Any]) -> None:
-            with batch():
-                fn()
-
-        self.with_batch = with_batch
+        super().__init__(signified)
 
     def signal(self, value: Any) -> Node:
         s = self.m.Signal(value)
@@ -144,18 +142,10 @@ class AlienSignals(_Base):
     dist = "signals"
 
     def __init__(self) -> None:
-        super().__init__()
         import signals
 
-        self.m = signals
+        super().__init__(signals)
         self.dispose: Callable[[], None] | None = None
-        batch = signals.batch
-
-        def with_batch(fn: Callable[[], Any]) -> None:
-            with batch():
-                fn()
-
-        self.with_batch = with_batch
 
     def signal(self, value: Any) -> Node:
         s = self.m.Signal(value)
@@ -185,11 +175,9 @@ class Observ(_Base):
     dist = "observ"
 
     def __init__(self) -> None:
-        super().__init__()
         import observ
 
-        self.m = observ
-        self.with_batch = _call
+        super().__init__(observ, batches=False)
 
     def signal(self, value: Any) -> Node:
         r = self.m.ref(value)
@@ -212,17 +200,9 @@ class Nervio(_Base):
     dist = "nervio"
 
     def __init__(self) -> None:
-        super().__init__()
         import nervio
 
-        self.m = nervio
-        batch = nervio.batch
-
-        def with_batch(fn: Callable[[], Any]) -> None:
-            with batch():
-                fn()
-
-        self.with_batch = with_batch
+        super().__init__(nervio)
 
     def signal(self, value: Any) -> Node:
         s = self.m.signal(value)
@@ -243,17 +223,6 @@ class Nervio(_Base):
 class _ClassStyle(_Base):
     """A library of ``Signal(v)`` / ``Computed(fn)`` / ``Effect(fn)`` classes with
     ``get``/``set``, ``dispose()`` and a ``batch()`` context manager."""
-
-    def __init__(self, module: ModuleType) -> None:
-        super().__init__()
-        self.m = module
-        batch = module.batch
-
-        def with_batch(fn: Callable[[], Any]) -> None:
-            with batch():
-                fn()
-
-        self.with_batch = with_batch
 
     def signal(self, value: Any) -> Node:
         s = self.m.Signal(value)
