@@ -614,34 +614,45 @@ class NatsServer:
         os.replace(tmp, path)  # a reload never reads a half-written file
         self._written_version = self._users_version
 
-    def _reload_count(self) -> tuple[int, int]:
+    def _reload_count(self, since: int = 0) -> tuple[int, int]:
+        """Reloads done and refused in the server's log from byte ``since`` on."""
         assert self._dir is not None
         try:
-            text = (self._dir / "nats-server.log").read_text(errors="replace")
+            with open(self._dir / "nats-server.log", "rb") as log:
+                log.seek(since)
+                text = log.read().decode(errors="replace")
         except OSError:
             return 0, 0
         return text.count(_RELOADED), text.count(_RELOAD_FAILED)
+
+    def _log_size(self) -> int:
+        assert self._dir is not None
+        try:
+            return (self._dir / "nats-server.log").stat().st_size
+        except OSError:
+            return 0
 
     def _reload(self) -> None:
         """Write the config, SIGHUP, and wait for the server's log to say it reloaded."""
         self._wait_reloaded(*self._signal_reload())
 
-    def _signal_reload(self) -> tuple[int, int, int]:
-        """Write the config and SIGHUP (under ``_lock``); the version written and the log's
-        reload counts before, for ``_wait_reloaded``."""
+    def _signal_reload(self) -> tuple[int, int]:
+        """Write the config and SIGHUP (under ``_lock``); the version written and where the
+        log ended before, for ``_wait_reloaded`` (which reads only what came after: the log
+        grows with every reload, and 200 workers make 200 of them)."""
         self._write_config()
-        done, failed = self._reload_count()
+        offset = self._log_size()
         proc = self._proc
         assert proc is not None
         proc.send_signal(signal.SIGHUP)
-        return self._written_version, done, failed
+        return self._written_version, offset
 
-    def _wait_reloaded(self, version: int, done: int, failed: int) -> None:
+    def _wait_reloaded(self, version: int, offset: int) -> None:
         def reloaded() -> bool:
-            now_done, now_failed = self._reload_count()
-            if now_failed > failed:
+            done, failed = self._reload_count(since=offset)
+            if failed:
                 raise NatsServerError(f"nats-server refused the new config:\n{self.log_tail()}")
-            return now_done > done
+            return done > 0
 
         self._wait_until(reloaded, RELOAD_TIMEOUT, "the config reload")
         self._applied_version = max(self._applied_version, version)
