@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sysconfig
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,11 @@ from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 SOURCE = "signalpy_lab/kernel/graph.py"
 MODULE = "signalpy_lab.kernel._graph_c"
 PACKAGE_DIR = "signalpy_lab/kernel"
-#: Beside the extension: the SHA-256 of the graph.py it was compiled from.
-DIGEST = "_graph_c.sha256"
+#: Beside the extension: the SHA-256 of the graph.py it was compiled from, one per ABI (as
+#: ``signalpy_lab.kernel._engine.digest_name`` reads it), so editable installs of one tree
+#: into venvs of two Python versions keep both builds.
+EXT_SUFFIX = sysconfig.get_config_var("EXT_SUFFIX")
+DIGEST = f"_graph_c{EXT_SUFFIX}.sha256"
 SKIP = "SIGNALPY_LAB_PURE"
 
 
@@ -77,11 +81,13 @@ class EngineBuildHook(BuildHookInterface):  # type: ignore[type-arg]
             shutil.rmtree(tmp, ignore_errors=True)
 
     def _remove_stale(self, root: Path, version: str) -> None:
-        """An editable install without a new extension must not keep an old one."""
+        """An editable install without a new extension must not keep an old one (this
+        interpreter's; another Python's build beside it is checked on its own)."""
         if version != "editable":
             return
-        for path in (root / PACKAGE_DIR).glob("_graph_c.*"):
-            path.unlink()
+        directory = root / PACKAGE_DIR
+        for name in (f"_graph_c{EXT_SUFFIX}", DIGEST, "_graph_c.sha256"):
+            (directory / name).unlink(missing_ok=True)
 
     def _compile(self, root: Path, tmp: Path) -> Path:
         from Cython.Build import cythonize

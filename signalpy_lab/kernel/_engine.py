@@ -16,21 +16,30 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.machinery
 import os
 import sys
 from pathlib import Path
 
-__all__ = ["CHOICES", "ENGINE", "REASON", "VARIABLE", "compiled_problem", "describe", "select"]
+__all__ = ["CHOICES", "ENGINE", "REASON", "VARIABLE", "compiled_problem", "describe",
+           "digest_name", "select"]
 
 VARIABLE = "SIGNALPY_LAB_ENGINE"
 CHOICES = ("auto", "compiled", "pure")
 _HERE = Path(__file__).resolve().parent
 
 
+def digest_name(suffix: str = importlib.machinery.EXTENSION_SUFFIXES[0]) -> str:
+    """The file beside the extension holding the SHA-256 of the ``graph.py`` it was built
+    from: one per interpreter ABI (``suffix``), so one source tree installed editable into a
+    3.11 and a 3.12 venv keeps both builds, each checked against the source on its own."""
+    return f"_graph_c{suffix}.sha256"
+
+
 def compiled_problem(directory: Path = _HERE) -> str | None:
     """Why the compiled engine in ``directory`` cannot be used, or None if it can."""
     try:
-        built_from = (directory / "_graph_c.sha256").read_text().strip()
+        built_from = (directory / digest_name()).read_text().strip()
     except OSError:
         return "it is not installed (no C compiler at install time, or SIGNALPY_LAB_PURE=1)"
     source = directory / "graph.py"

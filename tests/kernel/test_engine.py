@@ -54,7 +54,7 @@ def test_a_compiled_engine_from_another_graph_py_is_refused(tmp_path: Path) -> N
     assert "not installed" in str(_engine.compiled_problem(tmp_path))
     source = tmp_path / "graph.py"
     source.write_text("x = 1\n")
-    (tmp_path / "_graph_c.sha256").write_text(hashlib.sha256(b"x = 2\n").hexdigest() + "\n")
+    (tmp_path / _engine.digest_name()).write_text(hashlib.sha256(b"x = 2\n").hexdigest() + "\n")
     assert "built from another version" in str(_engine.compiled_problem(tmp_path))
-    (tmp_path / "_graph_c.sha256").write_text(hashlib.sha256(b"x = 1\n").hexdigest() + "\n")
+    (tmp_path / _engine.digest_name()).write_text(hashlib.sha256(b"x = 1\n").hexdigest() + "\n")
     assert _engine.compiled_problem(tmp_path) is None
