@@ -20,7 +20,7 @@ T = TypeVar("T")
 _NOTHING: Any = object()
 
 # C types used in annotations and declarations: plain Python objects here.
-bint = int = long = longlong = Py_ssize_t = object
+bint = int = long = longlong = ulong = Py_ssize_t = object
 
 
 class _Declared:

@@ -84,6 +84,15 @@ try:  # compiled, this is Cython's own module; as Python, the stand-in (see _cyt
 except ImportError:
     from . import _cython_shim as cython  # type: ignore[no-redef]
 
+if cython.compiled:
+    # The calling thread's ident as a C integer: every tracked read compares it with the
+    # observer's owner, and ``threading.get_ident`` made (and freed) a Python int each time.
+    from cython.cimports.cpython.pythread import (
+        PyThread_get_thread_ident as _get_ident,  # type: ignore[import-not-found]
+    )
+else:
+    _get_ident = threading.get_ident
+
 __all__ = [
     "CLEAN",
     "COMPILED",
@@ -96,8 +105,11 @@ __all__ = [
     "GraphHooks",
     "ReactiveNode",
     "SourceNode",
+    "batch",
+    "begin_batch",
     "context",
     "current_observer",
+    "end_batch",
     "graph_stats",
     "pause_tracking",
     "resume_tracking",
@@ -172,7 +184,7 @@ class _Context:
     nodes = cython.declare(cython.long, visibility="public")
     error_handler = cython.declare(object, visibility="public")
     observer = cython.declare(object, visibility="public")
-    owner = cython.declare(object, visibility="public")
+    owner = cython.declare(cython.ulong, visibility="public")
 
     def __init__(self) -> None:
         self.depth = 0  # nested computed evaluations in progress
@@ -185,10 +197,11 @@ class _Context:
         self.nodes = 0  # live (undisposed) derived nodes
         self.error_handler: Callable[[DerivedNode, BaseException], None] | None = None
         # The node whose body is running (reads in it become its dependencies), and the
-        # ident of the thread running it. Both are written only by the thread holding
-        # ``lock`` (every body runs under it); see ``current_observer``.
+        # ident of the thread running it (0: none yet; no thread's ident is 0). Both are
+        # written only by the thread holding ``lock`` (every body runs under it); see
+        # ``current_observer``.
         self.observer: DerivedNode | None = None
-        self.owner: int | None = None
+        self.owner: int = 0
 
 
 context = _Context()
@@ -201,8 +214,6 @@ _ctx = cython.declare(_Context, context)
 _acquire = context.lock.acquire
 _release = context.lock.release
 
-
-_get_ident = threading.get_ident
 
 # Tracking: which body a read belongs to. Not a thread-local (three of those per body run and
 # one per read cost more than the rest of a fan-out update): one engine-wide ``observer``,
@@ -261,7 +272,11 @@ class ReactiveNode:
     """Anything that can be depended on: it has subscribers and a version."""
 
     subs = cython.declare(dict, visibility="public")
-    version = cython.declare(cython.longlong, visibility="public")
+    # A Python int, not a C one, though it only counts: readers record it in their
+    # ``dep_map`` (every tracked read), and a C integer became a new Python int there each
+    # time. Compared by identity (``is``): it is replaced, never mutated, only when it moves,
+    # so the object a reader recorded is the current one exactly when nothing changed.
+    version = cython.declare(object, visibility="public")
     state = cython.declare(cython.int, visibility="public")
     label = cython.declare(object, visibility="public")
     owner = cython.declare(object, visibility="public")
@@ -571,6 +586,7 @@ def _mark_downstream_observed(source: ReactiveNode, cause: Any) -> list[DerivedN
     return marked
 
 
+@cython.cfunc
 def _refresh_outermost(node: DerivedNode, deferred: _Deferred | None = None) -> None:
     """Refresh ``node``, first evaluating any node whose nested first run was deferred.
 
@@ -615,7 +631,7 @@ def _refresh(node: DerivedNode) -> None:
     parent: DerivedNode
     dep: ReactiveNode
     derived: DerivedNode
-    version: cython.longlong
+    version: object
     ctx.owner = _get_ident()
     ctx.depth += 1
     try:
@@ -638,7 +654,7 @@ def _refresh(node: DerivedNode) -> None:
                 for dep, version in items:
                     state = dep.state
                     if not state:
-                        if dep.version != version:
+                        if dep.version is not version:
                             current.state = _DIRTY
                             break
                         continue
@@ -648,7 +664,7 @@ def _refresh(node: DerivedNode) -> None:
                         break
                     if state == _DIRTY:
                         _run(derived)
-                        if derived.version != version:
+                        if derived.version is not version:
                             current.state = _DIRTY
                             break
                         continue
@@ -675,7 +691,7 @@ def _refresh(node: DerivedNode) -> None:
                     if not stack:
                         return
                     parent, items, version = stack.pop()
-                    changed = current.version != version
+                    changed = current.version is not version
                     current = parent
                     if changed:
                         current.state = _DIRTY
@@ -706,6 +722,7 @@ def _run(node: DerivedNode) -> None:
     new: dict
     old_deps: dict
     same: cython.bint
+    relink: cython.bint
     previous_observer = node.caller = ctx.observer
     new = node.new_deps = {}
     node.running = True
@@ -730,7 +747,11 @@ def _run(node: DerivedNode) -> None:
         node.new_deps = None
         old_deps = node.dep_map
         node.dep_map = new  # always the latest read order
-        if new.keys() != old_deps.keys():  # a set comparison, done in C
+        if cython.compiled:  # noqa: SIM108 (a statement: Cython drops the other branch)
+            relink = _keys_differ(new, old_deps)
+        else:
+            relink = new.keys() != old_deps.keys()  # a set comparison, done in C
+        if relink:
             _resubscribe(node, old_deps, new)
         node.runs += 1
         if error is not None:
@@ -779,6 +800,7 @@ def _run_effect(node: DerivedNode) -> None:
         cleanup()
     new: dict
     old_deps: dict
+    relink: cython.bint
     previous_observer = node.caller = ctx.observer  # ctx.owner: set by _refresh
     new = node.new_deps = {}
     node.running = True
@@ -803,7 +825,11 @@ def _run_effect(node: DerivedNode) -> None:
         node.new_deps = None
         old_deps = node.dep_map
         node.dep_map = new
-        if new.keys() != old_deps.keys():
+        if cython.compiled:  # noqa: SIM108 (as in _run)
+            relink = _keys_differ(new, old_deps)
+        else:
+            relink = new.keys() != old_deps.keys()
+        if relink:
             _resubscribe(node, old_deps, new)
         node.runs += 1
         if value is not None and callable(value):
@@ -816,6 +842,19 @@ def _run_effect(node: DerivedNode) -> None:
         _report_effect_error(node, error)
     if hooks is not None:
         hooks.on_run(node, time.perf_counter() - started, True, error)
+
+
+@cython.cfunc
+@cython.inline
+def _keys_differ(new: dict, old: dict) -> cython.bint:
+    """``new.keys() != old.keys()`` without the two view objects (compiled only: as Python
+    the views compare faster than this loop)."""
+    if len(new) != len(old):
+        return True
+    for dep in new:  # noqa: SIM110 (any() of a generator would be a closure in C too)
+        if dep not in old:
+            return True
+    return False
 
 
 @cython.cfunc
@@ -877,6 +916,7 @@ def _report_effect_error(node: DerivedNode, error: BaseException) -> None:
         )
 
 
+@cython.cfunc
 def _flush() -> None:
     """Run queued effects until none is pending (bounded by ``MAX_EFFECT_ROUNDS``)."""
     ctx: _Context = _ctx
@@ -923,14 +963,47 @@ def run_effect_now(node: DerivedNode) -> None:
 
 
 def begin_batch() -> None:
-    _ctx.lock.acquire()
+    _acquire()
     _ctx.batch_depth += 1
 
 
 def end_batch() -> None:
+    ctx: _Context = _ctx
     try:
-        _ctx.batch_depth -= 1
-        if _ctx.batch_depth == 0 and _ctx.depth == 0 and _ctx.pending:
+        ctx.batch_depth -= 1
+        if ctx.batch_depth == 0 and ctx.depth == 0 and ctx.pending:
             _flush()
     finally:
-        _ctx.lock.release()
+        _release()
+
+
+@cython.cclass
+class _Batch:
+    """What ``batch()`` returns: a context manager over ``begin_batch`` / ``end_batch``.
+
+    Here, beside the engine, so a compiled engine makes ``with batch():`` C calls end to end
+    (a ``with`` of the Python class cost three Python frames per batch: a fifth of a kairo
+    write).
+    """
+
+    def __enter__(self) -> None:
+        _acquire()
+        _ctx.batch_depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        end_batch()
+
+
+_BATCH = _Batch()
+
+
+def batch() -> _Batch:
+    """Group writes so each affected effect re-runs once, after the outermost batch ends.
+
+    >>> from signalpy_lab.kernel import Signal, batch
+    >>> a, b = Signal(1), Signal(2)
+    >>> with batch():
+    ...     a.set(10)
+    ...     b.set(20)
+    """
+    return _BATCH

@@ -23,7 +23,14 @@ from contextlib import contextmanager
 from typing import Any, Generic, TypeVar, overload
 
 from . import graph
-from .graph import DerivedNode, SourceNode, context, pause_tracking, resume_tracking
+from .graph import (
+    DerivedNode,
+    SourceNode,
+    batch,
+    context,
+    pause_tracking,
+    resume_tracking,
+)
 
 __all__ = [
     "Computed",
@@ -206,32 +213,6 @@ class Effect(DerivedNode):
 
     def __repr__(self) -> str:
         return f"Effect(label={self.label!r}, runs={self.runs})"
-
-
-class _Batch:
-    """Context manager: effects wait until the outermost batch ends, then run once each."""
-
-    __slots__ = ()
-
-    def __enter__(self) -> None:
-        graph.begin_batch()
-
-    def __exit__(self, *exc: object) -> None:
-        graph.end_batch()
-
-
-_BATCH = _Batch()
-
-
-def batch() -> _Batch:
-    """Group writes so each affected effect re-runs once, after the outermost batch ends.
-
-    >>> a, b = Signal(1), Signal(2)
-    >>> with batch():
-    ...     a.set(10)
-    ...     b.set(20)
-    """
-    return _BATCH
 
 
 class _Untracked:
