@@ -61,10 +61,11 @@ def compile_graph(package: Path) -> None:
     command.run()
 
 
-def load_engine(rev: str, where: Path, *, compiled: bool = False) -> ModuleType:
-    """``reactive`` of the engine at ``rev`` (``wt``: the work tree), as its own package;
-    ``compiled``: its ``graph.py`` built with Cython first."""
-    name = "engine_" + "".join(c if c.isalnum() else "_" for c in rev)
+def load_engine(rev: str, where: Path, *, compiled: bool = False,
+                name: str | None = None) -> ModuleType:
+    """``reactive`` of the engine at ``rev`` (``wt``: the work tree), as its own package
+    (``name``, default from ``rev``); ``compiled``: its ``graph.py`` built with Cython first."""
+    name = name or "engine_" + "".join(c if c.isalnum() else "_" for c in rev)
     package = where / name
     package.mkdir()
     for target, source in FILES.items():
