@@ -87,6 +87,9 @@ except ImportError:
 if cython.compiled:
     # The calling thread's ident as a C integer: every tracked read compares it with the
     # observer's owner, and ``threading.get_ident`` made (and freed) a Python int each time.
+    # Walking a dict by position, without an iterator object or a tuple per entry.
+    from cython.cimports.cpython.dict import PyDict_Next  # type: ignore[import-not-found]
+    from cython.cimports.cpython.object import PyObject  # type: ignore[import-not-found]
     from cython.cimports.cpython.pythread import (
         PyThread_get_thread_ident as _get_ident,  # type: ignore[import-not-found]
     )
@@ -320,7 +323,10 @@ class SourceNode(ReactiveNode):
         ctx: _Context = _ctx
         observer: DerivedNode | None = ctx.observer
         if observer is not None and ctx.owner == _get_ident():
-            observer.new_deps[self] = self.version  # type: ignore[index]
+            if cython.compiled:
+                _track(observer, self)
+            else:
+                observer.new_deps[self] = self.version  # type: ignore[index]
         return self.value
 
     def _write(self, value: Any) -> bool:
@@ -365,6 +371,12 @@ class DerivedNode(ReactiveNode):
     error = cython.declare(object, visibility="public")
     dep_map = cython.declare(dict, visibility="public")
     new_deps = cython.declare(dict, visibility="public")
+    # Compiled only (see ``_track``): while a body reads what it read last time, in the same
+    # order, its reads update ``dep_map`` in place instead of filling ``new_deps``.
+    track_map = cython.declare(dict)
+    track_pos = cython.declare(cython.Py_ssize_t)
+    track_count = cython.declare(cython.Py_ssize_t)
+    track_last = cython.declare(object)
     running = cython.declare(cython.bint, visibility="public")
     checking = cython.declare(cython.bint, visibility="public")
     caller = cython.declare(object, visibility="public")
@@ -429,7 +441,10 @@ class DerivedNode(ReactiveNode):
                 if self.running:
                     observer = ctx.observer  # ours: we hold the lock
                     if observer is not None:  # record the edge so a later change re-checks it
-                        observer.new_deps[self] = self.version  # type: ignore[index]
+                        if cython.compiled:
+                            _track(observer, self)
+                        else:
+                            observer.new_deps[self] = self.version  # type: ignore[index]
                     raise CycleError(_cycle_message(self))
                 if ctx.depth == 0:
                     if self.state == _DIRTY:  # the outermost read of a dirty node: run it here
@@ -463,7 +478,10 @@ class DerivedNode(ReactiveNode):
                 _release()
         observer = ctx.observer
         if observer is not None and ctx.owner == _get_ident():
-            observer.new_deps[self] = self.version  # type: ignore[index]
+            if cython.compiled:
+                _track(observer, self)
+            else:
+                observer.new_deps[self] = self.version  # type: ignore[index]
         if self.error is not None:
             raise self.error
         return self.value
@@ -722,9 +740,11 @@ def _run(node: DerivedNode) -> None:
     new: dict
     old_deps: dict
     same: cython.bint
-    relink: cython.bint
     previous_observer = node.caller = ctx.observer
-    new = node.new_deps = {}
+    if cython.compiled:
+        _start_tracking(node)
+    else:
+        node.new_deps = {}
     node.running = True
     node.state = _RUNNING  # a write during the body re-marks it, and that mark survives
     ctx.observer = node  # ctx.depth: counted by the caller (_refresh, _read)
@@ -741,18 +761,20 @@ def _run(node: DerivedNode) -> None:
             # body did not finish, so the node stays DIRTY and keeps its previous links.
             node.state = _DIRTY
             node.new_deps = None
+            if cython.compiled:
+                _stop_tracking(node)
             raise
         finally:
             ctx.observer = previous_observer
-        node.new_deps = None
-        old_deps = node.dep_map
-        node.dep_map = new  # always the latest read order
-        if cython.compiled:  # noqa: SIM108 (a statement: Cython drops the other branch)
-            relink = _keys_differ(new, old_deps)
+        if cython.compiled:
+            _finish_tracking(node)
         else:
-            relink = new.keys() != old_deps.keys()  # a set comparison, done in C
-        if relink:
-            _resubscribe(node, old_deps, new)
+            new = node.new_deps
+            node.new_deps = None
+            old_deps = node.dep_map
+            node.dep_map = new  # always the latest read order
+            if new.keys() != old_deps.keys():  # a set comparison, done in C
+                _resubscribe(node, old_deps, new)
         node.runs += 1
         if error is not None:
             node.error = error
@@ -800,9 +822,11 @@ def _run_effect(node: DerivedNode) -> None:
         cleanup()
     new: dict
     old_deps: dict
-    relink: cython.bint
     previous_observer = node.caller = ctx.observer  # ctx.owner: set by _refresh
-    new = node.new_deps = {}
+    if cython.compiled:
+        _start_tracking(node)
+    else:
+        node.new_deps = {}
     node.running = True
     node.state = _RUNNING
     ctx.observer = node
@@ -818,19 +842,21 @@ def _run_effect(node: DerivedNode) -> None:
         except BaseException:
             node.state = _DIRTY
             node.new_deps = None
+            if cython.compiled:
+                _stop_tracking(node)
             raise
         finally:
             ctx.observer = previous_observer
             ctx.depth = saved_depth
-        node.new_deps = None
-        old_deps = node.dep_map
-        node.dep_map = new
-        if cython.compiled:  # noqa: SIM108 (as in _run)
-            relink = _keys_differ(new, old_deps)
+        if cython.compiled:
+            _finish_tracking(node)
         else:
-            relink = new.keys() != old_deps.keys()
-        if relink:
-            _resubscribe(node, old_deps, new)
+            new = node.new_deps
+            node.new_deps = None
+            old_deps = node.dep_map
+            node.dep_map = new
+            if new.keys() != old_deps.keys():
+                _resubscribe(node, old_deps, new)
         node.runs += 1
         if value is not None and callable(value):
             node.cleanup = value
@@ -842,6 +868,88 @@ def _run_effect(node: DerivedNode) -> None:
         _report_effect_error(node, error)
     if hooks is not None:
         hooks.on_run(node, time.perf_counter() - started, True, error)
+
+
+# -- tracking, compiled: a body that reads what it read last time allocates nothing -------
+# As Python, a run fills a new dict (``new_deps``) and compares its keys with ``dep_map``'s
+# at the end. Compiled, a run starts by matching its reads against ``dep_map`` in order
+# (``PyDict_Next`` from ``track_pos``): a read of the next recorded dependency updates the
+# recorded version in place (an existing key: no resize, no reordering). At the first read
+# that differs, the matched prefix is copied into ``new_deps`` and the run goes on as
+# Python's does. A run that read the same dependencies in the same order (the steady state)
+# made no dict and relinks nothing. Versions updated in place by a run that is then
+# aborted (``_Deferred``) are harmless: the node stays DIRTY, so they are not consulted.
+
+
+@cython.cfunc
+@cython.inline
+def _start_tracking(node: DerivedNode) -> None:
+    node.new_deps = None
+    node.track_map = node.dep_map
+    node.track_pos = 0
+    node.track_count = 0
+    node.track_last = None
+
+
+@cython.cfunc
+@cython.inline
+def _stop_tracking(node: DerivedNode) -> None:
+    node.track_map = None
+    node.track_last = None
+
+
+@cython.cfunc
+def _prefix(deps: dict, count: cython.Py_ssize_t) -> dict:
+    """A new dict of the first ``count`` entries of ``deps``."""
+    copy: dict = {}
+    if count:
+        for dep, version in deps.items():
+            copy[dep] = version
+            count -= 1
+            if not count:
+                break
+    return copy
+
+
+@cython.cfunc
+@cython.inline
+def _track(observer: DerivedNode, dep: ReactiveNode) -> None:
+    """Record that ``observer``'s running body read ``dep`` (compiled; see above)."""
+    new: dict = observer.new_deps
+    if new is not None:
+        new[dep] = dep.version
+        return
+    if dep is observer.track_last:  # read again at once (a loop over one signal)
+        observer.track_map[dep] = dep.version
+        return
+    key = cython.declare(cython.pointer(PyObject))
+    if (PyDict_Next(observer.track_map, cython.address(observer.track_pos),
+                    cython.address(key), cython.NULL)
+            and key == cython.cast(cython.pointer(PyObject), dep)):
+        observer.track_map[dep] = dep.version
+        observer.track_count += 1
+        observer.track_last = dep
+        return
+    new = _prefix(observer.track_map, observer.track_count)
+    new[dep] = dep.version
+    observer.new_deps = new
+
+
+@cython.cfunc
+def _finish_tracking(node: DerivedNode) -> None:
+    """The body finished (or raised an Exception): make what it read the dependencies."""
+    old: dict = node.dep_map
+    start: dict = node.track_map
+    new: dict = node.new_deps
+    node.new_deps = None
+    _stop_tracking(node)
+    if new is None:
+        if old is start and node.track_count == len(start):
+            return  # the same dependencies in the same order, versions updated in place
+        new = _prefix(start, node.track_count)  # it stopped short of the last ones
+    node.dep_map = new  # always the latest read order
+    if _keys_differ(new, old):
+        _resubscribe(node, old, new)
 
 
 @cython.cfunc
