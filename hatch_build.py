@@ -95,7 +95,9 @@ class EngineBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         from setuptools.command.build_ext import build_ext
 
         extension = Extension(MODULE, [str(root / SOURCE)])
+        # include_path: graph.py cimports signalpy_lab/kernel/_pythread.pxd by package name.
         modules = cythonize([extension], build_dir=str(tmp / "c"), quiet=True,
+                            include_path=[str(root)],
                             compiler_directives={"language_level": 3})
         # A bare Distribution: the project's own configuration is hatchling's, not setuptools'.
         command = build_ext(Distribution({"ext_modules": modules, "script_name": "setup.py"}))

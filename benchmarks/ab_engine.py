@@ -52,7 +52,9 @@ def compile_graph(package: Path) -> None:
     from setuptools.command.build_ext import build_ext
 
     extension = Extension(f"{package.name}.graph", [str(package / "graph.py")])
+    # include_path: graph.py cimports signalpy_lab/kernel/_pythread.pxd (the work tree's).
     modules = cythonize([extension], build_dir=str(package / "_c"), quiet=True,
+                        include_path=[str(REPO_ROOT)],
                         compiler_directives={"language_level": 3})
     command = build_ext(Distribution({"ext_modules": modules, "script_name": "setup.py"}))
     command.build_lib = str(package.parent)

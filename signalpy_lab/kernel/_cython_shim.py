@@ -59,5 +59,9 @@ def locals(**_types: Any) -> Callable[[T], T]:  # Cython's name
     return _identity
 
 
+def exceptval(*_value: Any, **_options: Any) -> Callable[[T], T]:  # Cython's name
+    return _identity
+
+
 def cast(_type: Any, value: T) -> T:
     return value

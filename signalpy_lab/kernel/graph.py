@@ -85,13 +85,29 @@ except ImportError:
     from . import _cython_shim as cython  # type: ignore[no-redef]
 
 if cython.compiled:
-    # The calling thread's ident as a C integer: every tracked read compares it with the
-    # observer's owner, and ``threading.get_ident`` made (and freed) a Python int each time.
     # Walking a dict by position, without an iterator object or a tuple per entry.
     from cython.cimports.cpython.dict import PyDict_Next  # type: ignore[import-not-found]
+    from cython.cimports.cpython.exc import PyErr_CheckSignals  # type: ignore[import-not-found]
     from cython.cimports.cpython.object import PyObject  # type: ignore[import-not-found]
-    from cython.cimports.cpython.pythread import (
-        PyThread_get_thread_ident as _get_ident,  # type: ignore[import-not-found]
+
+    # The engine lock's parts (``_EngineLock``), and the calling thread's ident as a C
+    # integer: every tracked read compares it with the observer's owner, and
+    # ``threading.get_ident`` made (and freed) a Python int each time.
+    from cython.cimports.cpython.pythread import (  # type: ignore[import-not-found]
+        NOWAIT_LOCK,
+        PY_LOCK_ACQUIRED,
+        PY_LOCK_INTR,
+        PyThread_acquire_lock,
+        PyThread_allocate_lock,
+        PyThread_free_lock,
+        PyThread_release_lock,
+        PyThread_type_lock,
+    )
+    from cython.cimports.cpython.pythread import (  # type: ignore[import-not-found]
+        PyThread_get_thread_ident as _get_ident,
+    )
+    from cython.cimports.signalpy_lab.kernel._pythread import (  # type: ignore[import-not-found]
+        PyThread_acquire_lock_timed,
     )
 else:
     _get_ident = threading.get_ident
@@ -174,6 +190,97 @@ class GraphHooks:
 
 
 @cython.cclass
+class _EngineLock:
+    """The engine's re-entrant lock where the engine is compiled (as Python: an ``RLock``).
+
+    Why its own: the engine takes the lock on every write and every refresh, and an
+    ``RLock``'s ``acquire`` / ``release`` called from C are Python calls (``acquire``
+    parsing its arguments), about 100 ns a write. Here taking it uncontended is a compare
+    and a non-blocking C try. Contended, it waits as ``RLock`` does: the GIL released, a
+    signal handler (Ctrl-C) run and its exception raised. Same API for ``with`` and for
+    ``acquire(blocking, timeout)`` / ``release()``; a wait interrupted by a signal whose
+    handler returns starts its timeout again.
+    """
+
+    owner = cython.declare(cython.long)
+    count = cython.declare(cython.long)
+    if cython.compiled:
+        handle = cython.declare(PyThread_type_lock)
+
+    def __init__(self) -> None:
+        self.owner = 0  # the holding thread's ident; 0: nobody (no thread's ident is 0)
+        self.count = 0
+        if cython.compiled:
+            self.handle = PyThread_allocate_lock()
+            if self.handle == cython.NULL:
+                raise MemoryError("cannot allocate the reactive engine's lock")
+
+    def __dealloc__(self) -> None:
+        if cython.compiled and self.handle != cython.NULL:
+            PyThread_free_lock(self.handle)
+
+    @cython.cfunc
+    @cython.exceptval(-1)
+    def take(self, microseconds: cython.longlong) -> cython.int:
+        """1 once held (again, if this thread holds it), 0 if ``microseconds`` (-1: no
+        limit, 0: do not wait) passed first."""
+        me = _get_ident()
+        if self.owner == me:
+            self.count += 1
+            return 1
+        if not PyThread_acquire_lock(self.handle, NOWAIT_LOCK):
+            if microseconds == 0:
+                return 0
+            handle = self.handle
+            while True:
+                with cython.nogil:
+                    status = PyThread_acquire_lock_timed(handle, microseconds, 1)
+                if status == PY_LOCK_ACQUIRED:
+                    break
+                if status != PY_LOCK_INTR:
+                    return 0
+                PyErr_CheckSignals()  # raises what a handler raised (KeyboardInterrupt)
+        self.owner = me
+        self.count = 1
+        return 1
+
+    @cython.cfunc
+    @cython.exceptval(-1)
+    def give(self) -> cython.int:
+        if self.count == 0 or self.owner != _get_ident():
+            raise RuntimeError("cannot release un-acquired lock")
+        self.count -= 1
+        if self.count == 0:
+            self.owner = 0
+            PyThread_release_lock(self.handle)
+        return 0
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """As ``threading.RLock.acquire``."""
+        if not blocking:
+            if timeout != -1:
+                raise ValueError("can't specify a timeout for a non-blocking call")
+            return self.take(0) == 1
+        if timeout < 0 and timeout != -1:
+            raise ValueError("timeout value must be a non-negative number")
+        return self.take(-1 if timeout == -1 else int(timeout * 1_000_000)) == 1
+
+    def release(self) -> None:
+        """As ``threading.RLock.release``."""
+        self.give()
+
+    def __enter__(self) -> bool:
+        return self.take(-1) == 1
+
+    def __exit__(self, *exc: object) -> None:
+        self.give()
+
+    def __repr__(self) -> str:
+        state = f"owner={self.owner} count={self.count}" if self.count else "unlocked"
+        return f"<signalpy_lab engine lock, {state}>"
+
+
+@cython.cclass
 class _Context:
     """Engine-wide mutable state, one object so both modules reach it cheaply."""
 
@@ -195,7 +302,7 @@ class _Context:
         self.flushing = False
         self.pending: list[DerivedNode] = []  # queued effects
         self.hooks: GraphHooks | None = None
-        self.lock = threading.RLock()
+        self.lock = _EngineLock() if cython.compiled else threading.RLock()
         self.links = 0  # live dependency links, for leak checks
         self.nodes = 0  # live (undisposed) derived nodes
         self.error_handler: Callable[[DerivedNode, BaseException], None] | None = None
@@ -211,11 +318,25 @@ context = _Context()
 # The same object as a C variable of the compiled engine (its fields C fields); as Python,
 # one more global. ``context`` is the name other modules import.
 _ctx = cython.declare(_Context, context)
-# The one engine lock's methods as module globals, called directly on the hot paths:
-# ``_acquire(); try: ... finally: _release()`` costs about half of ``with context.lock:``
-# (~100 ns against ~180 ns here), which was a sixth of a fan-out update.
-_acquire = context.lock.acquire
-_release = context.lock.release
+# Taking the one engine lock on the hot paths: compiled, C calls into ``_EngineLock``; as
+# Python, the ``RLock``'s methods as module globals: ``_acquire(); try: ... finally:
+# _release()`` costs about half of ``with context.lock:`` (~100 ns against ~180 ns here),
+# which was a sixth of a fan-out update.
+if cython.compiled:
+    _lock = cython.declare(_EngineLock, context.lock)
+
+    @cython.cfunc
+    @cython.inline
+    def _acquire() -> None:
+        _lock.take(-1)
+
+    @cython.cfunc
+    @cython.inline
+    def _release() -> None:
+        _lock.give()
+else:
+    _acquire = context.lock.acquire
+    _release = context.lock.release
 
 
 # Tracking: which body a read belongs to. Not a thread-local (three of those per body run and
