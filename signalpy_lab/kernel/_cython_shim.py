@@ -21,6 +21,7 @@ _NOTHING: Any = object()
 
 # C types used in annotations and declarations: plain Python objects here.
 bint = int = long = longlong = ulong = Py_ssize_t = object
+NULL = None
 
 
 class _Declared:

@@ -783,36 +783,75 @@ def _refresh(node: DerivedNode) -> None:
             return
         if state != _MAYBE:
             return  # refreshed meanwhile (by the thread that held the lock before us)
-        stack: list[tuple[DerivedNode, Any, int]] = []
+        # Frames: (node, what is left of its dependencies, the version it recorded for the
+        # one being descended into). As Python, what is left is an items iterator; compiled,
+        # the dict and a position in it (``PyDict_Next``: no iterator, view or tuple per
+        # entry, which were a fifth of mux's time), so the per-dependency step is written
+        # twice below, once per way of reading the next entry. Every dependency map read
+        # here is replaced by a run, never changed in size, so a position stays valid.
+        stack: list[tuple[Any, ...]] = []
         current = node
-        items = iter(node.dep_map.items())
+        deps: dict = node.dep_map
+        pos: cython.Py_ssize_t = 0
+        key: cython.pointer(PyObject) = cython.NULL  # (as Python: None, unused)
+        value: cython.pointer(PyObject) = cython.NULL
+        items = None if cython.compiled else iter(deps.items())
         node.checking = True
         try:
             while True:
                 descended = False
-                for dep, version in items:
-                    state = dep.state
-                    if not state:
-                        if dep.version is not version:
-                            current.state = _DIRTY
+                if cython.compiled:
+                    while PyDict_Next(deps, cython.address(pos), cython.address(key),
+                                      cython.address(value)):
+                        dep = cython.cast(ReactiveNode, key)
+                        version = cython.cast(object, value)
+                        state = dep.state
+                        if not state:
+                            if dep.version is not version:
+                                current.state = _DIRTY
+                                break
+                            continue
+                        derived = cython.cast(DerivedNode, dep)
+                        if derived.checking or derived.running:
+                            current.state = _DIRTY  # a recorded cycle, reported by running
                             break
-                        continue
-                    derived = dep  # type: ignore[assignment]  # not clean: not a source
-                    if derived.checking or derived.running:
-                        current.state = _DIRTY  # a recorded cycle; running reports it properly
+                        if state == _DIRTY:
+                            _run(derived)
+                            if derived.version is not version:
+                                current.state = _DIRTY
+                                break
+                            continue
+                        stack.append((current, deps, pos, version))
+                        derived.checking = True
+                        current = derived
+                        deps = current.dep_map
+                        pos = 0
+                        descended = True
                         break
-                    if state == _DIRTY:
-                        _run(derived)
-                        if derived.version is not version:
-                            current.state = _DIRTY
+                else:
+                    for dep, version in items:
+                        state = dep.state
+                        if not state:
+                            if dep.version is not version:
+                                current.state = _DIRTY
+                                break
+                            continue
+                        derived = dep  # type: ignore[assignment]  # not clean: not a source
+                        if derived.checking or derived.running:
+                            current.state = _DIRTY  # a recorded cycle, reported by running
                             break
-                        continue
-                    stack.append((current, items, version))
-                    derived.checking = True
-                    current = derived
-                    items = iter(current.dep_map.items())
-                    descended = True
-                    break
+                        if state == _DIRTY:
+                            _run(derived)
+                            if derived.version is not version:
+                                current.state = _DIRTY
+                                break
+                            continue
+                        stack.append((current, items, version))
+                        derived.checking = True
+                        current = derived
+                        items = iter(current.dep_map.items())
+                        descended = True
+                        break
                 if descended:
                     continue
                 while True:  # ``current`` is decided: run or verify it, then its parent's turn
@@ -829,7 +868,10 @@ def _refresh(node: DerivedNode) -> None:
                     current.checking = False
                     if not stack:
                         return
-                    parent, items, version = stack.pop()
+                    if cython.compiled:
+                        parent, deps, pos, version = stack.pop()
+                    else:
+                        parent, items, version = stack.pop()
                     changed = current.version is not version
                     current = parent
                     if changed:
