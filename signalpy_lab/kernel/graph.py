@@ -272,7 +272,7 @@ class _EngineLock:
     def __enter__(self) -> bool:
         return self.take(-1) == 1
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: object, error: object, traceback: object) -> None:
         self.give()
 
     def __repr__(self) -> str:
@@ -661,7 +661,6 @@ def _mark_downstream(source: ReactiveNode) -> None:
     run). Nodes with no subscribers are not pushed at all (fan-out: a thousand leaves).
     """
     stack: list[DerivedNode] = []
-    push = stack.append
     sub: DerivedNode
     node: DerivedNode
     previous: cython.int
@@ -670,9 +669,9 @@ def _mark_downstream(source: ReactiveNode) -> None:
         sub.state = _DIRTY
         if previous <= _CLEAN:
             if sub.subs or sub.is_effect:
-                push(sub)
+                stack.append(sub)
         elif sub.is_effect and not sub.queued:
-            push(sub)  # stale but unqueued (dropped by an EffectLoopError): requeue
+            stack.append(sub)  # stale but unqueued (dropped by an EffectLoopError): requeue
     while stack:
         node = stack.pop()
         if node.is_effect:
@@ -684,9 +683,9 @@ def _mark_downstream(source: ReactiveNode) -> None:
             if sub.state <= _CLEAN:
                 sub.state = _MAYBE
                 if sub.subs or sub.is_effect:
-                    push(sub)
+                    stack.append(sub)
             elif sub.is_effect and not sub.queued:
-                push(sub)
+                stack.append(sub)
 
 
 @cython.cfunc
@@ -1132,6 +1131,7 @@ def _keys_differ(new: dict, old: dict) -> cython.bint:
 def _resubscribe(node: DerivedNode, old: dict[ReactiveNode, int],
                  new: dict[ReactiveNode, int]) -> None:
     """The body read a different set of dependencies than last time: fix the edges."""
+    dep: ReactiveNode
     hooks = _ctx.hooks
     for dep in old:
         if dep not in new and dep.subs.pop(node, _MISSING) is not _MISSING:
@@ -1191,6 +1191,7 @@ def _report_effect_error(node: DerivedNode, error: BaseException) -> None:
 def _flush() -> None:
     """Run queued effects until none is pending (bounded by ``MAX_EFFECT_ROUNDS``)."""
     ctx: _Context = _ctx
+    effect: DerivedNode
     if ctx.flushing:
         return
     ctx.flushing = True
@@ -1239,6 +1240,11 @@ def begin_batch() -> None:
 
 
 def end_batch() -> None:
+    _end_batch()
+
+
+@cython.cfunc
+def _end_batch() -> None:
     ctx: _Context = _ctx
     try:
         ctx.batch_depth -= 1
@@ -1261,8 +1267,8 @@ class _Batch:
         _acquire()
         _ctx.batch_depth += 1
 
-    def __exit__(self, *exc: object) -> None:
-        end_batch()
+    def __exit__(self, kind: object, error: object, traceback: object) -> None:
+        _end_batch()  # (three named parameters, not ``*exc``: a C call without a tuple)
 
 
 _BATCH = _Batch()
