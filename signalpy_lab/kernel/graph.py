@@ -498,6 +498,11 @@ class DerivedNode(ReactiveNode):
     track_pos = cython.declare(cython.Py_ssize_t)
     track_count = cython.declare(cython.Py_ssize_t)
     track_last = cython.declare(object)
+    # Compiled only (see ``_refresh``): where the walk left this node's dependencies while
+    # it checks one of them (its map, the position in it, the version recorded for it).
+    scan_map = cython.declare(dict)
+    scan_pos = cython.declare(cython.Py_ssize_t)
+    scan_version = cython.declare(object)
     running = cython.declare(cython.bint, visibility="public")
     checking = cython.declare(cython.bint, visibility="public")
     caller = cython.declare(object, visibility="public")
@@ -782,13 +787,16 @@ def _refresh(node: DerivedNode) -> None:
             return
         if state != _MAYBE:
             return  # refreshed meanwhile (by the thread that held the lock before us)
-        # Frames: (node, what is left of its dependencies, the version it recorded for the
-        # one being descended into). As Python, what is left is an items iterator; compiled,
-        # the dict and a position in it (``PyDict_Next``: no iterator, view or tuple per
-        # entry, which were a fifth of mux's time), so the per-dependency step is written
-        # twice below, once per way of reading the next entry. Every dependency map read
-        # here is replaced by a run, never changed in size, so a position stays valid.
-        stack: list[tuple[Any, ...]] = []
+        # A frame: a node, what is left of its dependencies, and the version it recorded
+        # for the one being descended into. As Python, a tuple with an items iterator;
+        # compiled, the node alone on the stack, its dict and a position in it kept in its
+        # ``scan_*`` fields (``PyDict_Next``: no iterator, view or tuple per entry, nor a
+        # tuple per frame; together a fifth of mux's time). So the per-dependency step is
+        # written twice below, once per way of reading the next entry. A dependency map is
+        # replaced by a run, never resized, so a position stays valid; a node is on one
+        # walk's stack at a time (``checking``), except under a body that reads a node the
+        # walk is checking, whose own walk then settles that node completely first.
+        stack: list = []  # frames: tuples as Python, nodes compiled (see above)
         current = node
         deps: dict = node.dep_map
         pos: cython.Py_ssize_t = 0
@@ -820,7 +828,10 @@ def _refresh(node: DerivedNode) -> None:
                                 current.state = _DIRTY
                                 break
                             continue
-                        stack.append((current, deps, pos, version))
+                        current.scan_map = deps
+                        current.scan_pos = pos
+                        current.scan_version = version
+                        stack.append(current)
                         derived.checking = True
                         current = derived
                         deps = current.dep_map
@@ -868,7 +879,11 @@ def _refresh(node: DerivedNode) -> None:
                     if not stack:
                         return
                     if cython.compiled:
-                        parent, deps, pos, version = stack.pop()
+                        parent = cython.cast(DerivedNode, stack.pop())
+                        deps = parent.scan_map
+                        pos = parent.scan_pos
+                        version = parent.scan_version
+                        parent.scan_map = None
                     else:
                         parent, items, version = stack.pop()
                     changed = current.version is not version
@@ -880,7 +895,10 @@ def _refresh(node: DerivedNode) -> None:
         except BaseException:
             current.checking = False
             for frame in stack:
-                frame[0].checking = False
+                if cython.compiled:
+                    cython.cast(DerivedNode, frame).checking = False
+                else:
+                    frame[0].checking = False
             raise
     finally:
         ctx.depth -= 1
@@ -1084,11 +1102,13 @@ def _track(observer: DerivedNode, dep: ReactiveNode) -> None:
     if dep is observer.track_last:  # read again at once (a loop over one signal)
         observer.track_map[dep] = dep.version
         return
-    key = cython.declare(cython.pointer(PyObject))
+    key: cython.pointer(PyObject) = cython.NULL
+    value: cython.pointer(PyObject) = cython.NULL
     if (PyDict_Next(observer.track_map, cython.address(observer.track_pos),
-                    cython.address(key), cython.NULL)
+                    cython.address(key), cython.address(value))
             and key == cython.cast(cython.pointer(PyObject), dep)):
-        observer.track_map[dep] = dep.version
+        if value != cython.cast(cython.pointer(PyObject), dep.version):  # else: unchanged
+            observer.track_map[dep] = dep.version
         observer.track_count += 1
         observer.track_last = dep
         return
