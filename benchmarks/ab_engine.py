@@ -85,6 +85,9 @@ def load_engine(rev: str, where: Path, *, compiled: bool = False,
             text = shown.stdout
         (package / target).write_text(text.replace("from ..errors import", "from .errors import"))
     (package / "__init__.py").write_text("")
+    # A package written after the finders looked at ``where`` (a directory put on sys.path
+    # before it existed, or listed while empty) is found only once their caches are reset.
+    importlib.invalidate_caches()
     if compiled:
         compile_graph(package)
         reactive = importlib.import_module(f"{name}.reactive")
