@@ -338,6 +338,11 @@ class _Worker:
         default_factory=lambda: collections.deque(maxlen=COMMANDS))
     drain: asyncio.Task[None] | None = None
     pipe: Any = None  # the asyncio read transport over its stdout
+    #: Config messages waiting for the kernel's loop to publish them, in order (a change
+    #: finding the last one unsent is merged into it: ``_send_config``); its lock, since
+    #: writers' threads add and the loop takes.
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    outbox_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def sent(self) -> dict[str, Any]:
@@ -797,14 +802,37 @@ class ProcessHost:
         self._send_config(worker, {"kv": shared.applied})
 
     def _send_config(self, worker: _Worker, change: dict[str, Any]) -> None:
-        """Publish a config message to ``worker`` on the kernel's loop (FIFO: in order)."""
-        message = wire.encode(change)
+        """Queue a config message for ``worker``, published on the kernel's loop in order.
+
+        A thread writing config in a loop changes the view far faster than the loop
+        publishes: queued one publish per change, the backlog grew without bound (gigabytes,
+        and calls timing out behind it). So a change that finds the previous one still
+        unsent is merged into it (``wire.merge_changes``: one message from the first's base
+        revision to the last's), and the outbox holds a few messages at most.
+        """
         loop = self.kernel.home_loop()
         if loop is None or self.transport._nc is None:
             return  # nothing reaches the worker now; calls say so (StaleConfigError)
+        with worker.outbox_lock:
+            outbox = worker.outbox
+            if outbox and wire.mergeable(outbox[-1], change):
+                outbox[-1] = wire.merge_changes(outbox[-1], change)
+                return
+            outbox.append(change)
+            if len(outbox) > 1:
+                return  # the loop has a flush of this outbox coming
+        loop.call_soon_threadsafe(self._publish_config, worker)
+
+    def _publish_config(self, worker: _Worker) -> None:
+        """On the kernel's loop: publish what ``worker``'s outbox holds, in order."""
+        with worker.outbox_lock:
+            messages, worker.outbox = worker.outbox, []
+        nc = self.transport._nc
+        if nc is None:
+            return
         subject = wire.config_subject(worker.node)
-        loop.call_soon_threadsafe(lambda: self.transport._spawn(
-            self.transport._nc.publish(subject, message)))
+        for change in messages:
+            self.transport._spawn(nc.publish(subject, wire.encode(change)))
 
     def _resync(self, worker: _Worker, have: Any) -> None:
         """The worker missed a config message: send its whole view at the current revision.

@@ -82,6 +82,15 @@ to keys the host never sent stay)::
 A worker that times out waiting for a call's revision asks the same way, so the next call
 succeeds. Messages at or below the worker's revision are ignored.
 
+Changes the host has not sent yet are merged (``merge_changes``): a thread writing config in
+a loop changes a view far faster than the kernel's loop publishes, and one message per
+change queued without bound. A merged message carries ``base``, the revision it applies on
+(its first change's ``rev`` - 1), and the last change's ``rev``, ``command`` and ``kv``::
+
+    {"v": 1, "base": 41, "rev": 44, "set": {...}, "unset": [...], "command": "..."}
+
+A worker applies a change only on its ``base`` (``rev`` - 1 when absent).
+
 Control requests (host -> worker, on ``spl.v1.control.<node>``): ``{"op": "stop"}``;
 ``{"op": "graph"}`` (request: ``{"graph": {...}}``); and ``%%as`` inside a worker::
 
@@ -126,6 +135,8 @@ __all__ = [
     "encode_error",
     "events_subject",
     "leaves",
+    "merge_changes",
+    "mergeable",
     "probe_subject",
     "raise_remote_error",
     "remote_error",
@@ -166,6 +177,34 @@ def serve_subject(node: str) -> str:
 def probe_subject(node: str) -> str:
     """Where ``node`` answers which calls it still serves (inside its serve subject)."""
     return f"{PREFIX}.call.{_token(node, 'node name')}.0.inflight"
+
+
+def mergeable(first: dict[str, Any], then: dict[str, Any]) -> bool:
+    """Whether config change ``then`` directly follows ``first`` (neither a whole view)."""
+    return (isinstance(first.get("rev"), int) and isinstance(then.get("rev"), int)
+            and then["rev"] == first["rev"] + 1
+            and not first.get("full") and not then.get("full"))
+
+
+def merge_changes(first: dict[str, Any], then: dict[str, Any]) -> dict[str, Any]:
+    """One config change doing what ``first`` then ``then`` do (see "Config revisions").
+
+    A worker applies a change's ``unset`` before its ``set``. Both list leaves of the view
+    as it was, so a key ``then`` unsets drops out of ``first``'s sets, and joins the unsets.
+    """
+    sets = dict(first.get("set") or {})
+    unsets = dict.fromkeys(first.get("unset") or ())
+    for key in then.get("unset") or ():
+        sets.pop(key, None)
+        unsets[key] = None
+    sets.update(then.get("set") or {})
+    merged: dict[str, Any] = {"base": first.get("base", first["rev"] - 1), "rev": then["rev"],
+                              "set": sets, "unset": list(unsets),
+                              "command": then.get("command") or first.get("command")}
+    kvs = [kv for kv in (first.get("kv"), then.get("kv")) if isinstance(kv, int)]
+    if kvs:
+        merged["kv"] = max(kvs)
+    return merged
 
 
 def config_subject(node: str) -> str:

@@ -140,9 +140,10 @@ def _event_dict(event: Event) -> dict[str, Any]:
 class ConfigSync:
     """The worker's copy of its host's config view, at a revision (``wire.py``).
 
-    ``receive`` applies the host's messages in revision order: a message that is not the next
-    revision means one was lost, so it is not applied (its changes are relative to the lost
-    one) and the worker asks for the whole view (``{"resync": have}`` on its events subject);
+    ``receive`` applies the host's messages in revision order: a message that does not apply
+    on this revision (its ``base``, else its ``rev`` - 1) means one was lost, so it is not
+    applied (its changes are relative to the lost one) and the worker asks for the whole view
+    (``{"resync": have}`` on its events subject);
     a whole view (``"full": true``) replaces what the host had sent before. ``gate`` runs
     before each call the worker serves and waits, bounded, for the call's revision.
     """
@@ -176,7 +177,8 @@ class ConfigSync:
             revision = self.revision + 1  # an old host's message: in order, as before
         if revision < self.revision or (revision == self.revision and not full):
             return  # already applied, or brought by a whole view
-        if revision > self.revision + 1 and not full:
+        base = change.get("base", revision - 1)  # several changes merged: the first's base
+        if base != self.revision and not full:
             self.ask()  # one or more lost on the way: these changes are relative to them
             return
         sets: dict[str, Any] = change.get("set") or {}

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from signalpy_lab.errors import StaleConfigError
 from signalpy_lab.kernel import Kernel, component, requires, runnable
 from signalpy_lab.providers import DEFAULT_PROVIDERS
-from signalpy_lab.remote import process
+from signalpy_lab.remote import process, wire
 
 HOOLI = {"target": "hooli"}
 
@@ -175,3 +175,55 @@ async def test_a_lost_write_is_noticed_by_the_next_message_and_both_are_seen(
     config.set("tenants.hooli.db_url", "postgres://second/hooli")
     assert {"db_url": "postgres://second/hooli", "pool": 5} == await kernel.invoke(
         "tenant-db.query", HOOLI)
+
+
+# -- a burst of writes is merged, not queued without bound ---------------------------------
+
+
+def _apply(view: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+    """What a worker does with a change: its unsets, then its sets."""
+    view = {k: v for k, v in view.items() if k not in set(change.get("unset") or ())}
+    view.update(change.get("set") or {})
+    return view
+
+
+@pytest.mark.parametrize(("first", "then"), [
+    ({"set": {"a": 1}}, {"unset": ["a"]}),                       # set, then removed
+    ({"unset": ["a"]}, {"set": {"a": 5}}),                       # removed, then set again
+    ({"set": {"a": 1}, "unset": ["b.c"]}, {"unset": ["a"], "set": {"a.x": 2, "b": 3}}),
+    ({"set": {"a.x": 2}}, {"unset": ["a.x"], "set": {"a": 1}}),  # a section became a leaf
+])
+def test_two_merged_changes_do_what_the_two_did_one_after_the_other(first, then) -> None:
+    first = {"rev": 7, **first}
+    then = {"rev": 8, "command": "second", **then}
+    assert wire.mergeable(first, then)
+    merged = wire.merge_changes(first, then)
+    assert (merged["base"], merged["rev"], merged["command"]) == (6, 8, "second")
+    view = {"a": 0, "b.c": 9, "z": 1}
+    assert _apply(view, merged) == _apply(_apply(view, first), then)
+
+
+def test_only_consecutive_changes_merge_and_never_a_whole_view() -> None:
+    assert not wire.mergeable({"rev": 1}, {"rev": 3})
+    assert not wire.mergeable({"rev": 1, "full": True}, {"rev": 2})
+    assert not wire.mergeable({"kv": 4}, {"rev": 2})
+
+
+async def test_a_writer_thread_in_a_loop_leaves_a_bounded_outbox(kernel) -> None:
+    """10,000 writes from another thread, the loop busy elsewhere: the worker's outbox stays
+    a message or two (it was one queued publish per write), and the next call sees them."""
+    config = kernel.registry.require("IConfig")
+    worker = kernel.isolation_host("process")._workers["tenant-db-hooli"]
+    longest = 0
+
+    def burst() -> None:
+        nonlocal longest
+        for n in range(10_000):
+            config.set("tenants.hooli.seq", n)
+            longest = max(longest, len(worker.outbox))
+
+    writer = threading.Thread(target=burst)
+    writer.start()
+    writer.join(60)
+    assert longest <= 2
+    assert (await kernel.invoke("tenant-db.query", HOOLI))["seq"] == 9_999
