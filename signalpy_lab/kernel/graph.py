@@ -90,8 +90,8 @@ walk frames are the nodes (scan position in C fields), and     1.06x  1.17x  1.0
 
 Why Cython and not mypyc: ``benchmarks.mypyc_engine`` compiles this file with mypyc too
 (its declarations rewritten as annotations) and times both: the Cython build was 1.40x-1.58x
-faster on deep, broad, diamond and mux, before any of the steps above (mypyc has no way to
-reach ``PyDict_Next`` or a C lock from Python source).
+faster on deep, broad, diamond and mux, measured after the first of the steps above (mypyc
+has no way to reach ``PyDict_Next`` or a C lock from Python source).
 
 Together, against signified on Python 3.12 (``benchmarks.js_suite --frameworks ours
 signified``, one run each): geomean 0.48x -> 1.07x of its speed on the kairo and cellx
