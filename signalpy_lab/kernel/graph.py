@@ -189,7 +189,10 @@ MAX_NESTED_EVALUATIONS = 64
 MAX_EFFECT_ROUNDS = 100
 
 _uids = itertools.count(1)
-_MISSING: Any = object()
+# C variables where compiled: as module globals, each use was a dict lookup (and the depth
+# test made a Python int of the depth to compare), on every nested read and every run.
+_MISSING = cython.declare(object, object())
+_MAX_NESTED = cython.declare(cython.long, MAX_NESTED_EVALUATIONS)
 
 
 class GraphHooks:
@@ -537,6 +540,7 @@ class DerivedNode(ReactiveNode):
     scan_map = cython.declare(dict)
     scan_pos = cython.declare(cython.Py_ssize_t)
     scan_version = cython.declare(object)
+    scan_parent = cython.declare(object)  # the frame below this one (no stack list)
     running = cython.declare(cython.bint, visibility="public")
     checking = cython.declare(cython.bint, visibility="public")
     caller = cython.declare(object, visibility="public")
@@ -624,7 +628,7 @@ class DerivedNode(ReactiveNode):
                             _refresh_outermost(self, deferred)
                     if ctx.pending and not ctx.batch_depth:
                         _flush()  # a body wrote a signal (discouraged, but not lost)
-                elif ctx.depth >= MAX_NESTED_EVALUATIONS:
+                elif ctx.depth >= _MAX_NESTED:
                     raise _Deferred(self)
                 elif self.state == _DIRTY:
                     ctx.depth += 1  # read in a body: runs nested (the other case is _refresh's)
@@ -697,70 +701,71 @@ def _mark_downstream(source: ReactiveNode) -> None:
 
     Invariant kept: a non-clean node's subscribers are all non-clean, so the walk stops at
     nodes already marked. A RUNNING node counts as clean here (its mark must survive the
-    run). Nodes with no subscribers are not pushed at all (fan-out: a thousand leaves).
+    run). An effect is queued where the walk meets it; only nodes with subscribers are
+    pushed (fan-out: a thousand leaves, none of them pushed).
     """
-    stack: list[DerivedNode] = []
+    stack: list = []
+    pending: list = _ctx.pending
+    subs: dict = source.subs
+    mark: cython.int = _DIRTY  # the direct subscribers; everything below them MAYBE
     sub: DerivedNode
-    node: DerivedNode
-    previous: cython.int
-    for sub in source.subs:
-        previous = sub.state
-        sub.state = _DIRTY
-        if previous <= _CLEAN:
-            if sub.subs or sub.is_effect:
-                stack.append(sub)
-        elif sub.is_effect and not sub.queued:
-            stack.append(sub)  # stale but unqueued (dropped by an EffectLoopError): requeue
-    while stack:
-        node = stack.pop()
-        if node.is_effect:
-            if not node.queued:
-                node.queued = True
-                _ctx.pending.append(node)
-            continue
-        for sub in node.subs:
+    while True:
+        for key in subs:
+            sub = cython.cast(DerivedNode, key)  # a subscriber is derived: no type test
             if sub.state <= _CLEAN:
-                sub.state = _MAYBE
-                if sub.subs or sub.is_effect:
+                sub.state = mark
+                if sub.is_effect:
+                    if not sub.queued:
+                        sub.queued = True
+                        pending.append(sub)
+                elif sub.subs:
                     stack.append(sub)
-            elif sub.is_effect and not sub.queued:
-                stack.append(sub)
+            else:
+                if mark == _DIRTY:
+                    sub.state = _DIRTY
+                if sub.is_effect and not sub.queued:
+                    # stale but unqueued (dropped by an EffectLoopError): requeue
+                    sub.queued = True
+                    pending.append(sub)
+        if not stack:
+            return
+        subs = cython.cast(DerivedNode, stack.pop()).subs
+        mark = _MAYBE
 
 
 @cython.cfunc
 def _mark_downstream_observed(source: ReactiveNode, cause: Any) -> list[DerivedNode]:
     """``_mark_downstream`` while a hook listens: the same walk, each newly marked node
     remembering ``cause``; returns those nodes (for ``GraphHooks.on_marked``)."""
-    stack: list[DerivedNode] = []
-    marked: list[DerivedNode] = []
+    stack: list = []
+    marked: list = []
+    pending: list = _ctx.pending
+    subs: dict = source.subs
+    mark: cython.int = _DIRTY
     sub: DerivedNode
-    node: DerivedNode
-    previous: cython.int
-    for sub in source.subs:
-        previous = sub.state
-        sub.state = _DIRTY
-        if previous <= _CLEAN:
-            stack.append(sub)
-            sub.cause = cause
-            marked.append(sub)
-        elif sub.is_effect and not sub.queued:
-            stack.append(sub)
-    while stack:
-        node = stack.pop()
-        if node.is_effect:
-            if not node.queued:
-                node.queued = True
-                _ctx.pending.append(node)
-            continue
-        for sub in node.subs:
+    while True:
+        for key in subs:
+            sub = cython.cast(DerivedNode, key)
             if sub.state <= _CLEAN:
-                sub.state = _MAYBE
-                stack.append(sub)
+                sub.state = mark
                 sub.cause = cause
                 marked.append(sub)
-            elif sub.is_effect and not sub.queued:
-                stack.append(sub)
-    return marked
+                if sub.is_effect:
+                    if not sub.queued:
+                        sub.queued = True
+                        pending.append(sub)
+                elif sub.subs:
+                    stack.append(sub)
+            else:
+                if mark == _DIRTY:
+                    sub.state = _DIRTY
+                if sub.is_effect and not sub.queued:
+                    sub.queued = True
+                    pending.append(sub)
+        if not stack:
+            return marked
+        subs = cython.cast(DerivedNode, stack.pop()).subs
+        mark = _MAYBE
 
 
 @cython.cfunc
@@ -823,14 +828,15 @@ def _refresh(node: DerivedNode) -> None:
             return  # refreshed meanwhile (by the thread that held the lock before us)
         # A frame: a node, what is left of its dependencies, and the version it recorded
         # for the one being descended into. As Python, a tuple with an items iterator;
-        # compiled, the node alone on the stack, its dict and a position in it kept in its
-        # ``scan_*`` fields (``PyDict_Next``: no iterator, view or tuple per entry, nor a
-        # tuple per frame; together a fifth of mux's time). So the per-dependency step is
+        # compiled, the node itself, its dict and a position in it kept in its ``scan_*``
+        # fields, and the frame below it in ``scan_parent`` (``PyDict_Next``: no iterator,
+        # view or tuple per entry, no tuple per frame, no stack list; ``node`` is the
+        # bottom frame). So the per-dependency step is
         # written twice below, once per way of reading the next entry. A dependency map is
         # replaced by a run, never resized, so a position stays valid; a node is on one
         # walk's stack at a time (``checking``), except under a body that reads a node the
         # walk is checking, whose own walk then settles that node completely first.
-        stack: list = []  # frames: tuples as Python, nodes compiled (see above)
+        stack: list = None if cython.compiled else []  # as Python: the frames
         current = node
         deps: dict = node.dep_map
         pos: cython.Py_ssize_t = 0
@@ -865,7 +871,7 @@ def _refresh(node: DerivedNode) -> None:
                         current.scan_map = deps
                         current.scan_pos = pos
                         current.scan_version = version
-                        stack.append(current)
+                        derived.scan_parent = current
                         derived.checking = True
                         current = derived
                         deps = current.dep_map
@@ -910,15 +916,18 @@ def _refresh(node: DerivedNode) -> None:
                         if hooks is not None:
                             hooks.on_verified(current)
                     current.checking = False
-                    if not stack:
-                        return
                     if cython.compiled:
-                        parent = cython.cast(DerivedNode, stack.pop())
+                        if current is node:
+                            return
+                        parent = cython.cast(DerivedNode, current.scan_parent)
+                        current.scan_parent = None
                         deps = parent.scan_map
                         pos = parent.scan_pos
                         version = parent.scan_version
                         parent.scan_map = None
                     else:
+                        if not stack:
+                            return
                         parent, items, version = stack.pop()
                     changed = current.version is not version
                     current = parent
@@ -928,10 +937,15 @@ def _refresh(node: DerivedNode) -> None:
                     break  # go on with the parent's remaining dependencies
         except BaseException:
             current.checking = False
-            for frame in stack:
-                if cython.compiled:
-                    cython.cast(DerivedNode, frame).checking = False
-                else:
+            if cython.compiled:
+                while current is not node:
+                    parent = cython.cast(DerivedNode, current.scan_parent)
+                    current.scan_parent = None
+                    parent.scan_map = None
+                    parent.checking = False
+                    current = parent
+            else:
+                for frame in stack:
                     frame[0].checking = False
             raise
     finally:
