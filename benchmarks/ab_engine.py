@@ -1,4 +1,4 @@
-"""A/B two versions of the reactive engine in one process, on the four shapes of table a.
+"""A/B two versions of the reactive engine in one process: table a's shapes, kairo's cases.
 
 Why: on a shared machine the load moves from one run to the next by more than a small
 engine change buys, so "before" and "after" tables from two runs cannot measure it. Here
@@ -9,19 +9,33 @@ tree) are loaded side by side as separate packages and timed interleaved, with t
     .venv/bin/python -m benchmarks.ab_engine HEAD~1 wt            # all four shapes
     .venv/bin/python -m benchmarks.ab_engine HEAD wt chain effect  # some of them
     .venv/bin/python -m benchmarks.ab_engine HEAD wt mux diamond --compiled
+    .venv/bin/python -m benchmarks.ab_engine HEAD wt mux diamond --compiled --instructions
 
-``wt`` is the work tree. The shapes are table a's four and the kairo cases of
-``js_cases`` (one ``iter()`` each). ``--compiled`` compiles both versions' ``graph.py``
-with Cython first, as ``pip install`` does (Cython comes with the ``bench`` extra), to
-measure a change to the compiled engine. The last column is old time / new time: above
-1.00x the second engine is faster. Identical engines come out within a few percent of
-1.00x here.
+``wt`` is the work tree. The shapes are table a's four (its diamond is ``diamond_a``) and
+the kairo cases of ``js_cases`` (one ``iter()`` each). ``--compiled`` compiles both
+versions' ``graph.py`` with Cython first, as ``pip install`` does (Cython comes with the
+``bench`` extra), to measure a change to the compiled engine. The last column is old time
+/ new time: above 1.00x the second engine is faster. Identical engines come out within a
+few percent of 1.00x here.
+
+``--instructions`` counts instead of timing, for when the machine is too noisy even for
+that (on a shared VM, one engine timed twice in a row moved by up to 50%): each engine runs
+each shape alone under ``valgrind --tool=callgrind`` (valgrind from apt; about 50x slower,
+so ``--iterations`` is small), N and 3N times, and the table gives CPU instructions per
+update, the difference of the two runs over 2N (start-up and building cancel out; the hash
+seed is fixed). Two revisions with the same engine come out at 1.00x. Instructions are not time (a
+cache miss costs no more instructions than a hit), so a change that moves memory rather
+than work should be timed as well.
 """
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import itertools
+import os
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -41,7 +55,9 @@ FILES = {
     # have none, and their graph.py does not ask for it).
     "_cython_shim.py": "signalpy_lab/kernel/_cython_shim.py",
 }
-SHAPES = ("chain", "fan", "diamond", "effect", *KAIRO_CASES)
+TABLE_A = ("chain", "fan", "diamond_a", "effect")
+SHAPES = (*TABLE_A, *KAIRO_CASES)
+SMALL = ("diamond_a", "effect")
 
 
 def compile_graph(package: Path) -> None:
@@ -67,7 +83,7 @@ def load_engine(rev: str, where: Path, *, compiled: bool = False,
                 name: str | None = None) -> ModuleType:
     """``reactive`` of the engine at ``rev`` (``wt``: the work tree), as its own package
     (``name``, default from ``rev``); ``compiled``: its ``graph.py`` built with Cython first."""
-    name = name or "engine_" + "".join(c if c.isalnum() else "_" for c in rev)
+    name = name or _package(rev)
     package = where / name
     package.mkdir()
     for target, source in FILES.items():
@@ -135,7 +151,7 @@ def build(r: ModuleType, shape: str) -> Callable[[], None]:
         return update_all
     b, c = r.Computed(_plus(s, 1)), r.Computed(_plus(s, 2))
     d = r.Computed(lambda: b.get() + c.get())
-    if shape == "diamond":
+    if shape == "diamond_a":
 
         def update_d() -> None:
             s.set(next(counter))
@@ -153,7 +169,48 @@ def build(r: ModuleType, shape: str) -> Callable[[], None]:
     return update_effect
 
 
+def count_instructions(where: Path, rev: str, shape: str, iterations: int) -> int:
+    """CPU instructions of one update of ``shape`` with the engine built at ``where`` for
+    ``rev``: two runs under callgrind (N and 3N updates), their difference over 2N."""
+    collected = []
+    if shape in SMALL:  # a few µs each: enough of them to stand out of the start-up's noise
+        iterations *= 200
+    env = {**os.environ, "PYTHONHASHSEED": "0"}  # the same dict layouts in every run
+    for n in (iterations, 3 * iterations):
+        run = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+             sys.executable, "-m", "benchmarks.ab_engine", "--run-alone", str(where),
+             _package(rev), shape, str(n)],
+            capture_output=True, text=True, cwd=REPO_ROOT, env=env)
+        found = re.search(r"Collected : (\d+)", run.stderr)
+        if run.returncode or not found:
+            raise RuntimeError(f"callgrind run of {rev} {shape} failed: "
+                               f"{run.stderr.strip().splitlines()[-1:]}")
+        collected.append(int(found.group(1)))
+    return (collected[1] - collected[0]) // (2 * iterations)
+
+
+def _package(rev: str) -> str:
+    return "engine_" + "".join(c if c.isalnum() else "_" for c in rev)
+
+
+def _run_alone(where: str, package: str, shape: str, n: int) -> None:
+    """The process ``count_instructions`` measures: build, warm up, ``n`` updates."""
+    sys.path.insert(0, where)
+    update = build(importlib.import_module(f"{package}.reactive"), shape)
+    for _ in range(3):
+        update()
+    gc.disable()
+    with recursion_limit(20_000):
+        for _ in range(n):
+            update()
+
+
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--run-alone"]:
+        _run_alone(argv[1], argv[2], argv[3], int(argv[4]))
+        return
     parser = argparse.ArgumentParser(prog="python -m benchmarks.ab_engine", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("old", help="git revision, or wt for the work tree")
@@ -162,16 +219,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=7, help="interleaved loops (default 7)")
     parser.add_argument("--compiled", action="store_true",
                         help="compile both graph.py with Cython first (the bench extra has it)")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count CPU instructions under valgrind instead of timing")
+    parser.add_argument("--iterations", type=int, default=10,
+                        help="updates per callgrind run with --instructions (default 10)")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.shapes) - set(SHAPES))
     if unknown:
         parser.error(f"unknown shapes {unknown}; valid: {', '.join(SHAPES)}")
     if args.old == args.new:
         parser.error(f"old and new are both {args.old!r}; give two different versions")
+    if args.instructions and shutil.which("valgrind") is None:
+        parser.error("--instructions needs valgrind on PATH (Debian: apt-get install valgrind)")
     with tempfile.TemporaryDirectory() as tmp:
         sys.path.insert(0, tmp)
         engines = {rev: load_engine(rev, Path(tmp), compiled=args.compiled)
                    for rev in (args.old, args.new)}
+        if args.instructions:
+            print(f"{'shape':20} {args.old + ' instr.':>16} {args.new + ' instr.':>16}"
+                  f"   old / new   ({'compiled' if args.compiled else 'pure'}, per update)")
+            for shape in args.shapes or SHAPES:
+                old_n, new_n = (count_instructions(Path(tmp), rev, shape, args.iterations)
+                                for rev in (args.old, args.new))
+                print(f"{shape:20} {old_n:16,} {new_n:16,}   {old_n / new_n:.3f}x", flush=True)
+            return
         print(f"{'shape':20} {args.old + ' µs':>14} {args.new + ' µs':>14}   old / new"
               f"   ({'compiled' if args.compiled else 'pure'})")
         with recursion_limit(20_000):  # the engines need none of it; their first runs might

@@ -47,8 +47,9 @@ evaluation depth counted per driver (_refresh, a direct run), not   995      -  
 (Rows from the fifth on: the chain and fan-out moved with the machine's load, not the change;
 later rows were measured A/B, old and new engine in one process (``benchmarks.ab_engine``),
 on the shapes they touch.)
-Tried and dropped, no measurable gain: queueing effects where the mark walk finds them,
-a lock-free path for nested reads, caching a keys view for relinking. Over the starting
+Tried and dropped, no measurable gain: a lock-free path for nested reads, caching a keys
+view for relinking. (Queueing effects where the mark walk finds them gained nothing as
+Python then; it is done since issue 21, for the compiled build's sake.) Over the starting
 engine, A/B in one process: chain 2.0x, fan-out 2.2x, diamond 1.5x, diamond + effect 1.8x.
 Final side-by-side numbers: ``benchmarks/RESULTS.md``.
 
@@ -87,6 +88,14 @@ what Cython still called as Python: the flush's effects        1.08x  1.09x  1.0
   the mark walk's bound ``append``
 walk frames are the nodes (scan position in C fields), and     1.06x  1.17x  1.00x  1.18x  -
   an unchanged version read again writes nothing
+the walk's frames linked by a node field (no list per        1.12x  1.18x  1.07x  1.10x 1.11x
+  refresh); the mark walk queues an effect where it meets it  (instructions, see below)
+  and casts subscribers (no type test per node); the nesting
+  limit and the missing-value sentinel as C variables
+
+The last row is counted, not timed (``benchmarks.ab_engine ... --compiled --instructions``:
+CPU instructions per update under callgrind, Python 3.12): that day two timed runs of the
+same engine differed by up to 50% on the shared VM, more than the change.
 
 Why Cython and not mypyc: ``benchmarks.mypyc_engine`` compiles this file with mypyc too
 (its declarations rewritten as annotations) and times both: the Cython build was 1.40x-1.58x
