@@ -1,0 +1,166 @@
+"""js_suite's cases counted, not timed: CPU instructions of one run, ours against a peer.
+
+Why: on a shared 2-core VM one engine timed twice moves by up to 50% (issue 21's round), so
+js_suite cannot tell 0.9x from 1.1x on a case, and the compiled goal (at least signified's
+speed on every case) sits in that band on a few of them. The instructions a run executes
+do not move with the machine's load (the hash seed is fixed), so this says which engine
+does less work on each case. It is not time: a cache miss costs no extra instructions, so
+an engine with larger nodes can execute fewer and still take longer. Read it beside
+js_suite's times. From the repository root (valgrind from apt):
+
+    .venv/bin/python -m benchmarks.js_instructions             # ours vs signified (3.12+)
+    .venv/bin/python -m benchmarks.js_instructions --frameworks ours "ours (pure)" observ \\
+        --cases mux diamond
+
+Each (case, framework) runs in its own process under ``valgrind --tool=callgrind``, which
+counts only inside ``functools.reduce``: the process builds the case and warms it up as
+js_suite does (not counted), then makes one of js_suite's timed runs through ``reduce``
+(counted, checks included). The processes run side by side, one per CPU: counts do not care.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ._harness import (
+    REPO_ROOT,
+    Cell,
+    Table,
+    environment_lines,
+    load_average,
+    package_version,
+    progress,
+    ratio,
+)
+from .js_frameworks import FRAMEWORKS, load_framework
+from .js_suite import RAISED_LIMIT, all_cases
+
+#: The share of js_suite's repetitions in one counted run (kairo: 10 calls of ``iter()``).
+SCALE = 0.02
+#: Seconds one (case, framework) may take under valgrind (about 50x slower than native).
+TIMEOUT = 900.0
+DEFAULT_FRAMEWORKS = ("ours", "signified")
+
+
+def count(case: str, framework: str, scale: float, timeout: float) -> Cell:
+    """Instructions of one timed run of ``case`` by ``framework``, or why there are none."""
+    command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+               "--toggle-collect=functools_reduce", sys.executable, "-m",
+               "benchmarks.js_instructions", "--run-one", case, framework, str(scale)]
+    try:
+        run = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT,
+                             timeout=timeout, env={**os.environ, "PYTHONHASHSEED": "0"})
+    except subprocess.TimeoutExpired:
+        return f"over {timeout:.0f} s under valgrind: stopped"
+    why = re.search(r"^RESULT: (.*)$", run.stdout, re.MULTILINE)
+    if why and why.group(1) != "ok":
+        return why.group(1)
+    found = re.search(r"Collected : (\d+)", run.stderr)
+    if run.returncode or not found or not why:
+        last = (run.stderr.strip().splitlines() or ["no output"])[-1]
+        return f"error: exit {run.returncode}: {last[:80]}"
+    return int(found.group(1))
+
+
+def _run_one(case_name: str, framework: str, scale: float) -> None:
+    """The process ``count`` measures. Prints ``RESULT: ok`` or why the run has no count."""
+    outcome: list[str] = []
+
+    def body() -> None:
+        sys.setrecursionlimit(RAISED_LIMIT)
+        try:
+            fw = load_framework(framework)
+            if isinstance(fw, str):
+                outcome.append(fw)
+                return
+            case = next(c for c in all_cases(scale) if c.name == case_name)
+            run = case.prepare(fw)
+            reset = getattr(run, "reset", None)
+            if reset is not None:
+                reset()
+            functools.reduce(lambda _, __: run(), range(1), None)  # the counted part
+        except Exception as exc:  # a failed check or the library's error: the cell says it
+            outcome.append(f"error: {type(exc).__name__}: {str(exc)[:60]}")
+            return
+        outcome.append("ok")
+
+    threading.stack_size(1 << 30)  # as js_suite: the peers recurse on cellx2500
+    worker = threading.Thread(target=body)
+    worker.start()
+    worker.join()
+    print("RESULT:", outcome[0] if outcome else "error: no result", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--run-one"]:
+        _run_one(argv[1], argv[2], float(argv[3]))
+        return
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.js_instructions",
+                                     description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frameworks", nargs="+", choices=list(FRAMEWORKS), metavar="NAME",
+                        default=list(DEFAULT_FRAMEWORKS),
+                        help="the first is the reference (default: "
+                             f"{' '.join(DEFAULT_FRAMEWORKS)}); some of: {', '.join(FRAMEWORKS)}")
+    parser.add_argument("--cases", nargs="+", metavar="WORD",
+                        help="only cases whose name contains one of these (default: the kairo "
+                             "cases and cellx)")
+    parser.add_argument("--scale", type=float, default=SCALE,
+                        help=f"share of the original repetitions in the counted run "
+                             f"(default {SCALE})")
+    parser.add_argument("--timeout", type=float, default=TIMEOUT,
+                        help=f"seconds per case and framework (default {TIMEOUT:.0f})")
+    args = parser.parse_args(argv)
+    if shutil.which("valgrind") is None:
+        parser.error("valgrind is not on PATH (Debian: apt-get install valgrind)")
+    names = [c.name for c in all_cases(args.scale)]
+    if args.cases:
+        chosen = [n for n in names if any(word in n for word in args.cases)]
+        if not chosen:
+            parser.error(f"no case matches {args.cases}; the cases: {', '.join(names)}")
+    else:
+        chosen = [n for n in names if " " not in n]  # kairo and cellx, not the dynamic graphs
+    started = time.perf_counter()
+    from signalpy_lab.kernel import ENGINE
+
+    lines = environment_lines("python -m benchmarks.js_instructions " + " ".join(argv))
+    lines.append(f"- engine: signalpy_lab.kernel.ENGINE = {ENGINE!r}; also signified "
+                 f"{package_version('signified')}, signals {package_version('signals')}")
+    print("## js-reactivity-benchmark, counted\n")
+    print("\n".join(lines) + "\n", flush=True)
+    jobs = [(case, fw) for case in chosen for fw in args.frameworks]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        futures = {job: pool.submit(count, *job, args.scale, args.timeout) for job in jobs}
+        cells: dict[tuple[str, str], Cell] = {}
+        for job, future in futures.items():
+            cells[job] = future.result()
+            progress(f"[count] {job[0]} {job[1]}: {cells[job]}")
+    reference, *others = args.frameworks
+    table = Table("CPU instructions per run (lower is fewer)",
+                  ["case", *args.frameworks, *(f"{o} / {reference}" for o in others)])
+    for case in chosen:
+        row: list[Any] = [cells[(case, fw)] for fw in args.frameworks]
+        table.add(case, *row, *(ratio(cells[(case, o)], row[0]) for o in others))
+    table.notes.append(
+        f"One run = js_suite's timed run at scale {args.scale} (kairo: "
+        f"{max(1, round(500 * args.scale))} calls of iter()), counted by callgrind inside "
+        "functools.reduce only; building and warm-up are not counted. Ratio columns: their "
+        f"instructions over the first column's ({reference}), above 1.00x {reference} "
+        "executes fewer. Instructions are not time (see the module docstring).")
+    print(table.render())
+    print(f"- load average at end: {load_average()}; wall time "
+          f"{time.perf_counter() - started:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
