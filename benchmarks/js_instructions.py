@@ -40,6 +40,7 @@ from ._harness import (
     package_version,
     progress,
     ratio,
+    recursion_limit,
 )
 from .js_frameworks import FRAMEWORKS, load_framework
 from .js_suite import RAISED_LIMIT, all_cases
@@ -76,7 +77,6 @@ def _run_one(case_name: str, framework: str, scale: float) -> None:
     outcome: list[str] = []
 
     def body() -> None:
-        sys.setrecursionlimit(RAISED_LIMIT)
         try:
             fw = load_framework(framework)
             if isinstance(fw, str):
@@ -93,10 +93,14 @@ def _run_one(case_name: str, framework: str, scale: float) -> None:
             return
         outcome.append("ok")
 
-    threading.stack_size(1 << 30)  # as js_suite: the peers recurse on cellx2500
-    worker = threading.Thread(target=body)
-    worker.start()
-    worker.join()
+    previous = threading.stack_size(1 << 30)  # as js_suite: the peers recurse on cellx2500
+    try:
+        with recursion_limit(RAISED_LIMIT):
+            worker = threading.Thread(target=body)
+            worker.start()
+            worker.join()
+    finally:
+        threading.stack_size(previous)
     print("RESULT:", outcome[0] if outcome else "error: no result", flush=True)
 
 

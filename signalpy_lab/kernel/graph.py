@@ -719,26 +719,44 @@ def _mark_downstream(source: ReactiveNode) -> None:
     mark: cython.int = _DIRTY  # the direct subscribers; everything below them MAYBE
     sub: DerivedNode
     while True:
-        for key in subs:
-            sub = cython.cast(DerivedNode, key)  # a subscriber is derived: no type test
-            if sub.state <= _CLEAN:
-                sub.state = mark
-                if sub.is_effect:
-                    if not sub.queued:
+        # The step is written twice: compiled, each key is cast (a subscriber is derived)
+        # rather than type-tested; as Python, a cast per key would be a function call.
+        if cython.compiled:
+            for key in subs:
+                sub = cython.cast(DerivedNode, key)
+                if sub.state <= _CLEAN:
+                    sub.state = mark
+                    if sub.is_effect:
+                        if not sub.queued:
+                            sub.queued = True
+                            pending.append(sub)
+                    elif sub.subs:
+                        stack.append(sub)
+                else:
+                    if mark == _DIRTY:
+                        sub.state = _DIRTY
+                    if sub.is_effect and not sub.queued:
+                        sub.queued = True  # stale but unqueued (an EffectLoopError dropped it)
+                        pending.append(sub)
+        else:
+            for sub in subs:
+                if sub.state <= _CLEAN:
+                    sub.state = mark
+                    if sub.is_effect:
+                        if not sub.queued:
+                            sub.queued = True
+                            pending.append(sub)
+                    elif sub.subs:
+                        stack.append(sub)
+                else:
+                    if mark == _DIRTY:
+                        sub.state = _DIRTY
+                    if sub.is_effect and not sub.queued:
                         sub.queued = True
                         pending.append(sub)
-                elif sub.subs:
-                    stack.append(sub)
-            else:
-                if mark == _DIRTY:
-                    sub.state = _DIRTY
-                if sub.is_effect and not sub.queued:
-                    # stale but unqueued (dropped by an EffectLoopError): requeue
-                    sub.queued = True
-                    pending.append(sub)
         if not stack:
             return
-        subs = cython.cast(DerivedNode, stack.pop()).subs
+        subs = cython.cast(DerivedNode, stack.pop()).subs if cython.compiled else stack.pop().subs
         mark = _MAYBE
 
 
@@ -752,9 +770,9 @@ def _mark_downstream_observed(source: ReactiveNode, cause: Any) -> list[DerivedN
     subs: dict = source.subs
     mark: cython.int = _DIRTY
     sub: DerivedNode
+    node: DerivedNode
     while True:
-        for key in subs:
-            sub = cython.cast(DerivedNode, key)
+        for sub in subs:
             if sub.state <= _CLEAN:
                 sub.state = mark
                 sub.cause = cause
@@ -773,7 +791,8 @@ def _mark_downstream_observed(source: ReactiveNode, cause: Any) -> list[DerivedN
                     pending.append(sub)
         if not stack:
             return marked
-        subs = cython.cast(DerivedNode, stack.pop()).subs
+        node = stack.pop()
+        subs = node.subs
         mark = _MAYBE
 
 

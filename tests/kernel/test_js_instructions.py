@@ -58,6 +58,6 @@ def test_a_count_is_repeatable_and_grows_with_the_run() -> None:
     one = js_instructions.count("triangle", "ours", SCALE, timeout=300)
     again = js_instructions.count("triangle", "ours", SCALE, timeout=300)
     three = js_instructions.count("triangle", "ours", 3 * SCALE, timeout=300)
-    assert isinstance(one, int) and isinstance(again, int) and isinstance(three, int)
+    assert all(isinstance(n, int) for n in (one, again, three)), (one, again, three)
     assert abs(one - again) < one * 0.01  # the hash seed is fixed: the same work
     assert 2.5 * one < three < 3.5 * one  # three calls of iter() against one
