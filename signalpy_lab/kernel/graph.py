@@ -95,7 +95,13 @@ the walk's frames linked by a node field (no list per        1.12x  1.18x  1.07x
 
 The last row is counted, not timed (``benchmarks.ab_engine ... --compiled --instructions``:
 CPU instructions per update under callgrind, Python 3.12): that day two timed runs of the
-same engine differed by up to 50% on the shared VM, more than the change.
+same engine differed by up to 50% on the shared VM, more than the change. The pure module,
+counted before and after that row: 0.98x-1.01x. Counted the same way against signified
+(``benchmarks.js_instructions``), ours executes fewer instructions on nine of the ten
+kairo and cellx cases (deepPropagation 0.99x), cellx2500 included (1.10x), where it is
+still about 10% slower in time: what is left there is memory, not work (a node is 272
+bytes, and each of its two one-entry dicts 224 more). Tried and dropped: the fields the
+walks touch declared first, to share cache lines (cellx2500 A/B 0.94x-1.01x).
 
 Why Cython and not mypyc: ``benchmarks.mypyc_engine`` compiles this file with mypyc too
 (its declarations rewritten as annotations) and times both: the Cython build was 1.40x-1.58x
@@ -104,7 +110,8 @@ has no way to reach ``PyDict_Next`` or a C lock from Python source).
 
 Together, against signified on Python 3.12 (``benchmarks.js_suite --frameworks ours
 signified``, one run each): geomean 0.48x -> 1.07x of its speed on the kairo and cellx
-cases. Tried and dropped: one stack list kept for every mark walk (no gain). The pure
+cases, then 1.18x after the last row (best of 9; every kairo case at 1.01x or more,
+cellx2500 0.80x; ``benchmarks/RESULTS.md``). Tried and dropped: one stack list kept for every mark walk (no gain). The pure
 module pays for none of this: each compiled-only step sits under ``if cython.compiled:``,
 which Cython resolves at compile time, and A/B the pure engine moved by 0.99x-1.06x.
 """
