@@ -111,9 +111,10 @@ has no way to reach ``PyDict_Next`` or a C lock from Python source).
 Together, against signified on Python 3.12 (``benchmarks.js_suite --frameworks ours
 signified``, one run each): geomean 0.48x -> 1.07x of its speed on the kairo and cellx
 cases, then 1.18x after the last row (best of 9; every kairo case at 1.01x or more,
-cellx2500 0.80x; ``benchmarks/RESULTS.md``). Tried and dropped: one stack list kept for every mark walk (no gain). The pure
-module pays for none of this: each compiled-only step sits under ``if cython.compiled:``,
-which Cython resolves at compile time, and A/B the pure engine moved by 0.99x-1.06x.
+cellx2500 0.80x; ``benchmarks/RESULTS.md``). Tried and dropped: one stack list kept for
+every mark walk (no gain). The pure module pays for none of this: each compiled-only step
+sits under ``if cython.compiled:``, which Cython resolves at compile time, and A/B the pure
+engine moved by 0.99x-1.06x.
 """
 
 from __future__ import annotations
