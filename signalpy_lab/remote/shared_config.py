@@ -178,6 +178,9 @@ class SharedConfig:
             await self._put(".".join(path), value, "shared config seed")
         await self._subscribe()
         self.transport.shared_config = self
+        # Read-your-writes for the seed too: returned earlier, the kernel reported revision 0
+        # (``%config show`` right after ``%config share``) until its watcher caught up.
+        await self.reach(self.seen, f"sharing the config through {self.bucket!r}")
         return self
 
     async def stop(self) -> None:

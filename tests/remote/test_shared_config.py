@@ -277,3 +277,25 @@ async def test_read_your_writes_reaches_a_worker_on_another_kernel(pair) -> None
             assert url == answer["db_url"], i
     finally:
         await a.hot_remove("tenant-db-hooli")
+
+
+async def test_sharing_returns_with_its_own_seed_applied(nats_server) -> None:
+    """The first kernel seeds the bucket with its values, and ``start()`` returns only once
+    its watcher has applied that seed: what it reports next (``%config show``'s revision)
+    is the seed's, not 0."""
+    kernel = Kernel("seeder")
+    kernel.discover([*DEFAULT_PROVIDERS, TenantDatabase])
+    await kernel.boot()
+    kernel.registry.require("IConfig").set("tenants.acme.db_url", URLS["acme"])
+    transport = await NatsTransport(kernel, nats_server.url, nkeys_seed=nats_server.admin_seed,
+                                    node="seeder").start()
+    shared = None
+    try:
+        shared = await SharedConfig(transport, bucket="t-seed-applied").start()
+        assert shared.seen >= 1
+        assert shared.applied == shared.seen
+    finally:
+        if shared is not None:
+            await shared.stop()
+        await transport.stop()
+        await kernel.shutdown()
