@@ -8,6 +8,8 @@ and again on the pure one (``make test``), at the default recursion limit.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from benchmarks import js_suite
@@ -35,3 +37,40 @@ def test_a_wrong_answer_is_caught_by_the_checks(monkeypatch) -> None:
     case = next(c for c in CASES if c.name == "deepPropagation")
     cells = js_suite.measure(case, {"ours": ours}, repeat=1, budget=120.0)
     assert isinstance(cells["ours"], str), cells["ours"]
+
+
+class _Sleeper:
+    """A stand-in framework whose one timed run sleeps ``seconds`` (and counts its runs)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds, self.runs = seconds, 0
+
+    def cleanup(self) -> None:
+        pass
+
+
+def _sleeping_case(rebuild: bool = False) -> js_suite.Case:
+    def prepare(fw: _Sleeper):
+        def run() -> None:
+            fw.runs += 1
+            time.sleep(fw.seconds)
+
+        return run
+
+    return js_suite.Case("sleep", prepare, rebuild=rebuild)
+
+
+def test_a_short_case_is_run_until_it_fills_min_seconds_and_a_long_one_is_not() -> None:
+    fast, slow = _Sleeper(0.005), _Sleeper(0.06)
+    cells = js_suite.measure(_sleeping_case(), {"fast": fast, "slow": slow}, repeat=2,
+                             budget=60.0, min_seconds=0.1)
+    assert 2 == slow.runs  # 2 x 60 ms already fill 0.1 s
+    assert 2 < fast.runs <= 20  # 5 ms runs go on until 0.1 s, at most 20 of them
+    assert cells["fast"] < cells["slow"]
+
+
+def test_without_min_seconds_or_for_a_rebuilt_case_repeat_is_the_count() -> None:
+    for case, min_seconds in ((_sleeping_case(), 0.0), (_sleeping_case(rebuild=True), 0.1)):
+        fast = _Sleeper(0.005)
+        js_suite.measure(case, {"fast": fast}, repeat=2, budget=60.0, min_seconds=min_seconds)
+        assert 2 == fast.runs
