@@ -299,3 +299,30 @@ async def test_sharing_returns_with_its_own_seed_applied(nats_server) -> None:
             await shared.stop()
         await transport.stop()
         await kernel.shutdown()
+
+
+async def test_a_watcher_too_slow_for_the_seed_warns_and_sharing_goes_on(
+        nats_server, monkeypatch, caplog) -> None:
+    """If the watcher has not applied the seed within the wait, ``start()`` still returns a
+    running share (the seed is in the bucket) and says in the log why the revision lags."""
+    async def never(self: SharedConfig, revision: int, what: str = "a call") -> None:
+        raise ConfigBackendError(f"{what} was not run: slow server (test)")
+
+    monkeypatch.setattr(SharedConfig, "reach", never)
+    kernel = Kernel("slow-watcher")
+    kernel.discover([*DEFAULT_PROVIDERS, TenantDatabase])
+    await kernel.boot()
+    kernel.registry.require("IConfig").set("tenants.acme.db_url", URLS["acme"])
+    transport = await NatsTransport(kernel, nats_server.url, nkeys_seed=nats_server.admin_seed,
+                                    node="slow-watcher").start()
+    shared = None
+    try:
+        shared = await SharedConfig(transport, bucket="t-slow-watcher").start()
+        assert "connected" == shared.state
+        assert shared.seen >= 1
+        assert "its watcher is behind" in caplog.text
+    finally:
+        if shared is not None:
+            await shared.stop()
+        await transport.stop()
+        await kernel.shutdown()
