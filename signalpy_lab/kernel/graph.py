@@ -521,10 +521,14 @@ class SourceNode(ReactiveNode):
             hooks = ctx.hooks
             if hooks is not None:
                 cause = hooks.on_set(self, old, value)
-                hooks.on_marked(self, cause, _mark_downstream_observed(self, cause)
-                                if self.subs else [])
+                marked: list = []
+                if self.subs:
+                    _mark_downstream(self, marked)
+                for node in marked:  # (marking runs no user code: set after, as if during)
+                    node.cause = cause
+                hooks.on_marked(self, cause, marked)
             elif self.subs:
-                _mark_downstream(self)
+                _mark_downstream(self, None)
             # Stored after marking: a lock-free read in another thread that already sees the
             # new value must find every dependent stale (and wait on the lock to refresh it),
             # never a CLEAN dependent still holding a value computed from the old one.
@@ -713,13 +717,14 @@ def _cycle_message(node: DerivedNode) -> str:
 
 
 @cython.cfunc
-def _mark_downstream(source: ReactiveNode) -> None:
+def _mark_downstream(source: ReactiveNode, marked: list | None) -> None:
     """Mark direct subscribers DIRTY and everything below them MAYBE; queue effects.
 
     Invariant kept: a non-clean node's subscribers are all non-clean, so the walk stops at
     nodes already marked. A RUNNING node counts as clean here (its mark must survive the
     run). An effect is queued where the walk meets it; only nodes with subscribers are
-    pushed (fan-out: a thousand leaves, none of them pushed).
+    pushed (fan-out: a thousand leaves, none of them pushed). ``marked``: while a hook
+    listens, a list that collects each newly marked node (for ``GraphHooks.on_marked``).
     """
     stack: list = []
     pending: list = _ctx.pending
@@ -734,6 +739,8 @@ def _mark_downstream(source: ReactiveNode) -> None:
                 sub = cython.cast(DerivedNode, key)
                 if sub.state <= _CLEAN:
                     sub.state = mark
+                    if marked is not None:
+                        marked.append(sub)
                     if sub.is_effect:
                         if not sub.queued:
                             sub.queued = True
@@ -750,6 +757,8 @@ def _mark_downstream(source: ReactiveNode) -> None:
             for sub in subs:
                 if sub.state <= _CLEAN:
                     sub.state = mark
+                    if marked is not None:
+                        marked.append(sub)
                     if sub.is_effect:
                         if not sub.queued:
                             sub.queued = True
@@ -765,42 +774,6 @@ def _mark_downstream(source: ReactiveNode) -> None:
         if not stack:
             return
         subs = cython.cast(DerivedNode, stack.pop()).subs if cython.compiled else stack.pop().subs
-        mark = _MAYBE
-
-
-@cython.cfunc
-def _mark_downstream_observed(source: ReactiveNode, cause: Any) -> list[DerivedNode]:
-    """``_mark_downstream`` while a hook listens: the same walk, each newly marked node
-    remembering ``cause``; returns those nodes (for ``GraphHooks.on_marked``)."""
-    stack: list = []
-    marked: list = []
-    pending: list = _ctx.pending
-    subs: dict = source.subs
-    mark: cython.int = _DIRTY
-    sub: DerivedNode
-    node: DerivedNode
-    while True:
-        for sub in subs:
-            if sub.state <= _CLEAN:
-                sub.state = mark
-                sub.cause = cause
-                marked.append(sub)
-                if sub.is_effect:
-                    if not sub.queued:
-                        sub.queued = True
-                        pending.append(sub)
-                elif sub.subs:
-                    stack.append(sub)
-            else:
-                if mark == _DIRTY:
-                    sub.state = _DIRTY
-                if sub.is_effect and not sub.queued:
-                    sub.queued = True
-                    pending.append(sub)
-        if not stack:
-            return marked
-        node = stack.pop()
-        subs = node.subs
         mark = _MAYBE
 
 

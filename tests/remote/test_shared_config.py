@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -279,26 +280,35 @@ async def test_read_your_writes_reaches_a_worker_on_another_kernel(pair) -> None
         await a.hot_remove("tenant-db-hooli")
 
 
+
+@contextlib.asynccontextmanager
+async def first_kernel(server: NatsServer, name: str) -> AsyncIterator[NatsTransport]:
+    """A kernel with one runtime config value (what it will seed a new bucket with), its
+    transport started; the caller starts (and stops) the ``SharedConfig``."""
+    kernel = Kernel(name)
+    kernel.discover([*DEFAULT_PROVIDERS, TenantDatabase])
+    await kernel.boot()
+    kernel.registry.require("IConfig").set("tenants.acme.db_url", URLS["acme"])
+    transport = await NatsTransport(kernel, server.url, nkeys_seed=server.admin_seed,
+                                    node=name).start()
+    try:
+        yield transport
+    finally:
+        await transport.stop()
+        await kernel.shutdown()
+
+
 async def test_sharing_returns_with_its_own_seed_applied(nats_server) -> None:
     """The first kernel seeds the bucket with its values, and ``start()`` returns only once
     its watcher has applied that seed: what it reports next (``%config show``'s revision)
     is the seed's, not 0."""
-    kernel = Kernel("seeder")
-    kernel.discover([*DEFAULT_PROVIDERS, TenantDatabase])
-    await kernel.boot()
-    kernel.registry.require("IConfig").set("tenants.acme.db_url", URLS["acme"])
-    transport = await NatsTransport(kernel, nats_server.url, nkeys_seed=nats_server.admin_seed,
-                                    node="seeder").start()
-    shared = None
-    try:
+    async with first_kernel(nats_server, "seeder") as transport:
         shared = await SharedConfig(transport, bucket="t-seed-applied").start()
-        assert shared.seen >= 1
-        assert shared.applied == shared.seen
-    finally:
-        if shared is not None:
+        try:
+            assert shared.seen >= 1
+            assert shared.applied == shared.seen
+        finally:
             await shared.stop()
-        await transport.stop()
-        await kernel.shutdown()
 
 
 async def test_a_watcher_too_slow_for_the_seed_warns_and_sharing_goes_on(
@@ -309,20 +319,11 @@ async def test_a_watcher_too_slow_for_the_seed_warns_and_sharing_goes_on(
         raise ConfigBackendError(f"{what} was not run: slow server (test)")
 
     monkeypatch.setattr(SharedConfig, "reach", never)
-    kernel = Kernel("slow-watcher")
-    kernel.discover([*DEFAULT_PROVIDERS, TenantDatabase])
-    await kernel.boot()
-    kernel.registry.require("IConfig").set("tenants.acme.db_url", URLS["acme"])
-    transport = await NatsTransport(kernel, nats_server.url, nkeys_seed=nats_server.admin_seed,
-                                    node="slow-watcher").start()
-    shared = None
-    try:
+    async with first_kernel(nats_server, "slow-watcher") as transport:
         shared = await SharedConfig(transport, bucket="t-slow-watcher").start()
-        assert "connected" == shared.state
-        assert shared.seen >= 1
-        assert "its watcher is behind" in caplog.text
-    finally:
-        if shared is not None:
+        try:
+            assert "connected" == shared.state
+            assert shared.seen >= 1
+            assert "its watcher is behind" in caplog.text
+        finally:
             await shared.stop()
-        await transport.stop()
-        await kernel.shutdown()
