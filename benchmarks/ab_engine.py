@@ -33,8 +33,6 @@ import argparse
 import gc
 import importlib
 import itertools
-import os
-import re
 import shutil
 import subprocess
 import sys
@@ -44,6 +42,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from . import _callgrind
 from ._harness import REPO_ROOT, interleaved_best_of_us, recursion_limit
 from .js_cases import KAIRO_CASES
 
@@ -175,18 +174,13 @@ def count_instructions(where: Path, rev: str, shape: str, iterations: int) -> in
     collected = []
     if shape in SMALL:  # a few µs each: enough of them to stand out of the start-up's noise
         iterations *= 200
-    env = {**os.environ, "PYTHONHASHSEED": "0"}  # the same dict layouts in every run
     for n in (iterations, 3 * iterations):
-        run = subprocess.run(
-            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-             sys.executable, "-m", "benchmarks.ab_engine", "--run-alone", str(where),
-             _package(rev), shape, str(n)],
-            capture_output=True, text=True, cwd=REPO_ROOT, env=env)
-        found = re.search(r"Collected : (\d+)", run.stderr)
-        if run.returncode or not found:
-            raise RuntimeError(f"callgrind run of {rev} {shape} failed: "
-                               f"{run.stderr.strip().splitlines()[-1:]}")
-        collected.append(int(found.group(1)))
+        command = [sys.executable, "-m", "benchmarks.ab_engine", "--run-alone", str(where),
+                   _package(rev), shape, str(n)]
+        try:
+            collected.append(_callgrind.count(command).events["Ir"])
+        except _callgrind.CallgrindError as exc:
+            raise RuntimeError(f"callgrind run of {rev} {shape} failed: {exc}") from None
     return (collected[1] - collected[0]) // (2 * iterations)
 
 

@@ -31,8 +31,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from . import _callgrind
 from ._harness import (
-    REPO_ROOT,
     Cell,
     Table,
     environment_lines,
@@ -52,24 +52,32 @@ TIMEOUT = 900.0
 DEFAULT_FRAMEWORKS = ("ours", "signified")
 
 
-def count(case: str, framework: str, scale: float, timeout: float) -> Cell:
-    """Instructions of one timed run of ``case`` by ``framework``, or why there are none."""
-    command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-               "--toggle-collect=functools_reduce", sys.executable, "-m",
-               "benchmarks.js_instructions", "--run-one", case, framework, str(scale)]
+def count(case: str, framework: str, scale: float, timeout: float,
+          cache: bool = False) -> dict[str, int] | str:
+    """The events of one timed run of ``case`` by ``framework`` (``Ir``: instructions; with
+    ``cache``, the simulated misses too), or why there are none."""
+    command = [sys.executable, "-m", "benchmarks.js_instructions", "--run-one", case,
+               framework, str(scale)]
     try:
-        run = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT,
-                             timeout=timeout, env={**os.environ, "PYTHONHASHSEED": "0"})
+        counted = _callgrind.count(command, toggle="functools_reduce", cache=cache,
+                                   timeout=timeout)
     except subprocess.TimeoutExpired:
         return f"over {timeout:.0f} s under valgrind: stopped"
-    why = re.search(r"^RESULT: (.*)$", run.stdout, re.MULTILINE)
-    if why and why.group(1) != "ok":
+    except _callgrind.CallgrindError as exc:
+        return f"error: {str(exc)[:80]}"
+    why = re.search(r"^RESULT: (.*)$", counted.stdout, re.MULTILINE)
+    if not why:
+        return "error: the counted process printed no result"
+    if why.group(1) != "ok":
         return why.group(1)
-    found = re.search(r"Collected : (\d+)", run.stderr)
-    if run.returncode or not found or not why:
-        last = (run.stderr.strip().splitlines() or ["no output"])[-1]
-        return f"error: exit {run.returncode}: {last[:80]}"
-    return int(found.group(1))
+    return counted.events
+
+
+def _event(result: dict[str, int] | str, event: str) -> Cell:
+    """One event of ``count``'s result, a cache miss total, or its text."""
+    if isinstance(result, str):
+        return result
+    return _callgrind.misses(result)[event] if event in _callgrind.MISS_EVENTS else result[event]
 
 
 def _run_one(case_name: str, framework: str, scale: float) -> None:
@@ -124,6 +132,9 @@ def main(argv: list[str] | None = None) -> None:
                              f"(default {SCALE})")
     parser.add_argument("--timeout", type=float, default=TIMEOUT,
                         help=f"seconds per case and framework (default {TIMEOUT:.0f})")
+    parser.add_argument("--cache-sim", action="store_true",
+                        help="also simulate this CPU's L1 data cache and L2, and count their "
+                             "misses (slower)")
     args = parser.parse_args(argv)
     if shutil.which("valgrind") is None:
         parser.error("valgrind is not on PATH (Debian: apt-get install valgrind)")
@@ -144,24 +155,35 @@ def main(argv: list[str] | None = None) -> None:
     print("\n".join(lines) + "\n", flush=True)
     jobs = [(case, fw) for case in chosen for fw in args.frameworks]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        futures = {job: pool.submit(count, *job, args.scale, args.timeout) for job in jobs}
-        cells: dict[tuple[str, str], Cell] = {}
+        futures = {job: pool.submit(count, *job, args.scale, args.timeout, args.cache_sim)
+                   for job in jobs}
+        results: dict[tuple[str, str], dict[str, int] | str] = {}
         for job, future in futures.items():
-            cells[job] = future.result()
-            progress(f"[count] {job[0]} {job[1]}: {cells[job]}")
+            results[job] = future.result()
+            progress(f"[count] {job[0]} {job[1]}: {_event(results[job], 'Ir')}")
     reference, *others = args.frameworks
-    table = Table("CPU instructions per run (lower is fewer)",
-                  ["case", *args.frameworks, *(f"{o} / {reference}" for o in others)])
-    for case in chosen:
-        row: list[Any] = [cells[(case, fw)] for fw in args.frameworks]
-        table.add(case, *row, *(ratio(cells[(case, o)], row[0]) for o in others))
-    table.notes.append(
-        f"One run = js_suite's timed run at scale {args.scale} (kairo: "
-        f"{max(1, round(500 * args.scale))} calls of iter()), counted by callgrind inside "
-        "functools.reduce only; building and warm-up are not counted. Ratio columns: their "
-        f"instructions over the first column's ({reference}), above 1.00x {reference} "
-        "executes fewer. Instructions are not time (see the module docstring).")
-    print(table.render())
+    what = {"CPU instructions per run (lower is fewer)": "Ir"}
+    if args.cache_sim:
+        what.update({f"Simulated {name} per run (lower is fewer)": name
+                     for name in _callgrind.MISS_EVENTS})
+    for title, event in what.items():
+        table = Table(title, ["case", *args.frameworks, *(f"{o} / {reference}" for o in others)])
+        for case in chosen:
+            row: list[Any] = [_event(results[(case, fw)], event) for fw in args.frameworks]
+            table.add(case, *row, *(ratio(_event(results[(case, o)], event), row[0])
+                                    for o in others))
+        if event == "Ir":
+            table.notes.append(
+                f"One run = js_suite's timed run at scale {args.scale} (kairo: "
+                f"{max(1, round(500 * args.scale))} calls of iter()), counted by callgrind "
+                "inside functools.reduce only; building and warm-up are not counted. Ratio "
+                f"columns: their count over the first column's ({reference}), above 1.00x "
+                f"{reference} has fewer. Instructions are not time (see the module docstring).")
+        else:
+            table.notes.append(
+                f"callgrind's cache model: {' '.join(_callgrind.cache_options()[1:])} (this "
+                "CPU's L1 data cache and L2, size,ways,line), reads and writes; no prefetcher.")
+        print(table.render())
     print(f"- load average at end: {load_average()}; wall time "
           f"{time.perf_counter() - started:.1f} s")
 
