@@ -845,13 +845,20 @@ def _refresh(node: DerivedNode) -> None:
         # replaced by a run, never resized, so a position stays valid; a node is on one
         # walk's stack at a time (``checking``), except under a body that reads a node the
         # walk is checking, whose own walk then settles that node completely first.
-        stack: list = None if cython.compiled else []  # as Python: the frames
+        # (Declared without a value where only one build uses them: a bare annotation
+        # costs Python nothing, and an assignment was a few bytecodes per refresh.)
+        stack: list  # as Python: the frames
+        items: object  # as Python: what is left of ``current``'s dependencies
+        pos: cython.Py_ssize_t  # compiled: the position in ``deps``
+        key: cython.pointer(PyObject)  # compiled: the entry PyDict_Next gives
+        value: cython.pointer(PyObject)
         current = node
         deps: dict = node.dep_map
-        pos: cython.Py_ssize_t = 0
-        key: cython.pointer(PyObject) = cython.NULL  # (as Python: None, unused)
-        value: cython.pointer(PyObject) = cython.NULL
-        items = None if cython.compiled else iter(deps.items())
+        if cython.compiled:
+            pos = 0
+        else:
+            stack = []
+            items = iter(deps.items())
         node.checking = True
         try:
             while True:
@@ -1026,7 +1033,8 @@ def _run(node: DerivedNode) -> None:
             else:
                 equals = node.equals
                 try:  # _same, inlined: this is every recompute's path
-                    same = bool(old == value if equals is None else equals(old, value))
+                    same = True if (old == value if equals is None
+                                    else equals(old, value)) else False
                 except Exception:  # e.g. numpy arrays: ambiguous truth value means "changed"
                     same = False
             if same:
