@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,10 +70,11 @@ def cache_options() -> list[str]:
 
 
 def count(command: Sequence[str], *, toggle: str | None = None, cache: bool = False,
-          timeout: float | None = None) -> Counted:
+          timeout: float | None = None, env: Mapping[str, str] | None = None) -> Counted:
     """Run ``command`` (a Python process) under callgrind, with the hash seed fixed.
 
     ``toggle``: count only inside calls of this C function (e.g. ``functools_reduce``).
+    ``env``: variables set for the process, over this one's.
     Raises ``CallgrindError`` with the process's last line of stderr when it fails, and
     lets ``subprocess.TimeoutExpired`` through.
     """
@@ -83,7 +84,7 @@ def count(command: Sequence[str], *, toggle: str | None = None, cache: bool = Fa
     if cache:
         options += cache_options()
     run = subprocess.run([*options, *command], capture_output=True, text=True, cwd=REPO_ROOT,
-                         timeout=timeout, env={**os.environ, "PYTHONHASHSEED": "0"})
+                         timeout=timeout, env={**os.environ, **(env or {}), "PYTHONHASHSEED": "0"})
     events = re.search(r"^==\d+== Events\s*: (.+)$", run.stderr, re.MULTILINE)
     collected = re.search(r"^==\d+== Collected\s*: (.+)$", run.stderr, re.MULTILINE)
     if run.returncode or not events or not collected:

@@ -31,6 +31,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from signalpy_lab.kernel import ENGINE
+from signalpy_lab.kernel._engine import VARIABLE as ENGINE_VARIABLE
+
 from . import _callgrind
 from ._harness import (
     Cell,
@@ -55,12 +58,17 @@ DEFAULT_FRAMEWORKS = ("ours", "signified")
 def count(case: str, framework: str, scale: float, timeout: float,
           cache: bool = False) -> dict[str, int] | str:
     """The events of one timed run of ``case`` by ``framework`` (``Ir``: instructions; with
-    ``cache``, the simulated misses too), or why there are none."""
+    ``cache``, the simulated misses too), or why there are none.
+
+    The process must load the engine this one did (the table's header names it): an edit
+    of ``graph.py`` during a run made the rest of the run count the pure engine, silently,
+    as the compiled one was stale; now those cells say why the compiled one cannot load.
+    """
     command = [sys.executable, "-m", "benchmarks.js_instructions", "--run-one", case,
                framework, str(scale)]
     try:
         counted = _callgrind.count(command, toggle="functools_reduce", cache=cache,
-                                   timeout=timeout)
+                                   timeout=timeout, env={ENGINE_VARIABLE: ENGINE})
     except subprocess.TimeoutExpired:
         return f"over {timeout:.0f} s under valgrind: stopped"
     except _callgrind.CallgrindError as exc:
@@ -146,8 +154,6 @@ def main(argv: list[str] | None = None) -> None:
     else:
         chosen = [n for n in names if " " not in n]  # kairo and cellx, not the dynamic graphs
     started = time.perf_counter()
-    from signalpy_lab.kernel import ENGINE
-
     lines = environment_lines("python -m benchmarks.js_instructions " + " ".join(argv))
     lines.append(f"- engine: signalpy_lab.kernel.ENGINE = {ENGINE!r}; also signified "
                  f"{package_version('signified')}, signals {package_version('signals')}")

@@ -112,3 +112,15 @@ def test_a_count_with_the_cache_model_has_misses_and_the_same_instructions() -> 
     assert abs(plain["Ir"] - cached["Ir"]) < plain["Ir"] * 0.01
     assert "D1mr" not in plain
     assert _callgrind.misses(cached)["L1d misses"] > 0
+
+
+def test_the_counted_process_must_load_the_engine_the_header_names(monkeypatch) -> None:
+    seen = {}
+
+    def fake_count(command, **options):
+        seen.update(options["env"])
+        return _callgrind.Counted({"Ir": 1}, "RESULT: ok\n")
+
+    monkeypatch.setattr(_callgrind, "count", fake_count)
+    assert js_instructions.count("triangle", "ours", SCALE, timeout=1) == {"Ir": 1}
+    assert seen == {"SIGNALPY_LAB_ENGINE": js_instructions.ENGINE}  # stale build: an error
