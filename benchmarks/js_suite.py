@@ -376,7 +376,8 @@ def suite(args: argparse.Namespace) -> list[Table]:
         headers.append(f"best pure peer / {labels[pure_name]}")
     if compiled_name and COMPILED_PEER in frameworks:
         headers.append(f"signified / {labels[compiled_name]}")
-    more = f", more to fill {args.min_seconds:g} s" if args.min_seconds and repeat > 1 else ""
+    filled = args.min_seconds and repeat > 1 and any(not c.rebuild for c in selected)
+    more = f", more to fill {args.min_seconds:g} s (not cellx)" if filled else ""
     table = Table(f"js-reactivity-benchmark: ms per run (best of {repeat}{more}, interleaved; "
                   "lower is better)", headers)
     pure_ratios: list[float] = []
@@ -420,8 +421,9 @@ def suite(args: argparse.Namespace) -> list[Table]:
             f"{share} of the published iterations")
     table.notes += [
         f"Scale factor {scale:g} on repetitions only ({unit}); every graph has its original "
-        "size. Ratio columns: their time / ours, above 1.00x ours is faster; 'best pure "
-        "peer' is the fastest of " + ", ".join(peers_pure) + " on that row.",
+        "size. Ratio columns: their time / ours, above 1.00x ours is faster"
+        + (f"; 'best pure peer' is the fastest of {', '.join(peers_pure)} on that row."
+           if peers_pure else "."),
         "Checked in every run: the original's asserts (values, effect runs), cellx's end "
         "layer, and each dynamic graph's published sum (count too where every leaf is "
         "read, as the original does). A cell with an error got no time.",

@@ -74,3 +74,15 @@ def test_without_min_seconds_or_for_a_rebuilt_case_repeat_is_the_count() -> None
         fast = _Sleeper(0.005)
         js_suite.measure(case, {"fast": fast}, repeat=2, budget=60.0, min_seconds=min_seconds)
         assert 2 == fast.runs
+
+
+def test_the_tables_notes_name_only_what_the_run_did(capsys) -> None:
+    # Only cellx (rebuilt per run, so never filled to --min-seconds) and no pure peer: the
+    # header promises no filling and the notes name no empty list of peers.
+    js_suite.main(["--cases", "cellx1000", "--frameworks", "ours", "--scale", "0.1",
+                   "--repeat", "2", "--no-probe"])
+    out = capsys.readouterr().out
+    assert "ms per run (best of 2, interleaved" in out
+    assert "more to fill" not in out
+    assert "ours is faster." in out
+    assert "fastest of" not in out
