@@ -5,7 +5,8 @@ to 50%), but what a process executes does not move with the machine's load when 
 seed is fixed. ``ab_engine --instructions`` and ``js_instructions`` both count this way;
 this module builds the command and reads callgrind's summary once, for both.
 
-Instructions are not time. With ``cache=True`` callgrind also simulates the caches and
+Instructions are not time. With ``branches=True`` callgrind also simulates a branch
+predictor and counts its mispredictions; with ``cache=True``, it simulates the caches and
 counts misses: its first level as this CPU's L1 data cache, its last level as this CPU's
 L2 (read from sysfs; callgrind models two levels, and the L2 is what a graph of thousands
 of nodes overflows, while the shared L3 holds it). Still a model: no prefetcher, no TLB.
@@ -23,8 +24,10 @@ from ._harness import REPO_ROOT
 
 __all__ = ["CallgrindError", "Counted", "MISS_EVENTS", "cache_options", "count", "misses"]
 
-#: Summed into "L1d misses" and "L2 misses" (reads and writes; callgrind's names).
-MISS_EVENTS = {"L1d misses": ("D1mr", "D1mw"), "L2 misses": ("DLmr", "DLmw")}
+#: Summed into "L1d misses" and "L2 misses" (reads and writes), and "mispredicted branches"
+#: (conditional and indirect), from callgrind's events.
+MISS_EVENTS = {"L1d misses": ("D1mr", "D1mw"), "L2 misses": ("DLmr", "DLmw"),
+               "mispredicted branches": ("Bcm", "Bim")}
 _SYSFS = Path("/sys/devices/system/cpu/cpu0/cache")
 
 
@@ -70,11 +73,13 @@ def cache_options() -> list[str]:
 
 
 def count(command: Sequence[str], *, toggle: str | None = None, cache: bool = False,
-          timeout: float | None = None, env: Mapping[str, str] | None = None) -> Counted:
+          branches: bool = False, timeout: float | None = None,
+          env: Mapping[str, str] | None = None) -> Counted:
     """Run ``command`` (a Python process) under callgrind, with the hash seed fixed.
 
     ``toggle``: count only inside calls of this C function (e.g. ``functools_reduce``).
-    ``env``: variables set for the process, over this one's.
+    ``cache`` / ``branches``: simulate the caches (``cache_options``) / the branch
+    predictor too. ``env``: variables set for the process, over this one's.
     Raises ``CallgrindError`` with the process's last line of stderr when it fails, and
     lets ``subprocess.TimeoutExpired`` through.
     """
@@ -83,6 +88,8 @@ def count(command: Sequence[str], *, toggle: str | None = None, cache: bool = Fa
         options.append(f"--toggle-collect={toggle}")
     if cache:
         options += cache_options()
+    if branches:
+        options.append("--branch-sim=yes")
     run = subprocess.run([*options, *command], capture_output=True, text=True, cwd=REPO_ROOT,
                          timeout=timeout, env={**os.environ, **(env or {}), "PYTHONHASHSEED": "0"})
     events = re.search(r"^==\d+== Events\s*: (.+)$", run.stderr, re.MULTILINE)
@@ -97,5 +104,7 @@ def count(command: Sequence[str], *, toggle: str | None = None, cache: bool = Fa
 
 
 def misses(events: dict[str, int]) -> dict[str, int]:
-    """The cache misses of a ``count(..., cache=True)``, summed as ``MISS_EVENTS`` says."""
-    return {name: sum(events[e] for e in parts) for name, parts in MISS_EVENTS.items()}
+    """The misses of a ``count`` with ``cache`` or ``branches``, summed as ``MISS_EVENTS``
+    says (only those it simulated)."""
+    return {name: sum(events[e] for e in parts) for name, parts in MISS_EVENTS.items()
+            if all(e in events for e in parts)}

@@ -5,12 +5,15 @@ js_suite cannot tell 0.9x from 1.1x on a case, and the compiled goal (at least s
 speed on every case) sits in that band on a few of them. The instructions a run executes
 do not move with the machine's load (the hash seed is fixed), so this says which engine
 does less work on each case. It is not time: a cache miss costs no extra instructions, so
-an engine with larger nodes can execute fewer and still take longer. Read it beside
-js_suite's times. From the repository root (valgrind from apt):
+an engine with larger nodes can execute fewer and still take longer. ``--cache-sim`` and
+``--branch-sim`` add callgrind's models of this CPU's caches and of a branch predictor,
+and count their misses (``_callgrind``). Read it beside js_suite's times. From the
+repository root (valgrind from apt):
 
     .venv/bin/python -m benchmarks.js_instructions             # ours vs signified (3.12+)
     .venv/bin/python -m benchmarks.js_instructions --frameworks ours "ours (pure)" observ \\
         --cases mux diamond
+    .venv/bin/python -m benchmarks.js_instructions --cases cellx --cache-sim --branch-sim
 
 Each (case, framework) runs in its own process under ``valgrind --tool=callgrind``, which
 counts only inside ``functools.reduce``: the process builds the case and warms it up as
@@ -56,9 +59,9 @@ DEFAULT_FRAMEWORKS = ("ours", "signified")
 
 
 def count(case: str, framework: str, scale: float, timeout: float,
-          cache: bool = False) -> dict[str, int] | str:
+          cache: bool = False, branches: bool = False) -> dict[str, int] | str:
     """The events of one timed run of ``case`` by ``framework`` (``Ir``: instructions; with
-    ``cache``, the simulated misses too), or why there are none.
+    ``cache`` / ``branches``, the simulated misses too), or why there are none.
 
     The process must load the engine this one did (the table's header names it): an edit
     of ``graph.py`` during a run made the rest of the run count the pure engine, silently,
@@ -68,7 +71,8 @@ def count(case: str, framework: str, scale: float, timeout: float,
                framework, str(scale)]
     try:
         counted = _callgrind.count(command, toggle="functools_reduce", cache=cache,
-                                   timeout=timeout, env={ENGINE_VARIABLE: ENGINE})
+                                   branches=branches, timeout=timeout,
+                                   env={ENGINE_VARIABLE: ENGINE})
     except subprocess.TimeoutExpired:
         return f"over {timeout:.0f} s under valgrind: stopped"
     except _callgrind.CallgrindError as exc:
@@ -143,6 +147,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cache-sim", action="store_true",
                         help="also simulate this CPU's L1 data cache and L2, and count their "
                              "misses (slower)")
+    parser.add_argument("--branch-sim", action="store_true",
+                        help="also simulate a branch predictor and count its mispredictions")
     args = parser.parse_args(argv)
     if shutil.which("valgrind") is None:
         parser.error("valgrind is not on PATH (Debian: apt-get install valgrind)")
@@ -161,7 +167,8 @@ def main(argv: list[str] | None = None) -> None:
     print("\n".join(lines) + "\n", flush=True)
     jobs = [(case, fw) for case in chosen for fw in args.frameworks]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        futures = {job: pool.submit(count, *job, args.scale, args.timeout, args.cache_sim)
+        futures = {job: pool.submit(count, *job, args.scale, args.timeout, args.cache_sim,
+                                    args.branch_sim)
                    for job in jobs}
         results: dict[tuple[str, str], dict[str, int] | str] = {}
         for job, future in futures.items():
@@ -169,9 +176,9 @@ def main(argv: list[str] | None = None) -> None:
             progress(f"[count] {job[0]} {job[1]}: {_event(results[job], 'Ir')}")
     reference, *others = args.frameworks
     what = {"CPU instructions per run (lower is fewer)": "Ir"}
-    if args.cache_sim:
-        what.update({f"Simulated {name} per run (lower is fewer)": name
-                     for name in _callgrind.MISS_EVENTS})
+    simulated = [*_callgrind.MISS_EVENTS][:2] if args.cache_sim else []
+    simulated += ["mispredicted branches"] if args.branch_sim else []
+    what.update({f"Simulated {name} per run (lower is fewer)": name for name in simulated})
     for title, event in what.items():
         table = Table(title, ["case", *args.frameworks, *(f"{o} / {reference}" for o in others)])
         for case in chosen:
@@ -185,6 +192,9 @@ def main(argv: list[str] | None = None) -> None:
                 "inside functools.reduce only; building and warm-up are not counted. Ratio "
                 f"columns: their count over the first column's ({reference}), above 1.00x "
                 f"{reference} has fewer. Instructions are not time (see the module docstring).")
+        elif event == "mispredicted branches":
+            table.notes.append("callgrind's branch model (--branch-sim=yes): conditional and "
+                               "indirect branches it predicted wrong.")
         else:
             table.notes.append(
                 f"callgrind's cache model: {' '.join(_callgrind.cache_options()[1:])} (this "

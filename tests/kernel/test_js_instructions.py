@@ -72,11 +72,16 @@ def _summary(events: str, collected: str, code: int = 0):
 
 
 def test_callgrinds_summary_is_read_by_event_name(monkeypatch) -> None:
-    # callgrind leaves trailing zero counts off the Collected line
-    monkeypatch.setattr(_callgrind.subprocess, "run", _summary("Ir D1mr D1mw DLmr DLmw", "90 7 2"))
-    counted = _callgrind.count(["python", "-c", "pass"], cache=True)
-    assert counted.events == {"Ir": 90, "D1mr": 7, "D1mw": 2, "DLmr": 0, "DLmw": 0}
+    events = "Ir D1mr D1mw DLmr DLmw Bc Bcm Bi Bim"
+    monkeypatch.setattr(_callgrind.subprocess, "run", _summary(events, "90 7 2 0 0 40 3 5 1"))
+    counted = _callgrind.count(["python", "-c", "pass"], cache=True, branches=True)
+    assert counted.events["Bim"] == 1
     assert counted.stdout == "RESULT: ok\n"
+    assert _callgrind.misses(counted.events) == {"L1d misses": 9, "L2 misses": 0,
+                                                 "mispredicted branches": 4}
+    monkeypatch.setattr(_callgrind.subprocess, "run", _summary("Ir D1mr D1mw DLmr DLmw", "90 7 2"))
+    counted = _callgrind.count(["python", "-c", "pass"], cache=True)  # trailing zeros left off
+    assert counted.events == {"Ir": 90, "D1mr": 7, "D1mw": 2, "DLmr": 0, "DLmw": 0}
     assert _callgrind.misses(counted.events) == {"L1d misses": 9, "L2 misses": 0}
 
 
