@@ -53,6 +53,19 @@ Python then; it is done since issue 21, for the compiled build's sake.) Over the
 engine, A/B in one process: chain 2.0x, fan-out 2.2x, diamond 1.5x, diamond + effect 1.8x.
 Final side-by-side numbers: ``benchmarks/RESULTS.md``.
 
+Issue 21 asks 1.5x the best pure-Python peer on every case; triangle and broadPropagation
+stay short (1.1x-1.25x, against observ), where each update re-runs chains of
+single-dependency nodes and the peer re-evaluates without verifying. Counted per update
+(``benchmarks.ab_engine HEAD wt ... --instructions``, CPU instructions under callgrind):
+locals only one build uses declared by bare annotations, and no ``bool()`` call in the
+equality test: 1.01x-1.02x. Tried and dropped: verifying a MAYBE node by recursion, up to
+a bound, before the iterative walk (broad and triangle 1.03x; deepPropagation 0.89x, its
+chain of 50 overran the bound and was walked twice); folding ``cython.compiled`` to a
+constant at import, an AST pass before compiling (1.04x-1.07x, for 20 ms more per import
+or a bytecode cache of our own). About a tenth of the bytecodes run as Python are on
+``cython.`` lines; the rest is the algorithm's own bookkeeping, so the last 25% needs a
+different algorithm, not smaller steps.
+
 Compiled (issue 21): the same file, compiled by Cython in its pure-Python mode at install
 time (``hatch_build.py``; ``signalpy_lab.kernel.ENGINE`` says which build runs). A plain
 compile of the untyped module was slower than Python (deepPropagation 58 -> 92 ms on 3.12,
@@ -98,10 +111,15 @@ CPU instructions per update under callgrind, Python 3.12): that day two timed ru
 same engine differed by up to 50% on the shared VM, more than the change. The pure module,
 counted before and after that row: 0.98x-1.01x. Counted the same way against signified
 (``benchmarks.js_instructions``), ours executes fewer instructions on nine of the ten
-kairo and cellx cases (deepPropagation 0.99x), cellx2500 included (1.10x), where it is
-still about 10% slower in time: what is left there is memory, not work (a node is 272
-bytes, and each of its two one-entry dicts 224 more). Tried and dropped: the fields the
-walks touch declared first, to share cache lines (cellx2500 A/B 0.94x-1.01x).
+kairo and cellx cases (deepPropagation 0.99x), cellx2500 included (1.11x), where it is
+still about 10% slower in time (best of 15 fresh builds: 24.0 against 21.8 ms). That gap
+was put down to memory (a node is 272 bytes, and each of its two one-entry dicts 224
+more), but callgrind's model of this CPU's caches (``js_instructions --cache-sim``: L1d
+32 KiB, L2 1 MiB) counts no more misses for ours there either (L1d 0.90x, L2 1.00x of
+signified's), and its branch model (``--branch-sim``) 60,000 more mispredicted branches
+(285,000 against 224,000), a few tenths of a millisecond. What the models leave out (TLB, prefetching, overlapped misses) is where the
+rest must be; not found. Tried and dropped: the fields the walks touch declared first, to
+share cache lines (cellx2500 A/B 0.94x-1.01x).
 
 Why Cython and not mypyc: ``benchmarks.mypyc_engine`` compiles this file with mypyc too
 (its declarations rewritten as annotations) and times both: the Cython build was 1.40x-1.58x
