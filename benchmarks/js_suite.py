@@ -36,7 +36,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import js_cases as cases
-from ._harness import Cell, Table, environment_lines, error_text, load_average, progress, ratio
+from ._harness import (
+    Cell,
+    Table,
+    environment_lines,
+    error_text,
+    load_average,
+    progress,
+    ratio,
+    recursion_limit,
+)
 from .js_frameworks import FRAMEWORKS, load_framework
 
 #: Peers written in pure Python (goal: ours (pure) at least 1.5x the best of them).
@@ -510,15 +519,18 @@ def main(argv: list[str] | None = None) -> None:
 
     def body() -> None:
         try:
-            sys.setrecursionlimit(RAISED_LIMIT)
-            result.append(suite(args))
+            with recursion_limit(RAISED_LIMIT):
+                result.append(suite(args))
         except BaseException as exc:
             failure.append(exc)
 
-    threading.stack_size(1 << 30)
-    worker = threading.Thread(target=body, name="js-suite")
-    worker.start()
-    worker.join()
+    previous = threading.stack_size(1 << 30)  # both restored: main() is called by tests too
+    try:
+        worker = threading.Thread(target=body, name="js-suite")
+        worker.start()
+        worker.join()
+    finally:
+        threading.stack_size(previous)
     if failure:
         raise failure[0]
     print(f"- load average at end: {load_average()}; wall time "

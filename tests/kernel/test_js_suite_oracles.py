@@ -8,6 +8,7 @@ and again on the pure one (``make test``), at the default recursion limit.
 
 from __future__ import annotations
 
+import sys
 import time
 
 import pytest
@@ -79,8 +80,10 @@ def test_without_min_seconds_or_for_a_rebuilt_case_repeat_is_the_count() -> None
 def test_the_tables_notes_name_only_what_the_run_did(capsys) -> None:
     # Only cellx (rebuilt per run, so never filled to --min-seconds) and no pure peer: the
     # header promises no filling and the notes name no empty list of peers.
+    limit = sys.getrecursionlimit()
     js_suite.main(["--cases", "cellx1000", "--frameworks", "ours", "--scale", "0.1",
                    "--repeat", "2", "--no-probe"])
+    assert sys.getrecursionlimit() == limit  # raised for the run only
     out = capsys.readouterr().out
     assert "ms per run (best of 2, interleaved" in out
     assert "more to fill" not in out
