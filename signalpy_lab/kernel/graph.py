@@ -117,9 +117,10 @@ was put down to memory (a node is 272 bytes, and each of its two one-entry dicts
 more), but callgrind's model of this CPU's caches (``js_instructions --cache-sim``: L1d
 32 KiB, L2 1 MiB) counts no more misses for ours there either (L1d 0.90x, L2 1.00x of
 signified's), and its branch model (``--branch-sim``) 60,000 more mispredicted branches
-(285,000 against 224,000), a few tenths of a millisecond. What the models leave out (TLB, prefetching, overlapped misses) is where the
-rest must be; not found. Tried and dropped: the fields the walks touch declared first, to
-share cache lines (cellx2500 A/B 0.94x-1.01x).
+(285,000 against 224,000), a few tenths of a millisecond. What the models leave out
+(TLB, prefetching, overlapped misses) is where the rest must be; not found. Tried and
+dropped: the fields the walks touch declared first, to share cache lines (cellx2500 A/B
+0.94x-1.01x).
 
 Why Cython and not mypyc: ``benchmarks.mypyc_engine`` compiles this file with mypyc too
 (its declarations rewritten as annotations) and times both: the Cython build was 1.40x-1.58x
@@ -882,10 +883,12 @@ def _refresh(node: DerivedNode) -> None:
             while True:
                 descended = False
                 if cython.compiled:
-                    while PyDict_Next(deps, cython.address(pos), cython.address(key),
-                                      cython.address(value)):
-                        dep = cython.cast(ReactiveNode, key)
-                        version = cython.cast(object, value)
+                    # (``key`` and ``value`` are assigned through their addresses, which ruff
+                    # cannot see.)
+                    while PyDict_Next(deps, cython.address(pos), cython.address(key),  # noqa: F821
+                                      cython.address(value)):  # noqa: F821
+                        dep = cython.cast(ReactiveNode, key)  # noqa: F821
+                        version = cython.cast(object, value)  # noqa: F821
                         state = dep.state
                         if not state:
                             if dep.version is not version:
@@ -1051,7 +1054,8 @@ def _run(node: DerivedNode) -> None:
             else:
                 equals = node.equals
                 try:  # _same, inlined: this is every recompute's path
-                    same = True if (old == value if equals is None
+                    # (not bool(...): a call, where this is a jump; ruff's SIM210)
+                    same = True if (old == value if equals is None  # noqa: SIM210
                                     else equals(old, value)) else False
                 except Exception:  # e.g. numpy arrays: ambiguous truth value means "changed"
                     same = False
