@@ -1,14 +1,17 @@
 """The reactive graph algorithm: nodes, dependency links, push-stale / pull-refresh.
 
 This module is the engine only; the user-facing ``Signal`` / ``Computed`` / ``Effect`` live in
-``reactive.py``. The algorithm is the push-pull scheme with per-node versions used by Preact
-signals and alien-signals:
+``reactive.py``. The algorithm is the push-pull scheme of Preact signals and alien-signals,
+with one clock in place of a version recorded per dependency (as Salsa, the incremental
+computation library, keeps its revisions):
 
-* a write bumps the source's ``version`` and walks downstream, marking direct subscribers
-  ``DIRTY`` and everything further down ``MAYBE`` (possibly stale); effects reached are queued;
+* a changed write ticks the engine's ``revision``, stamps the source's ``changed_at`` with it
+  and walks downstream, marking direct subscribers ``DIRTY`` and everything further down
+  ``MAYBE`` (possibly stale); effects reached are queued;
 * a read of a non-clean derived node walks its recorded dependencies depth first and re-runs a
-  body only when some dependency's version moved since the last run. A body whose result equals
-  the previous value does not bump the version, so the cascade stops there.
+  body only when some dependency changed after that body last started
+  (``dep.changed_at > node.verified_at``). A body whose result equals the previous value keeps
+  its ``changed_at``, so the cascade stops there.
 
 Both walks are iterative, so graph depth never turns into Python recursion. The one place
 recursion is unavoidable is a body that reads a computed which has never run (its dependencies
@@ -105,22 +108,29 @@ the walk's frames linked by a node field (no list per        1.12x  1.18x  1.07x
   refresh); the mark walk queues an effect where it meets it  (instructions, see below)
   and casts subscribers (no type test per node); the nesting
   limit and the missing-value sentinel as C variables
+one clock (``revision``) instead of a version recorded per   1.18x  1.06x  1.13x  1.19x 1.15x
+  dependency: tracking a read writes nothing, the walk        (instructions)
+  compares two C integers, dependency maps hold no values
 
-The last row is counted, not timed (``benchmarks.ab_engine ... --compiled --instructions``:
-CPU instructions per update under callgrind, Python 3.12): that day two timed runs of the
-same engine differed by up to 50% on the shared VM, more than the change. The pure module,
-counted before and after that row: 0.98x-1.01x. Counted the same way against signified
-(``benchmarks.js_instructions``), ours executes fewer instructions on nine of the ten
-kairo and cellx cases (deepPropagation 0.99x), cellx2500 included (1.11x), where it is
-still about 10% slower in time (best of 15 fresh builds: 24.0 against 21.8 ms). That gap
-was put down to memory (a node is 272 bytes, and each of its two one-entry dicts 224
-more), but callgrind's model of this CPU's caches (``js_instructions --cache-sim``: L1d
-32 KiB, L2 1 MiB) counts no more misses for ours there either (L1d 0.90x, L2 1.00x of
-signified's), and its branch model (``--branch-sim``) 60,000 more mispredicted branches
-(285,000 against 224,000), a few tenths of a millisecond. What the models leave out
-(TLB, prefetching, overlapped misses) is where the rest must be; not found. Tried and
-dropped: the fields the walks touch declared first, to share cache lines (cellx2500 A/B
-0.94x-1.01x).
+The last two rows are counted, not timed (``benchmarks.ab_engine ... --compiled
+--instructions``: CPU instructions per update under callgrind, Python 3.12): those days two
+timed runs of the same engine differed by up to 50% on the shared VM, more than the change.
+The pure module, counted before and after the first of them: 0.98x-1.01x; after the clock:
+1.02x broad, 1.015x triangle, 1.03x deep, 1.00x diamond, 1.05x mux, 1.03x
+avoidablePropagation. Counted the same way against signified
+(``benchmarks.js_instructions``), before the clock ours executed fewer instructions on
+nine of the ten kairo and cellx cases (deepPropagation 0.99x), cellx2500 included (1.11x),
+where it was still about 10% slower in time (best of 15 fresh builds: 24.0 against 21.8
+ms). That gap was put down to memory (a node is 272 bytes, and each of its two one-entry
+dicts 224 more), but callgrind's model of this CPU's caches (``js_instructions
+--cache-sim``: L1d 32 KiB, L2 1 MiB) counted no more misses for ours there either (L1d
+0.90x, L2 1.00x of signified's), and its branch model (``--branch-sim``) 60,000 more
+mispredicted branches (285,000 against 224,000). Tried and dropped: the fields the walks
+touch declared first, to share cache lines (cellx2500 A/B 0.94x-1.01x). After the clock:
+fewer instructions on all ten (1.10x mux to 1.55x repeatedObservers; cellx2500 1.31x),
+fewer mispredicted branches on cellx2500 (194,000 against 224,000), and cellx2500 1.14x
+faster in time (best of 15 fresh builds: 16.9 against 19.3 ms). Which part of the saving
+closed the time gap that the models did not show is not known.
 
 Why Cython and not mypyc: ``benchmarks.mypyc_engine`` compiles this file with mypyc too
 (its declarations rewritten as annotations) and times both: the Cython build was 1.40x-1.58x
@@ -129,8 +139,11 @@ has no way to reach ``PyDict_Next`` or a C lock from Python source).
 
 Together, against signified on Python 3.12 (``benchmarks.js_suite --frameworks ours
 signified``, one run each): geomean 0.48x -> 1.07x of its speed on the kairo and cellx
-cases, then 1.18x after the last row (best of 9; every kairo case at 1.01x or more,
-cellx2500 0.80x; ``benchmarks/RESULTS.md``). Tried and dropped: one stack list kept for
+cases, then 1.18x after the frames row (best of 9; every kairo case at 1.01x or more,
+cellx2500 0.80x), then 1.42x after the clock (a full run with ``--min-seconds``: every
+case 1.30x or more but cellx2500, at parity, 19.4 ms each; the next run: every case
+1.14x or more; ``benchmarks/RESULTS.md``).
+Tried and dropped: one stack list kept for
 every mark walk (no gain). The pure module pays for none of this: each compiled-only step
 sits under ``if cython.compiled:``, which Cython resolves at compile time, and A/B the pure
 engine moved by 0.99x-1.06x.
@@ -368,6 +381,7 @@ class _Context:
     error_handler = cython.declare(object, visibility="public")
     observer = cython.declare(object, visibility="public")
     owner = cython.declare(cython.ulong, visibility="public")
+    revision = cython.declare(cython.longlong, visibility="public")
 
     def __init__(self) -> None:
         self.depth = 0  # nested computed evaluations in progress
@@ -385,6 +399,9 @@ class _Context:
         # ``current_observer``.
         self.observer: DerivedNode | None = None
         self.owner: int = 0
+        # The engine's clock: one tick per changed write. A node's ``changed_at`` and a
+        # body's ``verified_at`` are readings of it (see ``_refresh``).
+        self.revision = 0
 
 
 context = _Context()
@@ -469,11 +486,11 @@ class ReactiveNode:
     """Anything that can be depended on: it has subscribers and a version."""
 
     subs = cython.declare(dict, visibility="public")
-    # A Python int, not a C one, though it only counts: readers record it in their
-    # ``dep_map`` (every tracked read), and a C integer became a new Python int there each
-    # time. Compared by identity (``is``): it is replaced, never mutated, only when it moves,
-    # so the object a reader recorded is the current one exactly when nothing changed.
-    version = cython.declare(object, visibility="public")
+    # How many times the value changed (for people and views), and the engine's clock
+    # (``context.revision``) at the last change: a body that started at that revision or
+    # later has seen this value (see ``_refresh``).
+    version = cython.declare(cython.longlong, visibility="public")
+    changed_at = cython.declare(cython.longlong, visibility="public")
     state = cython.declare(cython.int, visibility="public")
     label = cython.declare(object, visibility="public")
     owner = cython.declare(object, visibility="public")
@@ -485,6 +502,7 @@ class ReactiveNode:
     def __init__(self, label: str | None = None) -> None:
         self.subs: dict[DerivedNode, None] = {}
         self.version = 0
+        self.changed_at = 0
         self.state = _CLEAN  # sources are always clean
         self.label = label
         self.owner: Any = None  # the Scope that owns this node, if any
@@ -520,7 +538,7 @@ class SourceNode(ReactiveNode):
             if cython.compiled:
                 _track(observer, self)
             else:
-                observer.new_deps[self] = self.version  # type: ignore[index]
+                observer.new_deps[self] = None  # type: ignore[index]
         return self.value
 
     def _write(self, value: Any) -> bool:
@@ -553,6 +571,8 @@ class SourceNode(ReactiveNode):
             # never a CLEAN dependent still holding a value computed from the old one.
             self.value = value
             self.version += 1
+            ctx.revision += 1
+            self.changed_at = ctx.revision
             if ctx.pending and ctx.batch_depth == 0 and ctx.depth == 0:
                 _flush()
             return True
@@ -569,17 +589,19 @@ class DerivedNode(ReactiveNode):
     error = cython.declare(object, visibility="public")
     dep_map = cython.declare(dict, visibility="public")
     new_deps = cython.declare(dict, visibility="public")
+    # The engine's clock when the body last started: a dependency that changed later
+    # (``changed_at``) makes the node stale (see ``_refresh``).
+    verified_at = cython.declare(cython.longlong, visibility="public")
     # Compiled only (see ``_track``): while a body reads what it read last time, in the same
-    # order, its reads update ``dep_map`` in place instead of filling ``new_deps``.
+    # order, its reads only step through ``dep_map`` instead of filling ``new_deps``.
     track_map = cython.declare(dict)
     track_pos = cython.declare(cython.Py_ssize_t)
     track_count = cython.declare(cython.Py_ssize_t)
     track_last = cython.declare(object)
     # Compiled only (see ``_refresh``): where the walk left this node's dependencies while
-    # it checks one of them (its map, the position in it, the version recorded for it).
+    # it checks one of them (its map, the position in it).
     scan_map = cython.declare(dict)
     scan_pos = cython.declare(cython.Py_ssize_t)
-    scan_version = cython.declare(object)
     scan_parent = cython.declare(object)  # the frame below this one (no stack list)
     running = cython.declare(cython.bint, visibility="public")
     checking = cython.declare(cython.bint, visibility="public")
@@ -599,10 +621,11 @@ class DerivedNode(ReactiveNode):
         self.fn = fn
         self.value: Any = _MISSING
         self.error: BaseException | None = None
-        # Dependency -> its version when last read, in the order the body read them: one
-        # dict is both the list of dependencies and their recorded versions.
-        self.dep_map: dict[ReactiveNode, int] = {}
-        self.new_deps: dict[ReactiveNode, int] | None = None
+        # The dependencies, in the order the body read them: a dict's keys (values None),
+        # so a body that reads one twice records it once, and relinking compares key sets.
+        self.dep_map: dict[ReactiveNode, None] = {}
+        self.new_deps: dict[ReactiveNode, None] | None = None
+        self.verified_at = 0
         self.running = False
         self.checking = False
         self.caller: DerivedNode | None = None  # the observer when the body last started
@@ -648,7 +671,7 @@ class DerivedNode(ReactiveNode):
                         if cython.compiled:
                             _track(observer, self)
                         else:
-                            observer.new_deps[self] = self.version  # type: ignore[index]
+                            observer.new_deps[self] = None  # type: ignore[index]
                     raise CycleError(_cycle_message(self))
                 if ctx.depth == 0:
                     if self.state == _DIRTY:  # the outermost read of a dirty node: run it here
@@ -685,7 +708,7 @@ class DerivedNode(ReactiveNode):
             if cython.compiled:
                 _track(observer, self)
             else:
-                observer.new_deps[self] = self.version  # type: ignore[index]
+                observer.new_deps[self] = None  # type: ignore[index]
         if self.error is not None:
             raise self.error
         return self.value
@@ -827,9 +850,17 @@ def _refresh(node: DerivedNode) -> None:
     """Bring ``node`` up to date, iteratively: verify MAYBE nodes, run DIRTY ones.
 
     Depth first over recorded dependencies, in the order the body read them, with an
-    explicit stack of (node, its remaining dependencies, the version recorded for the one
-    being refreshed). A DIRTY dependency runs in place; a MAYBE one is descended into.
-    Once a node is decided (run, or verified clean) its parent compares versions at once.
+    explicit stack of (node, its remaining dependencies). A DIRTY dependency runs in place;
+    a MAYBE one is descended into. Once a node is decided (run, or verified clean) its
+    parent compares at once: a dependency changed since the parent's body last started
+    (``dep.changed_at > parent.verified_at``) makes the parent DIRTY.
+
+    Why one clock and not a version recorded per dependency (as Preact's signals do): a
+    run that reads what it read last time then writes nothing per read, where a changed
+    recorded version was a dict store (compiled: an eighth of cellx's instructions). The
+    clock ticks only when a signal changes, so a dependency that a body's own reads
+    refreshed (same revision) does not count as newer than the body. A write during a body
+    ticks it, so that body is found stale, as the mark walk says too.
     """
     # Every body runs under a _refresh or _read's direct run: both name this thread as the
     # owner of the observer their runs will set (see current_observer), and both count one
@@ -841,7 +872,6 @@ def _refresh(node: DerivedNode) -> None:
     parent: DerivedNode
     dep: ReactiveNode
     derived: DerivedNode
-    version: object
     ctx.owner = _get_ident()
     ctx.depth += 1
     try:
@@ -854,44 +884,40 @@ def _refresh(node: DerivedNode) -> None:
             return
         if state != _MAYBE:
             return  # refreshed meanwhile (by the thread that held the lock before us)
-        # A frame: a node, what is left of its dependencies, and the version it recorded
-        # for the one being descended into. As Python, a tuple with an items iterator;
-        # compiled, the node itself, its dict and a position in it kept in its ``scan_*``
-        # fields, and the frame below it in ``scan_parent`` (``PyDict_Next``: no iterator,
-        # view or tuple per entry, no tuple per frame, no stack list; ``node`` is the
-        # bottom frame). So the per-dependency step is
-        # written twice below, once per way of reading the next entry. A dependency map is
-        # replaced by a run, never resized, so a position stays valid; a node is on one
-        # walk's stack at a time (``checking``), except under a body that reads a node the
-        # walk is checking, whose own walk then settles that node completely first.
+        # A frame: a node and what is left of its dependencies. As Python, a tuple with an
+        # iterator over its dict; compiled, the node itself, its dict and a position in it
+        # kept in its ``scan_*`` fields, and the frame below it in ``scan_parent``
+        # (``PyDict_Next``: no iterator or view, no tuple per frame, no stack list; ``node``
+        # is the bottom frame). So the per-dependency step is written twice below, once per
+        # way of reading the next entry. A dependency map is replaced by a run, never
+        # resized, so a position stays valid; a node is on one walk's stack at a time
+        # (``checking``), except under a body that reads a node the walk is checking, whose
+        # own walk then settles that node completely first.
         # (Declared without a value where only one build uses them: a bare annotation
         # costs Python nothing, and an assignment was a few bytecodes per refresh.)
         stack: list  # as Python: the frames
         items: object  # as Python: what is left of ``current``'s dependencies
         pos: cython.Py_ssize_t  # compiled: the position in ``deps``
         key: cython.pointer(PyObject)  # compiled: the entry PyDict_Next gives
-        value: cython.pointer(PyObject)
         current = node
         deps: dict = node.dep_map
         if cython.compiled:
             pos = 0
         else:
             stack = []
-            items = iter(deps.items())
+            items = iter(deps)
         node.checking = True
         try:
             while True:
                 descended = False
                 if cython.compiled:
-                    # (``key`` and ``value`` are assigned through their addresses, which ruff
-                    # cannot see.)
+                    # (``key`` is assigned through its address, which ruff cannot see.)
                     while PyDict_Next(deps, cython.address(pos), cython.address(key),  # noqa: F821
-                                      cython.address(value)):  # noqa: F821
+                                      cython.NULL):
                         dep = cython.cast(ReactiveNode, key)  # noqa: F821
-                        version = cython.cast(object, value)  # noqa: F821
                         state = dep.state
                         if not state:
-                            if dep.version is not version:
+                            if dep.changed_at > current.verified_at:
                                 current.state = _DIRTY
                                 break
                             continue
@@ -901,13 +927,12 @@ def _refresh(node: DerivedNode) -> None:
                             break
                         if state == _DIRTY:
                             _run(derived)
-                            if derived.version is not version:
+                            if derived.changed_at > current.verified_at:
                                 current.state = _DIRTY
                                 break
                             continue
                         current.scan_map = deps
                         current.scan_pos = pos
-                        current.scan_version = version
                         derived.scan_parent = current
                         derived.checking = True
                         current = derived
@@ -916,10 +941,10 @@ def _refresh(node: DerivedNode) -> None:
                         descended = True
                         break
                 else:
-                    for dep, version in items:
+                    for dep in items:
                         state = dep.state
                         if not state:
-                            if dep.version is not version:
+                            if dep.changed_at > current.verified_at:
                                 current.state = _DIRTY
                                 break
                             continue
@@ -929,14 +954,14 @@ def _refresh(node: DerivedNode) -> None:
                             break
                         if state == _DIRTY:
                             _run(derived)
-                            if derived.version is not version:
+                            if derived.changed_at > current.verified_at:
                                 current.state = _DIRTY
                                 break
                             continue
-                        stack.append((current, items, version))
+                        stack.append((current, items))
                         derived.checking = True
                         current = derived
-                        items = iter(current.dep_map.items())
+                        items = iter(current.dep_map)
                         descended = True
                         break
                 if descended:
@@ -960,13 +985,12 @@ def _refresh(node: DerivedNode) -> None:
                         current.scan_parent = None
                         deps = parent.scan_map
                         pos = parent.scan_pos
-                        version = parent.scan_version
                         parent.scan_map = None
                     else:
                         if not stack:
                             return
-                        parent, items, version = stack.pop()
-                    changed = current.version is not version
+                        parent, items = stack.pop()
+                    changed = current.changed_at > parent.verified_at
                     current = parent
                     if changed:
                         current.state = _DIRTY
@@ -1012,6 +1036,7 @@ def _run(node: DerivedNode) -> None:
         node.new_deps = {}
     node.running = True
     node.state = _RUNNING  # a write during the body re-marks it, and that mark survives
+    node.verified_at = ctx.revision  # what its reads see is at least this recent
     ctx.observer = node  # ctx.depth: counted by the caller (_refresh, _read)
     error: BaseException | None = None
     value: Any = None
@@ -1045,6 +1070,7 @@ def _run(node: DerivedNode) -> None:
             node.error = error
             node.value = _MISSING
             node.version += 1
+            node.changed_at = ctx.revision
         else:
             old = node.value
             if old is value:
@@ -1065,6 +1091,7 @@ def _run(node: DerivedNode) -> None:
                 node.error = None
                 node.value = value
                 node.version += 1
+                node.changed_at = ctx.revision
     finally:
         # Cleared only once the result is stored: a lock-free read from another thread takes
         # "CLEAN" to mean "value is current".
@@ -1096,6 +1123,7 @@ def _run_effect(node: DerivedNode) -> None:
         node.new_deps = {}
     node.running = True
     node.state = _RUNNING
+    node.verified_at = ctx.revision
     ctx.observer = node
     # An effect body is an evaluation root: reads in it may defer and retry on their own.
     saved_depth, ctx.depth = ctx.depth, 0
@@ -1140,12 +1168,11 @@ def _run_effect(node: DerivedNode) -> None:
 # -- tracking, compiled: a body that reads what it read last time allocates nothing -------
 # As Python, a run fills a new dict (``new_deps``) and compares its keys with ``dep_map``'s
 # at the end. Compiled, a run starts by matching its reads against ``dep_map`` in order
-# (``PyDict_Next`` from ``track_pos``): a read of the next recorded dependency updates the
-# recorded version in place (an existing key: no resize, no reordering). At the first read
-# that differs, the matched prefix is copied into ``new_deps`` and the run goes on as
+# (``PyDict_Next`` from ``track_pos``): a read of the next recorded dependency only steps
+# on (nothing is recorded per dependency but its place: see ``_refresh``). At the first
+# read that differs, the matched prefix is copied into ``new_deps`` and the run goes on as
 # Python's does. A run that read the same dependencies in the same order (the steady state)
-# made no dict and relinks nothing. Versions updated in place by a run that is then
-# aborted (``_Deferred``) are harmless: the node stays DIRTY, so they are not consulted.
+# writes nothing, made no dict and relinks nothing.
 
 
 @cython.cfunc
@@ -1170,8 +1197,8 @@ def _prefix(deps: dict, count: cython.Py_ssize_t) -> dict:
     """A new dict of the first ``count`` entries of ``deps``."""
     copy: dict = {}
     if count:
-        for dep, version in deps.items():
-            copy[dep] = version
+        for dep in deps:
+            copy[dep] = None
             count -= 1
             if not count:
                 break
@@ -1184,23 +1211,19 @@ def _track(observer: DerivedNode, dep: ReactiveNode) -> None:
     """Record that ``observer``'s running body read ``dep`` (compiled; see above)."""
     new: dict = observer.new_deps
     if new is not None:
-        new[dep] = dep.version
+        new[dep] = None
         return
     if dep is observer.track_last:  # read again at once (a loop over one signal)
-        observer.track_map[dep] = dep.version
         return
     key: cython.pointer(PyObject) = cython.NULL
-    value: cython.pointer(PyObject) = cython.NULL
     if (PyDict_Next(observer.track_map, cython.address(observer.track_pos),
-                    cython.address(key), cython.address(value))
+                    cython.address(key), cython.NULL)
             and key == cython.cast(cython.pointer(PyObject), dep)):
-        if value != cython.cast(cython.pointer(PyObject), dep.version):  # else: unchanged
-            observer.track_map[dep] = dep.version
         observer.track_count += 1
         observer.track_last = dep
         return
     new = _prefix(observer.track_map, observer.track_count)
-    new[dep] = dep.version
+    new[dep] = None
     observer.new_deps = new
 
 
@@ -1214,7 +1237,7 @@ def _finish_tracking(node: DerivedNode) -> None:
     _stop_tracking(node)
     if new is None:
         if old is start and node.track_count == len(start):
-            return  # the same dependencies in the same order, versions updated in place
+            return  # the same dependencies in the same order
         new = _prefix(start, node.track_count)  # it stopped short of the last ones
     node.dep_map = new  # always the latest read order
     if _keys_differ(new, old):
@@ -1235,8 +1258,8 @@ def _keys_differ(new: dict, old: dict) -> cython.bint:
 
 
 @cython.cfunc
-def _resubscribe(node: DerivedNode, old: dict[ReactiveNode, int],
-                 new: dict[ReactiveNode, int]) -> None:
+def _resubscribe(node: DerivedNode, old: dict[ReactiveNode, None],
+                 new: dict[ReactiveNode, None]) -> None:
     """The body read a different set of dependencies than last time: fix the edges."""
     dep: ReactiveNode
     hooks = _ctx.hooks
