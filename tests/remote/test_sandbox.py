@@ -221,8 +221,15 @@ def test_file_metadata_of_the_host_cannot_be_changed(runs: Runs) -> None:
         control, confined, landlock_only = runs.outcomes(reach, "control", "confined",
                                                          "no seccomp")
         assert "refused" == confined, reach
-        if control == "ok" and ABI == 7:  # measured: Landlock v7 alone lets them through
-            assert "ok" == landlock_only, reach
+        if control == "ok":  # xattrs, say, may be unsupported by the filesystem at all
+            assert_ran_without_the_filter(landlock_only, reach)
+
+
+def assert_ran_without_the_filter(outcome: str, reach: str) -> None:
+    """With the seccomp filter off, a reach Landlock v7 does not cover got through on the
+    kernel we measured (Linux 6.18); a later kernel may refuse it by Landlock alone, which is
+    fine. What must not happen is that the probe itself broke: it reports "ok" or "refused"."""
+    assert outcome in ("ok", "refused"), f"{reach}: {outcome}"
 
 
 # --- the network ---------------------------------------------------------------------------
@@ -244,21 +251,20 @@ def test_no_port_can_be_bound_or_listened_on(runs: Runs) -> None:
     assert ("ok", "refused", "refused") == runs.outcomes("tcp bind", "control", "confined",
                                                          "no seccomp")
     assert ("ok", "refused") == runs.outcomes("tcp listen without bind", "control", "confined")
-    if ABI == 7:
-        assert "ok" == runs.reaches["no seccomp"]["tcp listen without bind"]
+    assert_ran_without_the_filter(runs.reaches["no seccomp"]["tcp listen without bind"],
+                                  "tcp listen without bind")
 
 
 @linux_only
 def test_the_seccomp_filter_closes_the_ways_around_the_tcp_rules(runs: Runs) -> None:
     """TCP fast open and MPTCP to a refused port, UDP, and the host's named unix socket are
-    refused; on Landlock v7 alone (measured) each of them gets through."""
+    refused; on Landlock v7 alone (measured on Linux 6.18) each of them gets through."""
     for reach in ("tcp fast open to another port", "mptcp connect to another port", "udp send",
                   "connect the host's named unix socket"):
         control, confined, landlock_only = runs.outcomes(reach, "control", "confined",
                                                          "no seccomp")
         assert ("ok", "refused") == (control, confined), reach
-        if ABI == 7:
-            assert "ok" == landlock_only, reach
+        assert_ran_without_the_filter(landlock_only, reach)
 
 
 # --- other processes -----------------------------------------------------------------------
