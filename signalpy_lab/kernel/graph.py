@@ -128,9 +128,9 @@ dicts 224 more), but callgrind's model of this CPU's caches (``js_instructions
 mispredicted branches (285,000 against 224,000). Tried and dropped: the fields the walks
 touch declared first, to share cache lines (cellx2500 A/B 0.94x-1.01x). After the clock:
 fewer instructions on all ten (1.10x mux to 1.55x repeatedObservers; cellx2500 1.31x),
-fewer mispredicted branches on cellx2500 (194,000 against 224,000), and cellx2500 1.14x
-faster in time (best of 15 fresh builds: 16.9 against 19.3 ms). Which part of the saving
-closed the time gap that the models did not show is not known.
+fewer mispredicted branches on cellx2500 (194,000 against 224,000), and cellx2500 no
+longer slower in time (best of 15 fresh builds, three runs: 1.00x, 1.14x, 1.32x). Which
+part of the saving closed the time gap that the models did not show is not known.
 
 Why Cython and not mypyc: ``benchmarks.mypyc_engine`` compiles this file with mypyc too
 (its declarations rewritten as annotations) and times both: the Cython build was 1.40x-1.58x
@@ -140,9 +140,9 @@ has no way to reach ``PyDict_Next`` or a C lock from Python source).
 Together, against signified on Python 3.12 (``benchmarks.js_suite --frameworks ours
 signified``, one run each): geomean 0.48x -> 1.07x of its speed on the kairo and cellx
 cases, then 1.18x after the frames row (best of 9; every kairo case at 1.01x or more,
-cellx2500 0.80x), then 1.42x after the clock (a full run with ``--min-seconds``: every
-case 1.30x or more but cellx2500, at parity, 19.4 ms each; the next run: every case
-1.14x or more; ``benchmarks/RESULTS.md``).
+cellx2500 0.80x), then 1.40x-1.44x after the clock (four full runs with
+``--min-seconds``: in the first every case 1.30x or more but cellx2500, at parity, 19.4 ms
+each; in the other three every case 1.08x or more; ``benchmarks/RESULTS.md``).
 Tried and dropped: one stack list kept for
 every mark walk (no gain). The pure module pays for none of this: each compiled-only step
 sits under ``if cython.compiled:``, which Cython resolves at compile time, and A/B the pure
