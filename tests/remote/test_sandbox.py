@@ -56,6 +56,13 @@ def needs_abi(version: int, what: str) -> pytest.MarkDecorator:
                               f"{ABI}{f' ({WHY})' if WHY else ''}")
 
 
+def assert_ran_without_the_filter(outcome: str, reach: str) -> None:
+    """With the seccomp filter off, a reach Landlock v7 does not cover got through on the
+    kernel we measured (Linux 6.18); a later kernel may refuse it by Landlock alone, which is
+    fine. What must not happen is that the probe itself broke: it reports "ok" or "refused"."""
+    assert outcome in ("ok", "refused"), f"{reach}: {outcome}"
+
+
 #: The runs: ``None`` stays unconfined, a dict changes fields of ``for_worker``'s Confinement.
 VARIANTS: dict[str, dict[str, Any] | None] = {
     "control": None,
@@ -223,13 +230,6 @@ def test_file_metadata_of_the_host_cannot_be_changed(runs: Runs) -> None:
         assert "refused" == confined, reach
         if control == "ok":  # xattrs, say, may be unsupported by the filesystem at all
             assert_ran_without_the_filter(landlock_only, reach)
-
-
-def assert_ran_without_the_filter(outcome: str, reach: str) -> None:
-    """With the seccomp filter off, a reach Landlock v7 does not cover got through on the
-    kernel we measured (Linux 6.18); a later kernel may refuse it by Landlock alone, which is
-    fine. What must not happen is that the probe itself broke: it reports "ok" or "refused"."""
-    assert outcome in ("ok", "refused"), f"{reach}: {outcome}"
 
 
 # --- the network ---------------------------------------------------------------------------
