@@ -1091,7 +1091,7 @@ def _run(node: DerivedNode) -> None:
             node.new_deps = None
             old_deps = node.dep_map
             node.dep_map = new  # always the latest read order
-            if new.keys() != old_deps.keys():  # a set comparison, done in C
+            if new != old_deps:  # the same keys (all values None): one C comparison, no views
                 _resubscribe(node, old_deps, new)
         node.runs += 1
         if error is not None:
@@ -1178,7 +1178,7 @@ def _run_effect(node: DerivedNode) -> None:
             node.new_deps = None
             old_deps = node.dep_map
             node.dep_map = new
-            if new.keys() != old_deps.keys():
+            if new != old_deps:
                 _resubscribe(node, old_deps, new)
         node.runs += 1
         if value is not None and callable(value):
