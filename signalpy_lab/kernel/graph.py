@@ -693,14 +693,14 @@ class DerivedNode(ReactiveNode):
                         _flush()  # a body wrote a signal (discouraged, but not lost)
                 elif ctx.depth >= _MAX_NESTED:
                     raise _Deferred(self)
-                elif self.state == _DIRTY or _one_level_stale(self):
+                elif self.state == _DIRTY or (_settle(self) and self.state == _DIRTY):
                     ctx.depth += 1  # read in a body: runs nested (the other case is _refresh's)
                     try:
                         _run(self)
                     finally:
                         ctx.depth -= 1
                 elif self.state == _MAYBE:
-                    _refresh(self)
+                    _refresh(self)  # a dependency needs the walk (or it was verified CLEAN)
             finally:
                 _release()
         observer = ctx.observer
@@ -821,22 +821,34 @@ def _mark_downstream(source: ReactiveNode, marked: list | None) -> None:
 
 @cython.cfunc
 @cython.exceptval(-1)
-def _one_level_stale(node: DerivedNode) -> cython.bint:
-    """Decide a MAYBE ``node`` read in a body from its dependencies alone, if they are clean.
+def _settle(node: DerivedNode) -> cython.bint:
+    """Decide MAYBE ``node`` one level down: True if decided (``node`` is DIRTY or CLEAN).
 
-    True: one of them changed after the body last started (run it). False: either all are
-    clean and unchanged (``node`` is verified CLEAN here), or one is not clean before any
-    changed one (``node`` stays MAYBE: the walk in ``_refresh`` decides). Why: a body
-    reading a chain of computeds finds each link MAYBE above a link it has just refreshed;
-    this settles the link without the walk's setup (a third of a triangle link as Python).
+    Its dependencies are looked at in the order the body read them, each DIRTY one run in
+    place, as ``_refresh`` does; one that changed after the body last started makes
+    ``node`` DIRTY, none makes it CLEAN. A MAYBE dependency (or one in a cycle) leaves
+    ``node`` MAYBE and the answer False: deciding it needs the walk. Why: most MAYBE nodes
+    sit one step above what a write marked DIRTY (a chain read link by link, kairo's
+    triangle; the branches of broadPropagation), and settling them here costs a loop
+    where the walk pushes and pops a frame.
     """
     dep: ReactiveNode
+    derived: DerivedNode
+    state: cython.int
     verified_at: cython.longlong = node.verified_at
-    if node.state != _MAYBE:
-        return False
     for dep in node.dep_map:
-        if dep.state:
-            return False
+        state = dep.state
+        if state:
+            if state != _DIRTY:
+                return False
+            derived = cython.cast(DerivedNode, dep) if cython.compiled else dep
+            if derived.checking or derived.running:
+                return False
+            _ctx.depth += 1  # a nested evaluation, as in the walk (bounds Python recursion)
+            try:
+                _run(derived)
+            finally:
+                _ctx.depth -= 1
         if dep.changed_at > verified_at:
             node.state = _DIRTY
             return True
@@ -844,7 +856,7 @@ def _one_level_stale(node: DerivedNode) -> cython.bint:
     hooks = _ctx.hooks
     if hooks is not None:
         hooks.on_verified(node)
-    return False
+    return True
 
 
 @cython.cfunc
@@ -953,8 +965,9 @@ def _refresh(node: DerivedNode) -> None:
                         if derived.checking or derived.running:
                             current.state = _DIRTY  # a recorded cycle, reported by running
                             break
-                        if state == _DIRTY:
-                            _run(derived)
+                        if state == _DIRTY or (current is node and _settle(derived)):
+                            if derived.state == _DIRTY:
+                                _run(derived)
                             if derived.changed_at > current.verified_at:
                                 current.state = _DIRTY
                                 break
@@ -980,8 +993,9 @@ def _refresh(node: DerivedNode) -> None:
                         if derived.checking or derived.running:
                             current.state = _DIRTY  # a recorded cycle, reported by running
                             break
-                        if state == _DIRTY:
-                            _run(derived)
+                        if state == _DIRTY or (current is node and _settle(derived)):
+                            if derived.state == _DIRTY:
+                                _run(derived)
                             if derived.changed_at > current.verified_at:
                                 current.state = _DIRTY
                                 break
