@@ -57,7 +57,7 @@ engine, A/B in one process: chain 2.0x, fan-out 2.2x, diamond 1.5x, diamond + ef
 Final side-by-side numbers: ``benchmarks/RESULTS.md``.
 
 Issue 21 asks 1.5x the best pure-Python peer on every case; triangle and broadPropagation
-stay short (1.1x-1.25x, against observ), where each update re-runs chains of
+stayed short (1.1x-1.25x, against observ), where each update re-runs chains of
 single-dependency nodes and the peer re-evaluates without verifying. Counted per update
 (``benchmarks.ab_engine HEAD wt ... --instructions``, CPU instructions under callgrind):
 locals only one build uses declared by bare annotations, and no ``bool()`` call in the
@@ -65,9 +65,24 @@ equality test: 1.01x-1.02x. Tried and dropped: verifying a MAYBE node by recursi
 a bound, before the iterative walk (broad and triangle 1.03x; deepPropagation 0.89x, its
 chain of 50 overran the bound and was walked twice); folding ``cython.compiled`` to a
 constant at import, an AST pass before compiling (1.04x-1.07x, for 20 ms more per import
-or a bytecode cache of our own). About a tenth of the bytecodes run as Python are on
-``cython.`` lines; the rest is the algorithm's own bookkeeping, so the last 25% needs a
-different algorithm, not smaller steps.
+or a bytecode cache of our own). What moved it was not a smaller step but a shortcut in the
+algorithm, ``_settle``: most MAYBE nodes sit one step above what a write marked DIRTY, so
+they are decided from their own dependencies (a DIRTY one run in place) without the
+walk's frames. Pure, A/B over the engine before it (old time / new time):
+
+step                                                          broad  tri.   diam.  deep
+a MAYBE node read in a body settled from its dependencies     1.03x  1.14x  1.21x  1.02x
+  when they are all clean (timed)
+a run's new dependency map compared with the old as dicts     1.13x  1.19x   -     1.13x
+  (values all None), not as two keys views: ~100 ns a run      (with the row above, timed)
+the settle runs DIRTY dependencies in place, and the walk     1.057x 1.00x  1.02x  0.99x
+  settles its root's MAYBE dependencies so (counted)
+
+Compiled, the same steps came out at 0.99x-1.00x counted (triangle 1.06x timed). Tried and
+dropped: settling at every level of the walk, not only its root (deepPropagation 0.92x
+counted: a failed settle per link of its chain of 50), and again a lock-free path for a
+read nested in a body, which the lock's owner may take (triangle 1.016x counted: not
+enough to loosen a thread-safety rule for). The goal's state: ``benchmarks/RESULTS.md``.
 
 Compiled (issue 21): the same file, compiled by Cython in its pure-Python mode at install
 time (``hatch_build.py``; ``signalpy_lab.kernel.ENGINE`` says which build runs). A plain
