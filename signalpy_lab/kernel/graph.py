@@ -675,7 +675,13 @@ class DerivedNode(ReactiveNode):
                     f"{self.describe()!r} was disposed (its owner was removed); "
                     "it can no longer be read."
                 )
-            _acquire()
+            # Read in a body this thread runs (nested), it holds the lock already. Tested
+            # depth first, then owner: a thread starting an evaluation sets them in the
+            # other order, so another thread's evaluation never looks like this one's.
+            me = _get_ident()
+            nested: cython.bint = ctx.depth != 0 and ctx.owner == me
+            if not nested:
+                _acquire()
             try:
                 # ``running`` is checked under the lock: every body runs with the lock held, so
                 # here it can only mean this thread is inside the body (a cycle). Checked before
@@ -717,7 +723,17 @@ class DerivedNode(ReactiveNode):
                 elif self.state == _MAYBE:
                     _refresh(self)  # a dependency needs the walk (or it was verified CLEAN)
             finally:
-                _release()
+                if not nested:
+                    _release()
+            observer = ctx.observer  # tracked as below, the ident already known
+            if observer is not None and ctx.owner == me:
+                if cython.compiled:
+                    _track(observer, self)
+                else:
+                    observer.new_deps[self] = None  # type: ignore[index]
+            if self.error is not None:
+                raise self.error
+            return self.value
         observer = ctx.observer
         if observer is not None and ctx.owner == _get_ident():
             if cython.compiled:

@@ -827,6 +827,44 @@ def test_a_read_waits_for_a_body_running_in_another_thread() -> None:
     assert [20, 20] == [reader.result() for reader in readers]
 
 
+def test_another_threads_read_of_a_stale_computed_waits_while_a_body_runs_here() -> None:
+    """A body of ours is running (nested evaluations in progress, the engine lock held), and
+    another thread reads a different computed that a write made stale: it waits for the
+    lock, so the two bodies never run at once, and it gets the new value. (A read nested in
+    a body skips re-taking the lock; only the thread whose evaluation it is may.)"""
+    s = Signal(1)
+    running: list[str] = []
+    overlaps: list[tuple[str, ...]] = []
+
+    def exclusive(name: str, fn: Callable[[], int]) -> Callable[[], int]:
+        def body() -> int:
+            if running:
+                overlaps.append((*running, name))
+            running.append(name)
+            try:
+                return fn()
+            finally:
+                running.remove(name)
+        return body
+
+    theirs = Computed(exclusive("theirs", lambda: s.get() + 100))
+    readers: list[ReaderThread] = []
+
+    def mine_body() -> int:
+        if s.get() == 2:  # the second run: look from another thread, mid-body
+            readers.append(ReaderThread(lambda: theirs.get()))
+        return s.get()
+
+    mine = Computed(exclusive("mine", mine_body))
+    nested = Computed(lambda: mine.get() * 10)  # so mine runs nested, at depth 1
+    assert (101, 10) == (theirs.get(), nested.get())
+    s.set(2)  # theirs, mine and nested are all stale now
+
+    assert 20 == nested.get()
+    assert [102] == [reader.result() for reader in readers]
+    assert [] == overlaps
+
+
 def test_a_thread_that_sees_a_new_signal_value_never_sees_a_stale_dependent() -> None:
     """Mid-write (from an ``on_set`` hook), another thread reading ``s`` and then ``pair``
     gets a pair at least as new as ``s``."""
