@@ -50,10 +50,11 @@ evaluation depth counted per driver (_refresh, a direct run), not   995      -  
 (Rows from the fifth on: the chain and fan-out moved with the machine's load, not the change;
 later rows were measured A/B, old and new engine in one process (``benchmarks.ab_engine``),
 on the shapes they touch.)
-Tried and dropped, no measurable gain: a lock-free path for nested reads, caching a keys
-view for relinking. (Queueing effects where the mark walk finds them gained nothing as
-Python then; it is done since issue 21, for the compiled build's sake.) Over the starting
-engine, A/B in one process: chain 2.0x, fan-out 2.2x, diamond 1.5x, diamond + effect 1.8x.
+Tried and dropped, no measurable gain: a lock-free path for nested reads (done since
+issue 21, below), caching a keys view for relinking. (Queueing effects where the mark
+walk finds them gained nothing as Python then; it is done since issue 21, for the compiled
+build's sake.) Over the starting engine, A/B in one process: chain 2.0x, fan-out 2.2x,
+diamond 1.5x, diamond + effect 1.8x.
 Final side-by-side numbers: ``benchmarks/RESULTS.md``.
 
 Issue 21 asks 1.5x the best pure-Python peer on every case; triangle and broadPropagation
@@ -77,12 +78,18 @@ a run's new dependency map compared with the old as dicts     1.13x  1.19x   -  
   (values all None), not as two keys views: ~100 ns a run      (with the row above, timed)
 the settle runs DIRTY dependencies in place, and the walk     1.057x 1.00x  1.02x  0.99x
   settles its root's MAYBE dependencies so (counted)
+the mark walk written once per build as a whole loop (no      1.012x 1.028x  -     1.015x
+  ``cython.compiled`` test per node popped), and a read         (both, counted)
+  nested in a body this thread runs does not take the lock
+  again (tested: ``ctx.depth`` then ``ctx.owner``)
 
-Compiled, the same steps came out at 0.99x-1.00x counted (triangle 1.06x timed). Tried and
-dropped: settling at every level of the walk, not only its root (deepPropagation 0.92x
-counted: a failed settle per link of its chain of 50), and again a lock-free path for a
-read nested in a body, which the lock's owner may take (triangle 1.016x counted: not
-enough to loosen a thread-safety rule for). The goal's state: ``benchmarks/RESULTS.md``.
+Compiled, the same steps came out at 0.99x-1.00x counted (triangle 1.06x timed), the last
+row 1.00x-1.016x. Tried and dropped: settling at every level of the walk, not only its root
+(deepPropagation 0.92x counted: a failed settle per link of its chain of 50); a changed
+computed marking its MAYBE readers DIRTY at once, so their reads skip the settle (triangle
+1.00x, broad and deep 0.94x counted). The lock-free nested read, dropped under issue 12 for
+no timed gain, pays now that the rest is smaller. The goal's state:
+``benchmarks/RESULTS.md``.
 
 Compiled (issue 21): the same file, compiled by Cython in its pure-Python mode at install
 time (``hatch_build.py``; ``signalpy_lab.kernel.ENGINE`` says which build runs). A plain
