@@ -865,6 +865,25 @@ def test_another_threads_read_of_a_stale_computed_waits_while_a_body_runs_here()
     assert [] == overlaps
 
 
+def test_a_stale_read_that_finds_an_evaluation_it_does_not_own_still_refreshes() -> None:
+    """Not expected (an evaluation lets go of the lock only at depth 0), but if a read takes
+    the lock and finds ``depth`` set by an evaluation that is not this thread's, it brings
+    the computed up to date through the walk: right at any depth."""
+    s = Signal(1)
+    doubled = Computed(lambda: s.get() * 2)
+    assert 2 == doubled.get()
+    s.set(5)
+    ctx = graph.context
+    with ctx.lock:
+        saved = (ctx.depth, ctx.owner)
+        ctx.depth, ctx.owner = 3, threading.get_ident() ^ 1  # someone else's, mid-evaluation
+        try:
+            assert 10 == doubled.get()
+        finally:
+            ctx.depth, ctx.owner = saved
+    assert (0, 2) == (ctx.depth, doubled.runs)
+
+
 def test_a_thread_that_sees_a_new_signal_value_never_sees_a_stale_dependent() -> None:
     """Mid-write (from an ``on_set`` hook), another thread reading ``s`` and then ``pair``
     gets a pair at least as new as ``s``."""
