@@ -11,7 +11,9 @@ tree) are loaded side by side as separate packages and timed interleaved, with t
     .venv/bin/python -m benchmarks.ab_engine HEAD wt mux diamond --compiled
     .venv/bin/python -m benchmarks.ab_engine HEAD wt mux diamond --compiled --instructions
 
-``wt`` is the work tree. The shapes are table a's four (its diamond is ``diamond_a``) and
+``wt`` is the work tree. Each version runs as it ships: as Python, through its own
+``_fold.py`` where it has one (``cython.compiled`` and the states folded at import).
+The shapes are table a's four (its diamond is ``diamond_a``) and
 the kairo cases of ``js_cases`` (one ``iter()`` each). ``--compiled`` compiles both
 versions' ``graph.py`` with Cython first, as ``pip install`` does (Cython comes with the
 ``bench`` extra), to measure a change to the compiled engine. The last column is old time
@@ -32,6 +34,7 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib
+import importlib.machinery
 import itertools
 import shutil
 import subprocess
@@ -53,7 +56,11 @@ FILES = {
     # Cython's pure-Python-mode names, for graph.py as Python (issue 21; older revisions
     # have none, and their graph.py does not ask for it).
     "_cython_shim.py": "signalpy_lab/kernel/_cython_shim.py",
+    # How the pure engine is loaded (``cython.compiled`` and the states folded at import),
+    # where a revision has it: each revision runs as it ships.
+    "_fold.py": "signalpy_lab/kernel/_fold.py",
 }
+OPTIONAL = ("_cython_shim.py", "_fold.py")
 TABLE_A = ("chain", "fan", "diamond_a", "effect")
 SHAPES = (*TABLE_A, *KAIRO_CASES)
 SMALL = ("diamond_a", "effect")
@@ -94,7 +101,7 @@ def load_engine(rev: str, where: Path, *, compiled: bool = False,
             shown = subprocess.run(["git", "-C", str(REPO_ROOT), "show", f"{rev}:{source}"],
                                    capture_output=True, text=True)
             if shown.returncode:
-                if target == "_cython_shim.py":
+                if target in OPTIONAL:
                     continue
                 raise RuntimeError(f"git show {rev}:{source}: {shown.stderr.strip()}")
             text = shown.stdout
@@ -109,6 +116,17 @@ def load_engine(rev: str, where: Path, *, compiled: bool = False,
         if not importlib.import_module(f"{name}.graph").COMPILED:
             raise RuntimeError(f"{rev}'s graph.py was built but does not run compiled")
         return reactive
+    return _import_reactive(package)
+
+
+def _import_reactive(package: Path) -> ModuleType:
+    """``reactive`` of the engine copied to ``package``; run as Python, its ``graph.py`` is
+    loaded as that revision ships it (through its ``_fold.py``, where it has one)."""
+    name = package.name
+    compiled = any((package / f"graph{suffix}").exists()
+                   for suffix in importlib.machinery.EXTENSION_SUFFIXES)
+    if not compiled and (package / "_fold.py").exists() and f"{name}.graph" not in sys.modules:
+        importlib.import_module(f"{name}._fold").load(f"{name}.graph", package / "graph.py")
     return importlib.import_module(f"{name}.reactive")
 
 
@@ -191,7 +209,7 @@ def _package(rev: str) -> str:
 def _run_alone(where: str, package: str, shape: str, n: int) -> None:
     """The process ``count_instructions`` measures: build, warm up, ``n`` updates."""
     sys.path.insert(0, where)
-    update = build(importlib.import_module(f"{package}.reactive"), shape)
+    update = build(_import_reactive(Path(where) / package), shape)
     for _ in range(3):
         update()
     gc.disable()

@@ -8,7 +8,8 @@ user's) gets the same one. ``SIGNALPY_LAB_ENGINE`` chooses:
 * ``auto`` (the default): compiled if installed and built from this ``graph.py``, else pure;
 * ``compiled``: compiled, or an ImportError saying why not (CI uses it, so a broken build
   cannot pass as a pure one);
-* ``pure``: ``graph.py`` as Python.
+* ``pure``: ``graph.py`` as Python (through ``_fold``, which decides at import what Cython
+  decides at compile time).
 
 ``ENGINE`` (re-exported as ``signalpy_lab.kernel.ENGINE``) says which one runs.
 """
@@ -61,6 +62,7 @@ def select(choice: str | None = None) -> tuple[str, str]:
         raise ValueError(f"{VARIABLE}={wanted!r} is not an engine; valid: "
                          f"{', '.join(CHOICES)} (auto: compiled when installed, else pure).")
     if wanted == "pure":
+        _load_pure()
         return "pure", f"{VARIABLE}=pure"
     problem = compiled_problem()
     if problem is None:
@@ -76,7 +78,19 @@ def select(choice: str | None = None) -> tuple[str, str]:
         raise ImportError(f"{VARIABLE}=compiled, but the compiled engine cannot be used: "
                           f"{problem}. Unset {VARIABLE} (or set it to auto) to run the pure "
                           "engine instead.")
+    _load_pure()
     return "pure", f"the compiled engine is not used: {problem}"
+
+
+def _load_pure() -> None:
+    """``graph.py`` as Python, with Cython's compile-time names folded (``_fold.py``); once:
+    a later ``select`` (a test's) must not replace the module every other one has bound."""
+    name = f"{__package__}.graph"
+    if name not in sys.modules:
+        from . import _fold
+
+        setattr(sys.modules[__package__], "graph",  # noqa: B010
+                _fold.load(name, _HERE / "graph.py"))
 
 
 def describe() -> str:

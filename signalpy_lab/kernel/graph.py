@@ -64,12 +64,10 @@ single-dependency nodes and the peer re-evaluates without verifying. Counted per
 locals only one build uses declared by bare annotations, and no ``bool()`` call in the
 equality test: 1.01x-1.02x. Tried and dropped: verifying a MAYBE node by recursion, up to
 a bound, before the iterative walk (broad and triangle 1.03x; deepPropagation 0.89x, its
-chain of 50 overran the bound and was walked twice); folding ``cython.compiled`` to a
-constant at import, an AST pass before compiling (1.04x-1.07x, for 20 ms more per import
-or a bytecode cache of our own). What moved it was not a smaller step but a shortcut in the
-algorithm, ``_settle``: most MAYBE nodes sit one step above what a write marked DIRTY, so
-they are decided from their own dependencies (a DIRTY one run in place) without the
-walk's frames. Pure, A/B over the engine before it (old time / new time):
+chain of 50 overran the bound and was walked twice). What moved it was not a smaller step
+but a shortcut in the algorithm, ``_settle``: most MAYBE nodes sit one step above what a
+write marked DIRTY, so they are decided from their own dependencies (a DIRTY one run in
+place) without the walk's frames. Pure, A/B over the engine before it (old / new):
 
 step                                                          broad  tri.   diam.  deep
 a MAYBE node read in a body settled from its dependencies     1.03x  1.14x  1.21x  1.02x
@@ -82,9 +80,16 @@ the mark walk written once per build as a whole loop (no      1.012x 1.028x  -  
   ``cython.compiled`` test per node popped), and a read         (both, counted)
   nested in a body this thread runs does not take the lock
   again (tested: ``ctx.depth`` then ``ctx.owner``)
+that nested read a branch of its own, with no ``try``         1.000x 1.019x 1.015x 1.001x
+  around it (counted)
+as Python, ``cython.compiled`` and the states folded at       1.054x 1.042x 1.040x 1.056x
+  import (``_fold.py``: an AST pass, its own bytecode cache)    (mux 1.058x; counted)
 
-Compiled, the same steps came out at 0.99x-1.00x counted (triangle 1.06x timed), the last
-row 1.00x-1.016x. Tried and dropped: settling at every level of the walk, not only its root
+Compiled, the same steps came out at 0.99x-1.00x counted (triangle 1.06x timed), the mark
+walk and lock-free read 1.00x-1.016x, the nested read's branch 1.001x (the fold is the pure
+build's only). The fold was tried once before and dropped: without a cache of its own it
+cost 20 ms per import (parsing and compiling graph.py), and the bytecode CPython caches is
+the plain one. Tried and dropped: settling at every level of the walk, not only its root
 (deepPropagation 0.92x counted: a failed settle per link of its chain of 50); a changed
 computed marking its MAYBE readers DIRTY at once, so their reads skip the settle (triangle
 1.00x, broad and deep 0.94x counted). The lock-free nested read, dropped under issue 12 for
@@ -167,8 +172,8 @@ cellx2500 0.80x), then 1.40x-1.44x after the clock (four full runs with
 each; in the other three every case 1.08x or more; ``benchmarks/RESULTS.md``).
 Tried and dropped: one stack list kept for
 every mark walk (no gain). The pure module pays for none of this: each compiled-only step
-sits under ``if cython.compiled:``, which Cython resolves at compile time, and A/B the pure
-engine moved by 0.99x-1.06x.
+sits under ``if cython.compiled:``, which Cython resolves at compile time (and, as Python,
+``_fold`` at import), and A/B the pure engine moved by 0.99x-1.06x.
 """
 
 from __future__ import annotations
